@@ -1,0 +1,175 @@
+// The gRPC boundary: loads the CSI protocol once, turns async handlers into grpc-js methods,
+// logs one line per call and maps every failure to a CsiError exactly here.
+import * as grpc from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
+import { existsSync, lstatSync, unlinkSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+import { CsiError, Code, codeName, toCsiError } from './errors.js'
+import { redact, type Logger } from './log.js'
+
+// proto/ sits at the package root; this file runs from common/ (tests) or dist/common/ (build).
+function protoPath(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 4; i++) {
+    const candidate = path.join(dir, 'proto', 'csi.proto')
+    if (existsSync(candidate)) return candidate
+    dir = path.dirname(dir)
+  }
+  throw new Error('proto/csi.proto not found above ' + fileURLToPath(import.meta.url))
+}
+
+// The options the field uses for CSI: field names as in the spec, 64-bit integers as strings,
+// enums by name, defaults filled in, and a discriminator for each oneof.
+export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true }
+
+export interface CsiPackage {
+  Identity: grpc.ServiceClientConstructor
+  Controller: grpc.ServiceClientConstructor
+  Node: grpc.ServiceClientConstructor
+  GroupController: grpc.ServiceClientConstructor
+}
+
+let cached: CsiPackage | undefined
+export function csiPackage(): CsiPackage {
+  if (!cached) {
+    const def = protoLoader.loadSync(protoPath(), LOADER_OPTIONS)
+    const root = grpc.loadPackageDefinition(def) as unknown as { csi: { v1: CsiPackage } }
+    cached = root.csi.v1
+  }
+  return cached
+}
+
+export type Handler = (request: any) => Promise<unknown>
+export type ServiceHandlers = Record<string, Handler>
+
+/** Called once per RPC after it finishes; the metrics issue hangs its counters here. */
+export type CallObserver = (service: string, method: string, code: string, seconds: number) => void
+
+export interface BoundaryOptions {
+  log: Logger
+  observe?: CallObserver
+}
+
+function subjectOf(req: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const k of ['volume_id', 'name', 'snapshot_id', 'source_volume_id', 'node_id', 'target_path', 'group_snapshot_id']) {
+    if (typeof req[k] === 'string' && req[k] !== '') out[k] = req[k]
+  }
+  return out
+}
+
+/**
+ * Builds a grpc-js implementation of one service. Methods the driver does not implement answer
+ * UNIMPLEMENTED (callers must not retry). A handler's thrown value, whatever it is, leaves as a
+ * CsiError with a numeric code.
+ */
+export function implement(
+  serviceName: string,
+  service: grpc.ServiceDefinition,
+  handlers: ServiceHandlers,
+  opts: BoundaryOptions,
+): grpc.UntypedServiceImplementation {
+  const impl: grpc.UntypedServiceImplementation = {}
+  for (const [name, def] of Object.entries(service)) {
+    const method = def.originalName ?? name
+    const handler = handlers[method] ?? handlers[name]
+    impl[method] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
+      const started = process.hrtime.bigint()
+      const req = (call.request ?? {}) as Record<string, unknown>
+      const run = handler
+        ? Promise.resolve().then(() => handler(req))
+        : Promise.reject(new CsiError(Code.UNIMPLEMENTED, `${serviceName}.${method} is not implemented by this driver`))
+      run.then(
+        (res) => {
+          finish(Code.OK)
+          opts.log.debug({ request: redact(req), response: redact(res) }, 'rpc detail')
+          callback(null, res)
+        },
+        (e: unknown) => {
+          const err = toCsiError(e)
+          finish(err.code, err.message)
+          if (err.code === Code.INTERNAL || err.code === Code.UNKNOWN) opts.log.error({ err: e }, 'internal error')
+          callback(err)
+        },
+      )
+      function finish(code: number, message?: string): void {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9
+        const fields = { rpc: `${serviceName}.${method}`, ...subjectOf(req), code: codeName(code), ms: +(seconds * 1000).toFixed(3) }
+        if (code === Code.OK) opts.log.info(fields, 'rpc')
+        else opts.log.warn({ ...fields, error: message }, 'rpc')
+        opts.observe?.(serviceName, method, codeName(code), seconds)
+      }
+    }
+  }
+  return impl
+}
+
+export interface Endpoint {
+  /** What grpc-js binds or dials. */
+  address: string
+  /** The socket file for unix endpoints. */
+  socketPath?: string
+}
+
+/** Parses `unix:///abs/path`, `unix:/abs/path`, a bare absolute path, or `tcp://host:port`. */
+export function parseEndpoint(value: string): Endpoint {
+  if (value.startsWith('tcp://')) {
+    const hostPort = value.slice('tcp://'.length)
+    if (!/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(hostPort)) throw new Error(`--endpoint ${value}: expected tcp://HOST:PORT`)
+    return { address: hostPort }
+  }
+  let p = value
+  if (p.startsWith('unix://')) p = p.slice('unix://'.length)
+  else if (p.startsWith('unix:')) p = p.slice('unix:'.length)
+  if (!p.startsWith('/')) throw new Error(`--endpoint ${value}: expected unix:///ABSOLUTE/PATH or tcp://HOST:PORT`)
+  // sockaddr_un.sun_path holds 108 bytes with the terminating NUL; a longer path fails in
+  // bind() with a misleading EADDRINUSE from grpc-js.
+  if (Buffer.byteLength(p) > 107) throw new Error(`--endpoint ${value}: the socket path is ${Buffer.byteLength(p)} bytes; unix sockets allow at most 107`)
+  return { address: `unix://${p}`, socketPath: p }
+}
+
+export interface RunningServer {
+  server: grpc.Server
+  address: string
+  /** Stops accepting calls, lets in-flight ones finish (up to graceMs), then closes. */
+  close(graceMs?: number): Promise<void>
+}
+
+/** Binds the server. A stale socket file left by a killed process is removed first. */
+export async function listen(server: grpc.Server, endpoint: Endpoint): Promise<RunningServer> {
+  if (endpoint.socketPath) removeStaleSocket(endpoint.socketPath)
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(endpoint.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  )
+  const address = endpoint.socketPath ? endpoint.address : endpoint.address.replace(/:\d+$/, `:${port}`)
+  return {
+    server,
+    address,
+    close: (graceMs = 10_000) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.forceShutdown(), graceMs)
+        server.tryShutdown(() => {
+          clearTimeout(timer)
+          if (endpoint.socketPath) removeStaleSocket(endpoint.socketPath)
+          resolve()
+        })
+      }),
+  }
+}
+
+function removeStaleSocket(socketPath: string): void {
+  try {
+    // Only ever remove a socket: a regular file or directory at that path is a configuration
+    // mistake that must not cost anybody data.
+    if (lstatSync(socketPath).isSocket()) unlinkSync(socketPath)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+  }
+}
+
+export function newServer(): grpc.Server {
+  // Kubelet and the sidecars send small messages; the defaults are fine. Keepalive is left to
+  // the client side, as the kubernetes-csi sidecars configure it.
+  return new grpc.Server()
+}

@@ -1,0 +1,57 @@
+// The objects the controller and the node plugins share through the store. Specs are written by
+// the controller only and statuses by the node that holds the volume only (the Kubernetes
+// spec/status split), so two processes never write the same document.
+import type { AccessType } from '../capability.js'
+
+export type VolumeKind = 'dir'
+
+export interface Publication {
+  readonly: boolean
+  mode: string
+}
+
+export interface VolumeSpec {
+  name: string
+  node: string
+  kind: VolumeKind
+  /** Bytes, as a decimal string: JSON has no 64-bit integers. */
+  capacityBytes: string
+  accessType: AccessType
+  parameters: Record<string, string>
+  createdAt: string
+  /** Bumped on every change the node must act on; statuses echo it as observedGeneration. */
+  generation: number
+  /** Set once by DeleteVolume; like a deletionTimestamp, it is never taken back. */
+  deletionRequestedAt?: string
+  /** ControllerPublishVolume records, by node id (only with --enable-attach). */
+  publications?: Record<string, Publication>
+}
+
+export type VolumePhase = 'Ready' | 'Failed' | 'Deleted'
+
+export interface VolumeStatus {
+  phase: VolumePhase
+  observedGeneration: number
+  /** For Failed, and for a deletion the node refused: a gRPC code name and a message. */
+  code?: string
+  message?: string
+  /** Set when deletion was requested but refused (volume still mounted on the node). */
+  deleteBlocked?: string
+  updatedAt: string
+}
+
+export interface NodeSpec {
+  topology: Record<string, string>
+  maxVolumes: number
+  /** Kinds of volume this node can realise. */
+  kinds: VolumeKind[]
+}
+
+export interface NodeStatus {
+  /** Size of the data root's filesystem, and what it can still take, in bytes. */
+  totalBytes: string
+  availableBytes: string
+  updatedAt: string
+}
+
+export const TOPOLOGY_KEY = 'topology.tscsi.dev/node'

@@ -1,0 +1,110 @@
+// Pure validation of request fields. Every id or name is checked here before any layer turns it
+// into a path; every failure names the field and says why (INVALID_ARGUMENT), except ids that
+// are well-formed strings but not ours, which simply do not exist (NOT_FOUND) as the spec asks.
+import { invalid, notFound } from './errors.js'
+
+/** The CSI spec caps strings, map keys and map values at 128 bytes. */
+export const MAX_STRING_BYTES = 128
+/** Linux PATH_MAX; the spec only requires that at least 128 bytes be accepted. */
+export const MAX_PATH_BYTES = 4096
+
+// Ids we mint: a kind prefix and 32 hex digits (128 bits of a name's hash). Nothing else is
+// ever used as a path component, so `..`, `/`, NUL or look-alike characters cannot reach disk.
+const OWN_ID = /^(v|s|g)-[0-9a-f]{32}$/
+// Node ids come from --nodeid / the host name: DNS-1123-ish, plus dots and underscores.
+const NODE_ID = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/
+
+export function byteLength(s: string): number {
+  return Buffer.byteLength(s, 'utf8')
+}
+
+/** A required, printable string of at most 128 bytes. */
+export function requireString(field: string, value: unknown, maxBytes = MAX_STRING_BYTES): string {
+  if (typeof value !== 'string' || value.length === 0) throw invalid(field, 'must not be empty')
+  return checkString(field, value, maxBytes)
+}
+
+export function checkString(field: string, value: string, maxBytes = MAX_STRING_BYTES): string {
+  if (byteLength(value) > maxBytes) throw invalid(field, `is ${byteLength(value)} bytes; at most ${maxBytes} are allowed`)
+  if (CONTROL.test(value)) throw invalid(field, 'contains a NUL or control character')
+  return value
+}
+
+export type IdKind = 'v' | 's' | 'g'
+const KIND_NAMES: Record<IdKind, string> = { v: 'volume', s: 'snapshot', g: 'group snapshot' }
+
+/**
+ * Validates an id from a request. Malformed strings are INVALID_ARGUMENT; well-formed strings
+ * that we could not have minted do not exist (NOT_FOUND), which is what csi-sanity and COs
+ * expect for made-up ids.
+ */
+export function requireId(field: string, value: unknown, kind: IdKind): string {
+  const id = requireString(field, value)
+  if (!OWN_ID.test(id) || id[0] !== kind) throw notFound(`${KIND_NAMES[kind]} ${JSON.stringify(id)} does not exist`)
+  return id
+}
+
+/** Like requireId but answers undefined instead of NOT_FOUND (for idempotent deletes). */
+export function ownIdOrUndefined(field: string, value: unknown, kind: IdKind): string | undefined {
+  const id = requireString(field, value)
+  return OWN_ID.test(id) && id[0] === kind ? id : undefined
+}
+
+export function isNodeId(value: string): boolean {
+  return NODE_ID.test(value)
+}
+
+export function requireNodeId(field: string, value: unknown): string {
+  const id = requireString(field, value)
+  if (!NODE_ID.test(id)) throw invalid(field, `${JSON.stringify(id)} is not a valid node id (letters, digits, '.', '_', '-')`)
+  return id
+}
+
+/**
+ * An absolute, normalised path from the CO (target, staging, volume path). Rejecting `..`,
+ * `.`, empty segments and trailing slashes means the string we check is the string we use.
+ */
+export function requirePath(field: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) throw invalid(field, 'must not be empty')
+  if (byteLength(value) > MAX_PATH_BYTES) throw invalid(field, `is longer than ${MAX_PATH_BYTES} bytes`)
+  if (CONTROL.test(value)) throw invalid(field, 'contains a NUL or control character')
+  if (!value.startsWith('/')) throw invalid(field, `${JSON.stringify(value)} is not an absolute path`)
+  if (value === '/') throw invalid(field, 'must not be the root directory')
+  const segments = value.slice(1).split('/')
+  for (const seg of segments) {
+    if (seg === '' || seg === '.' || seg === '..') {
+      throw invalid(field, `${JSON.stringify(value)} is not a normalised path (empty, '.' or '..' segment)`)
+    }
+  }
+  return value
+}
+
+/** A string map from the request: keys and values each at most 128 bytes. */
+export function checkMap(field: string, value: unknown): Record<string, string> {
+  if (value === undefined || value === null) return {}
+  if (typeof value !== 'object') throw invalid(field, 'must be a map of strings')
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (typeof v !== 'string') throw invalid(`${field}[${k}]`, 'must be a string')
+    checkString(`${field} key`, k)
+    checkString(`${field}[${k}]`, v)
+    out[k] = v
+  }
+  return out
+}
+
+/** Parses a uint64/int64 that proto-loader delivered as a string (longs: String). */
+export function parseBytes(field: string, value: unknown): bigint {
+  if (value === undefined || value === null || value === '') return 0n
+  let n: bigint
+  try {
+    n = BigInt(value as string | number)
+  } catch {
+    throw invalid(field, `${JSON.stringify(value)} is not an integer`)
+  }
+  if (n < 0n) throw invalid(field, 'must not be negative')
+  if (n > 0x7fff_ffff_ffff_ffffn) throw invalid(field, 'exceeds the int64 range')
+  return n
+}

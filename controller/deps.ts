@@ -1,0 +1,22 @@
+// What the controller's handlers need, injected so service tests can swap any of it.
+import type { Logger } from '../common/log.js'
+import { Mutexes, TryLocks } from '../common/lock.js'
+import type { Store } from '../common/store/types.js'
+
+export interface ControllerDeps {
+  store: Store
+  log: Logger
+  /** How long an RPC waits for the node plugin to realise or remove a volume. */
+  realiseTimeoutMs: number
+  /** Serve ControllerPublish/Unpublish (the attach/detach flow with VolumeAttachments). */
+  enableAttach: boolean
+  clock: () => Date
+  /** Per-volume locks: a concurrent call on the same volume gets ABORTED. */
+  locks: TryLocks
+  /** Placement is serialised so two creates cannot both claim a node's last free bytes. */
+  placement: Mutexes
+}
+
+export function controllerDeps(p: Pick<ControllerDeps, 'store' | 'log' | 'realiseTimeoutMs' | 'enableAttach'> & Partial<ControllerDeps>): ControllerDeps {
+  return { clock: () => new Date(), locks: new TryLocks(), placement: new Mutexes(), ...p }
+}

@@ -1,0 +1,43 @@
+// Builds the controller's gRPC server from injected parts; main.ts only parses flags and listens.
+import type * as grpc from '@grpc/grpc-js'
+import { csiPackage, implement, newServer, type CallObserver } from '../common/grpc.js'
+import { identityHandlers } from '../common/identity.js'
+import type { ControllerDeps } from './deps.js'
+import { publishHandlers } from './publish.js'
+import { volumeHandlers } from './volumes.js'
+
+export interface ControllerOptions {
+  driverName: string
+  observe?: CallObserver
+}
+
+export function controllerCapabilities(enableAttach: boolean): string[] {
+  const caps = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'GET_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER']
+  // Published node ids are only meaningful when publications are recorded.
+  if (enableAttach) caps.push('PUBLISH_UNPUBLISH_VOLUME', 'LIST_VOLUMES_PUBLISHED_NODES', 'PUBLISH_READONLY')
+  return caps
+}
+
+export function buildController(d: ControllerDeps, opts: ControllerOptions): grpc.Server {
+  const csi = csiPackage()
+  const server = newServer()
+  const boundary = { log: d.log, ...(opts.observe && { observe: opts.observe }) }
+  server.addService(
+    csi.Identity.service,
+    implement('Identity', csi.Identity.service, identityHandlers({
+      driverName: opts.driverName,
+      controllerService: true,
+      ready: () => d.store.healthy(),
+    }), boundary),
+  )
+  const caps = controllerCapabilities(d.enableAttach)
+  server.addService(
+    csi.Controller.service,
+    implement('Controller', csi.Controller.service, {
+      ...volumeHandlers(d),
+      ...(d.enableAttach ? publishHandlers(d) : {}),
+      ControllerGetCapabilities: async () => ({ capabilities: caps.map((type) => ({ rpc: { type } })) }),
+    }, boundary),
+  )
+  return server
+}

@@ -1,0 +1,198 @@
+// Controller RPCs for the volume lifecycle. Each follows validate → plan → effects: the first two
+// are pure (request.ts, placement.ts); effects are store writes and a bounded wait for the node
+// that holds the volume to report what it did. The controller never touches a node's disk.
+import { parseCapabilities } from '../common/capability.js'
+import { aborted, alreadyExists, CsiError, Code, failedPrecondition, invalid, notFound } from '../common/errors.js'
+import type { ServiceHandlers } from '../common/grpc.js'
+import type { VolumeSpec, VolumeStatus } from '../common/store/model.js'
+import type { VolumeObject } from '../common/store/types.js'
+import { waitFor } from '../common/store/wait.js'
+import { ownIdOrUndefined, requireId, requireString } from '../common/validate.js'
+import type { ControllerDeps } from './deps.js'
+import { chooseNode, matches, roomOf } from './placement.js'
+import {
+  capabilitiesMatch, checkSupported, csiVolume, fitsRange, parseParameters, parseRange, parseRequirements, planSize, publishedNodes,
+  volumeCondition, volumeIdFor,
+} from './request.js'
+
+type Outcome = { obj: VolumeObject } | { err: CsiError } | { gone: true }
+
+export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
+  const now = (): string => d.clock().toISOString()
+
+  /** Waits until the node has acted on the spec's current generation. */
+  async function awaitNode(id: string, what: string): Promise<Outcome> {
+    const out = await waitFor<VolumeSpec, VolumeStatus, Outcome>(
+      d.store.volumes,
+      id,
+      (obj) => {
+        if (!obj) return { gone: true }
+        const s = obj.status
+        if (!s || s.observedGeneration < obj.spec.generation) return undefined
+        if (s.deleteBlocked && obj.spec.deletionRequestedAt) return { err: failedPrecondition(s.deleteBlocked) }
+        if (s.phase === 'Failed') return { err: new CsiError((Code as any)[s.code ?? 'INTERNAL'] ?? Code.INTERNAL, s.message ?? 'failed on the node') }
+        if (obj.spec.deletionRequestedAt && s.phase !== 'Deleted') return undefined
+        return { obj }
+      },
+      d.realiseTimeoutMs,
+    )
+    if (out) return out
+    const node = (await d.store.volumes.get(id))?.spec.node ?? 'unknown'
+    throw new CsiError(Code.DEADLINE_EXCEEDED, `node ${node} did not ${what} volume ${id} within ${d.realiseTimeoutMs} ms; is its node plugin running? The call can be retried`)
+  }
+
+  async function CreateVolume(req: any): Promise<unknown> {
+    // validate
+    const name = requireString('name', req.name)
+    const range = parseRange(req.capacity_range)
+    const caps = parseCapabilities('volume_capabilities', req.volume_capabilities)
+    checkSupported('volume_capabilities', caps)
+    const params = parseParameters(req.parameters)
+    if (req.volume_content_source) {
+      throw invalid('volume_content_source', 'creating a volume from a snapshot or another volume is not supported by this version')
+    }
+    const reqs = parseRequirements(req.accessibility_requirements)
+    // plan
+    const id = volumeIdFor(name)
+    const size = planSize(range)
+    const accessType = caps[0]!.accessType
+    if (caps.some((c) => c.accessType !== accessType)) throw invalid('volume_capabilities', 'mixes mount and block access types')
+    // effects
+    return d.locks.run(id, `volume ${JSON.stringify(name)}`, async () => {
+      let obj = await d.store.volumes.refresh(id)
+      if (obj) {
+        const s = obj.spec
+        if (s.deletionRequestedAt) throw aborted(`volume ${JSON.stringify(name)} is being deleted; retry once deletion completes`)
+        const why = !fitsRange(BigInt(s.capacityBytes), range)
+          ? `has ${s.capacityBytes} bytes, outside the requested range`
+          : s.kind !== params.kind
+            ? `is of kind ${s.kind}, not ${params.kind}`
+            : s.accessType !== accessType
+              ? `has access type ${s.accessType}, not ${accessType}`
+              : JSON.stringify(s.parameters) !== JSON.stringify(params.raw)
+                ? 'was created with different parameters'
+                : reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches({ 'topology.tscsi.dev/node': s.node }, t))
+                  ? `lives on node ${s.node}, outside the requested topology`
+                  : undefined
+        if (why) throw alreadyExists(`a volume named ${JSON.stringify(name)} already exists and ${why}`)
+        // A previous attempt failed on the node: ask it once more instead of repeating the failure.
+        if (obj.status?.phase === 'Failed' && obj.status.observedGeneration >= s.generation) {
+          await d.store.volumes.putSpec(id, { ...s, generation: s.generation + 1 })
+        }
+      } else {
+        await d.placement.run('placement', async () => {
+          const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
+          const node = chooseNode(roomOf(nodes, volumes, params.kind), size, reqs)
+          const spec: VolumeSpec = {
+            name, node: node.id, kind: params.kind, capacityBytes: size.toString(), accessType,
+            parameters: params.raw, createdAt: now(), generation: 1,
+          }
+          await d.store.volumes.putSpec(id, spec)
+        })
+      }
+      const out = await awaitNode(id, 'create')
+      if ('err' in out) throw out.err
+      if ('gone' in out) throw aborted(`volume ${JSON.stringify(name)} was deleted while being created; retry`)
+      obj = out.obj
+      return { volume: csiVolume(obj) }
+    })
+  }
+
+  async function DeleteVolume(req: any): Promise<unknown> {
+    const id = ownIdOrUndefined('volume_id', req.volume_id, 'v')
+    if (!id) return {} // an id we never minted names no volume: deleting it is a no-op
+    return d.locks.run(id, `volume ${id}`, async () => {
+      const obj = await d.store.volumes.refresh(id)
+      if (!obj) return {}
+      const nodes = publishedNodes(obj.spec)
+      if (nodes.length > 0) throw failedPrecondition(`volume ${id} is still published to node(s) ${nodes.join(', ')}; unpublish it first`)
+      const s = obj.spec
+      const st = obj.status
+      if (!s.deletionRequestedAt) {
+        await d.store.volumes.putSpec(id, { ...s, deletionRequestedAt: now(), generation: s.generation + 1 })
+      } else if (st?.deleteBlocked && st.observedGeneration >= s.generation) {
+        // The node refused earlier (volume was mounted); ask again now.
+        await d.store.volumes.putSpec(id, { ...s, generation: s.generation + 1 })
+      }
+      const out = await awaitNode(id, 'delete')
+      if ('err' in out) {
+        // The node refused (the volume is mounted there): take the request back, so a refused
+        // delete changes nothing and the volume stays listed and usable.
+        const cur = await d.store.volumes.refresh(id)
+        if (cur) {
+          const { deletionRequestedAt: _, ...rest } = cur.spec
+          await d.store.volumes.putSpec(id, { ...rest, generation: cur.spec.generation + 1 })
+        }
+        throw out.err
+      }
+      await d.store.volumes.remove(id)
+      return {}
+    })
+  }
+
+  async function ValidateVolumeCapabilities(req: any): Promise<unknown> {
+    requireString('volume_id', req.volume_id)
+    const caps = parseCapabilities('volume_capabilities', req.volume_capabilities)
+    const id = requireId('volume_id', req.volume_id, 'v')
+    const obj = await d.store.volumes.get(id)
+    if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
+    const params = req.parameters && Object.keys(req.parameters).length > 0 ? req.parameters : undefined
+    const why = capabilitiesMatch(obj.spec, caps) ??
+      (params && JSON.stringify(params) !== JSON.stringify(obj.spec.parameters) ? 'parameters differ from the volume\'s' : undefined)
+    if (why) return { confirmed: null, message: why }
+    return {
+      confirmed: { volume_context: req.volume_context ?? {}, volume_capabilities: req.volume_capabilities, parameters: req.parameters ?? {}, mutable_parameters: {} },
+      message: '',
+    }
+  }
+
+  async function ListVolumes(req: any): Promise<unknown> {
+    const max = Number(req.max_entries ?? 0)
+    if (!Number.isInteger(max) || max < 0) throw invalid('max_entries', 'must not be negative')
+    const token = typeof req.starting_token === 'string' ? req.starting_token : ''
+    if (token !== '' && !/^v-[0-9a-f]{32}$/.test(token)) throw aborted(`starting_token ${JSON.stringify(token)} is not a token this driver issued`)
+    const all = (await d.store.volumes.list()).filter((v) => !v.spec.deletionRequestedAt)
+    const nodeIds = new Set((await d.store.nodes.list()).map((n) => n.id))
+    // Tokens are the last id returned: ids are sorted, so the next page starts after it even if
+    // that volume has been deleted meanwhile.
+    const start = token === '' ? 0 : all.findIndex((v) => v.id > token)
+    const from = start === -1 ? all.length : start
+    const page = max > 0 ? all.slice(from, from + max) : all.slice(from)
+    const more = from + page.length < all.length
+    return {
+      entries: page.map((v) => ({
+        volume: csiVolume(v),
+        status: { published_node_ids: publishedNodes(v.spec), volume_condition: volumeCondition(v.status, nodeIds.has(v.spec.node)) },
+      })),
+      next_token: more && page.length > 0 ? page[page.length - 1]!.id : '',
+    }
+  }
+
+  async function ControllerGetVolume(req: any): Promise<unknown> {
+    const id = requireId('volume_id', req.volume_id, 'v')
+    const obj = await d.store.volumes.get(id)
+    if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
+    const node = await d.store.nodes.get(obj.spec.node)
+    return {
+      volume: csiVolume(obj),
+      status: { published_node_ids: publishedNodes(obj.spec), volume_condition: volumeCondition(obj.status, node !== undefined) },
+    }
+  }
+
+  async function GetCapacity(req: any): Promise<unknown> {
+    if (req.volume_capabilities?.length) checkSupported('volume_capabilities', parseCapabilities('volume_capabilities', req.volume_capabilities))
+    const params = parseParameters(req.parameters)
+    const topo = req.accessible_topology?.segments && Object.keys(req.accessible_topology.segments).length > 0
+      ? { segments: req.accessible_topology.segments as Record<string, string> }
+      : undefined
+    const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
+    const rooms = roomOf(nodes, volumes, params.kind).filter((r) => !topo || matches(r.topology, topo))
+    // A volume cannot span nodes: the total is what the segment holds, the maximum is what one
+    // volume can get.
+    const total = rooms.reduce((s, r) => s + r.free, 0n)
+    const max = rooms.reduce((m, r) => (r.free > m ? r.free : m), 0n)
+    return { available_capacity: total.toString(), maximum_volume_size: { value: max.toString() }, minimum_volume_size: null }
+  }
+
+  return { CreateVolume, DeleteVolume, ValidateVolumeCapabilities, ListVolumes, ControllerGetVolume, GetCapacity }
+}

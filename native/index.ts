@@ -1,0 +1,13 @@
+// Public surface of the native layer. Everything that talks to libc goes
+// through here; koffi itself stays private to native/libc.ts and is loaded on
+// the first call that needs it, so importing this module is cheap and safe on
+// hosts where the addon cannot load (only the pure helpers work there).
+
+export { ErrnoError, errnoMessage, errnoName, errnoNumber, fromNodeError, isErrno } from './errno.js'
+export { MNT, MS, mount, umount2 } from './mount.js'
+export { ST, fstatx, statvfs, statx } from './stat.js'
+export type { StatVfs, Statx, StatxOptions } from './stat.js'
+export { close, fdPath, openDir, openPath, withPath } from './fd.js'
+export type { OpenPathOptions } from './fd.js'
+export { parseMountInfo, readMountInfo } from './mountinfo.js'
+export type { MountInfo } from './mountinfo.js'

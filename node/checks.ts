@@ -1,0 +1,59 @@
+// Checks shared by the node RPCs: the volume's directory, paths handed over by the CO, and
+// taking down a mount only after proving it is the volume's.
+import { failedPrecondition, invalid, notFound } from '../common/errors.js'
+import { unsupportedReason, type Capability } from '../common/capability.js'
+import type { NodeDeps } from './deps.js'
+import { sameObject, type PathInfo } from './mounter.js'
+
+export const KIND_KEY = 'tscsi.dev/kind'
+
+/** The volume kind from the volume context (set by CreateVolume); dir when absent. */
+export function volumeKind(ctx: Record<string, string> | undefined): 'dir' {
+  const kind = ctx?.[KIND_KEY] ?? 'dir'
+  if (kind !== 'dir') throw invalid(`volume_context[${KIND_KEY}]`, `${JSON.stringify(kind)} is not a volume kind this node serves`)
+  return kind
+}
+
+export function checkCapability(field: string, cap: Capability): void {
+  const why = unsupportedReason(cap, false)
+  if (why) throw invalid(field, why)
+}
+
+/** A CO path must never lie inside the data root: mounting over volume data would hide it. */
+export function checkOutsideRoot(d: NodeDeps, field: string, p: string): void {
+  const root = d.layout.dataRoot
+  if (p === root || p.startsWith(root + '/') || root.startsWith(p + '/')) {
+    throw invalid(field, `${p} overlaps the driver's data root ${root}`)
+  }
+}
+
+/** The volume's directory on this node, or NOT_FOUND. */
+export function volumeDir(d: NodeDeps, id: string): { path: string; info: PathInfo } {
+  const p = d.layout.volumeDir(id)
+  const info = d.mounter.inspect(p)
+  if (!info) throw notFound(`volume ${id} does not exist on node ${d.nodeId}`)
+  if (info.type !== 'dir') throw failedPrecondition(`volume ${id}: ${p} is not a directory; refusing to use it`)
+  return { path: p, info }
+}
+
+/** Refuses symlinks (never followed) and anything but a directory. */
+export function checkDirectory(field: string, p: string, info: PathInfo): void {
+  if (info.type === 'symlink') throw failedPrecondition(`${field} ${p} is a symbolic link; the driver never follows links at CO paths`)
+  if (info.type !== 'dir') throw failedPrecondition(`${field} ${p} is a ${info.type}, not a directory`)
+}
+
+/**
+ * Unmounts every layer of the volume's mounts at p (a retried mount can stack one twice) and
+ * refuses, without touching it, a mount that is not this volume's.
+ */
+export function unmountVolume(d: NodeDeps, id: string, field: string, p: string, first: PathInfo): void {
+  let info: PathInfo | undefined = first
+  const vol = d.mounter.inspect(d.layout.volumeDir(id))
+  for (let i = 0; i < 8 && info?.isMountRoot; i++) {
+    const ours = vol ? sameObject(info, vol) : d.index.paths(id).includes(p)
+    if (!ours) throw failedPrecondition(`${field} ${p} has a mount that is not volume ${id}; leaving it alone`)
+    d.mounter.unmount(p)
+    info = d.mounter.inspect(p)
+  }
+  d.index.remove(id, p)
+}

@@ -1,0 +1,64 @@
+// Creating and removing volume directories under the data root. Removal never crosses into
+// another filesystem (a mount inside a volume is refused, not emptied) and never follows a
+// symlink, so deleting a volume cannot reach data outside it.
+import { promises as fsp } from 'node:fs'
+import path from 'node:path'
+import { failedPrecondition } from '../common/errors.js'
+import { fromNodeError } from '../native/index.js'
+
+/** Prepares the data root; refuses a volumes folder that is a symlink (it could point anywhere). */
+export async function prepareDataRoot(volumesDir: string): Promise<void> {
+  await fsp.mkdir(volumesDir, { recursive: true, mode: 0o700 })
+  const st = await fsp.lstat(volumesDir)
+  if (!st.isDirectory()) throw new Error(`${volumesDir} is not a directory (a symlink or file there is refused)`)
+}
+
+/**
+ * Creates the directory for a dir volume. Mode 0777 like other local provisioners: pods run as
+ * arbitrary users, and the folder is reachable only through the pod's mount (the data root is
+ * 0700). Idempotent: an existing directory is fine, anything else at the path is an error.
+ */
+export async function ensureVolumeDir(dir: string): Promise<void> {
+  try {
+    await fsp.mkdir(dir, { mode: 0o777 })
+    await fsp.chmod(dir, 0o777) // mkdir's mode is filtered by the umask
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromNodeError(e, 'mkdir', dir)
+    const st = await fsp.lstat(dir)
+    if (!st.isDirectory()) throw failedPrecondition(`${dir} exists and is not a directory`)
+  }
+}
+
+/** Removes a volume directory and its content, staying on its filesystem. Missing is fine. */
+export async function removeVolumeDir(dir: string): Promise<void> {
+  let st
+  try {
+    st = await fsp.lstat(dir)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw fromNodeError(e, 'lstat', dir)
+  }
+  if (!st.isDirectory()) {
+    await fsp.unlink(dir)
+    return
+  }
+  await removeTree(dir, st.dev)
+}
+
+async function removeTree(dir: string, dev: number): Promise<void> {
+  for (const name of await fsp.readdir(dir)) {
+    const p = path.join(dir, name)
+    const st = await fsp.lstat(p)
+    if (st.isDirectory()) {
+      if (st.dev !== dev) throw failedPrecondition(`${p} is another filesystem mounted inside the volume; unmount it first`)
+      await removeTree(p, dev)
+    } else {
+      await fsp.unlink(p)
+    }
+  }
+  try {
+    await fsp.rmdir(dir)
+  } catch (e) {
+    throw fromNodeError(e, 'rmdir', dir)
+  }
+}

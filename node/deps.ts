@@ -1,0 +1,22 @@
+// What the node's handlers need, injected so service tests can swap the kernel for a fake.
+import { TryLocks } from '../common/lock.js'
+import type { Logger } from '../common/log.js'
+import type { Layout } from './layout.js'
+import type { Mounter } from './mounter.js'
+import { MountIndex } from './mountindex.js'
+
+export interface NodeDeps {
+  nodeId: string
+  /** 0 means no limit is reported to the CO. */
+  maxVolumes: number
+  layout: Layout
+  mounter: Mounter
+  index: MountIndex
+  /** Keyed by volume (stage/unstage) and by volume+target (publish/unpublish). */
+  locks: TryLocks
+  log: Logger
+}
+
+export function nodeDeps(p: Pick<NodeDeps, 'nodeId' | 'maxVolumes' | 'layout' | 'mounter' | 'log'> & Partial<NodeDeps>): NodeDeps {
+  return { index: new MountIndex(), locks: new TryLocks(), ...p }
+}

@@ -1,0 +1,55 @@
+// NodeGetInfo, NodeGetCapabilities and NodeGetVolumeStats.
+import { invalid, notFound } from '../common/errors.js'
+import type { ServiceHandlers } from '../common/grpc.js'
+import { TOPOLOGY_KEY } from '../common/store/model.js'
+import { checkString, requireId, requireString } from '../common/validate.js'
+import { volumeDir } from './checks.js'
+import type { NodeDeps } from './deps.js'
+import { sameObject } from './mounter.js'
+
+export const NODE_CAPABILITIES = ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER']
+
+export function topologyOf(nodeId: string): Record<string, string> {
+  return { [TOPOLOGY_KEY]: nodeId }
+}
+
+export function infoHandlers(d: NodeDeps): ServiceHandlers {
+  async function NodeGetVolumeStats(req: any): Promise<unknown> {
+    requireString('volume_id', req.volume_id)
+    if (typeof req.volume_path !== 'string' || req.volume_path === '') throw invalid('volume_path', 'must not be empty')
+    const volumePath = checkString('volume_path', req.volume_path, 4096)
+    const id = requireId('volume_id', req.volume_id, 'v')
+    const vol = volumeDir(d, id)
+    // A relative or odd path cannot be where this volume is mounted: it is simply not there.
+    const at = volumePath.startsWith('/') ? d.mounter.inspect(volumePath) : undefined
+    if (!at) throw notFound(`volume ${id} is not available at ${volumePath}: the path does not exist`)
+    const mounted = at.isMountRoot && sameObject(at, vol.info)
+    const fs = d.mounter.statfs(mounted ? volumePath : vol.path)
+    const unit = BigInt(fs.fragmentSize || fs.blockSize)
+    // Without a quota a directory volume shares its filesystem, so these are the filesystem's
+    // numbers (what `df` in the pod shows). Project quotas narrow them to the volume.
+    return {
+      usage: [
+        { unit: 'BYTES', total: (fs.blocks * unit).toString(), available: (fs.bavail * unit).toString(), used: ((fs.blocks - fs.bfree) * unit).toString() },
+        { unit: 'INODES', total: fs.files.toString(), available: fs.favail.toString(), used: (fs.files - fs.ffree).toString() },
+      ],
+      volume_condition: mounted
+        ? { abnormal: false, message: 'volume is mounted and its directory is present' }
+        : { abnormal: true, message: `${volumePath} is not a mount of volume ${id} (it may have been unmounted behind the driver's back)` },
+    }
+  }
+
+  async function NodeGetInfo(): Promise<unknown> {
+    return {
+      node_id: d.nodeId,
+      max_volumes_per_node: String(d.maxVolumes),
+      accessible_topology: { segments: topologyOf(d.nodeId) },
+    }
+  }
+
+  async function NodeGetCapabilities(): Promise<unknown> {
+    return { capabilities: NODE_CAPABILITIES.map((type) => ({ rpc: { type } })) }
+  }
+
+  return { NodeGetVolumeStats, NodeGetInfo, NodeGetCapabilities }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// tscsi-node: parses flags, rebuilds the mount index, starts realising this node's volumes and
+// serves Identity + Node.
+import os from 'node:os'
+import path from 'node:path'
+import { realpathSync } from 'node:fs'
+import { listen, parseEndpoint } from '../common/grpc.js'
+import { checkDriverName } from '../common/identity.js'
+import { createLogger } from '../common/log.js'
+import { FlagError, parseCount, parseDuration, parseFlags, runMain } from '../common/flags.js'
+import { LocalStore } from '../common/store/local.js'
+import { isNodeId } from '../common/validate.js'
+import { readMountInfo } from '../native/index.js'
+import { prepareDataRoot } from './datadir.js'
+import { nodeDeps } from './deps.js'
+import { Layout } from './layout.js'
+import { nativeMounter } from './mounter.js'
+import { volumeMounts } from './mountindex.js'
+import { Realiser } from './realiser.js'
+import { buildNode } from './server.js'
+
+export const NODE_FLAGS = {
+  endpoint: { type: 'string', default: 'unix:///run/tscsi/node.sock', help: 'where to serve CSI: unix:///PATH or tcp://HOST:PORT' },
+  drivername: { type: 'string', default: 'local.tscsi.dev', help: 'the CSI driver name (must match the controller\'s)' },
+  nodeid: { type: 'string', default: '', help: 'this node\'s id, also its topology value (default: the host name)' },
+  'state-dir': { type: 'string', default: '/var/lib/tscsi/state', help: 'folder of the local store, shared with the controller on this machine' },
+  'data-root': { type: 'string', default: '/var/lib/tscsi/data', help: 'where volume data lives on this node' },
+  'max-volumes-per-node': { type: 'string', default: '0', help: 'volume limit reported in NodeGetInfo (0: no limit)' },
+  'has-controller': { type: 'boolean', default: true, help: 'advertise CONTROLLER_SERVICE in this node\'s Identity (the deployment runs a controller)' },
+  'capacity-interval': { type: 'string', default: '60s', help: 'how often the node reports its free space and re-checks its volumes' },
+  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
+} as const
+
+runMain(async () => {
+  const f = parseFlags(process.argv.slice(2), NODE_FLAGS)
+  const driverName = checkDriverName(f.drivername)
+  const endpoint = parseEndpoint(f.endpoint)
+  const nodeId = f.nodeid || os.hostname()
+  if (!isNodeId(nodeId)) throw new FlagError(`--nodeid ${JSON.stringify(nodeId)}: letters, digits, '.', '_' and '-' only, at most 128`)
+  const log = createLogger(f['log-level'], 'tscsi-node')
+  const layout = new Layout(path.resolve(f['data-root']))
+  await prepareDataRoot(layout.volumesDir)
+  const deps = nodeDeps({ nodeId, maxVolumes: parseCount('max-volumes-per-node', f['max-volumes-per-node']), layout, mounter: nativeMounter, log })
+  // The one full read of the mount table: what a previous run of this plugin left mounted.
+  deps.index.replaceAll(volumeMounts(readMountInfo(), realpathSync(layout.volumesDir)))
+  log.info({ mountedVolumes: deps.index.volumes().length }, 'mount index rebuilt')
+  const store = await LocalStore.open(path.join(path.resolve(f['state-dir']), 'store'), log)
+  const realiser = new Realiser({ store, deps, log, capacityIntervalMs: parseDuration('capacity-interval', f['capacity-interval']) })
+  await realiser.start()
+  const running = await listen(buildNode(deps, { driverName, controllerService: f['has-controller'] }), endpoint)
+  log.info({ endpoint: running.address, nodeId, dataRoot: layout.dataRoot }, 'node plugin serving')
+  const stop = (sig: string): void => {
+    log.info({ signal: sig }, 'draining in-flight calls')
+    realiser.stop()
+    void running.close().then(() => store.close()).then(() => process.exit(0))
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
+})

@@ -1,0 +1,84 @@
+// Pure planning of per-mount flags for bind mounts: the capability's mount_flags and the
+// readonly bit become MS_* bits for a bind remount, and a live mount's ST_* bits (statvfs) are
+// compared with what a repeated NodePublishVolume asks for.
+import { invalid } from '../common/errors.js'
+import { MS, ST } from '../native/index.js'
+
+export interface BindFlags {
+  readonly: boolean
+  nosuid: boolean
+  nodev: boolean
+  noexec: boolean
+  noatime: boolean
+  nodiratime: boolean
+  strictatime: boolean
+}
+
+
+const OPTIONS: Record<string, (f: BindFlags) => void> = {
+  ro: (f) => { f.readonly = true },
+  rw: () => {},
+  nosuid: (f) => { f.nosuid = true },
+  suid: (f) => { f.nosuid = false },
+  nodev: (f) => { f.nodev = true },
+  dev: (f) => { f.nodev = false },
+  noexec: (f) => { f.noexec = true },
+  exec: (f) => { f.noexec = false },
+  noatime: (f) => { f.noatime = true; f.strictatime = false },
+  relatime: (f) => { f.noatime = false; f.strictatime = false },
+  strictatime: (f) => { f.strictatime = true; f.noatime = false },
+  nodiratime: (f) => { f.nodiratime = true },
+  diratime: (f) => { f.nodiratime = false },
+  // Accepted for compatibility with what users put in StorageClass mountOptions; a bind is
+  // what the node does anyway.
+  defaults: () => {},
+  bind: () => {},
+  rbind: () => {},
+}
+
+export const BIND_MOUNT_OPTIONS = Object.keys(OPTIONS)
+
+/** readonly comes from the request (or a read-only access mode) and wins over `rw`. */
+export function parseBindFlags(field: string, mountFlags: string[], readonly: boolean): BindFlags {
+  const f: BindFlags = { readonly: false, nosuid: false, nodev: false, noexec: false, noatime: false, nodiratime: false, strictatime: false }
+  mountFlags.forEach((raw, i) => {
+    // StorageClass mountOptions sometimes arrive comma-joined in one entry.
+    for (const opt of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+      const apply = OPTIONS[opt]
+      if (!apply) throw invalid(`${field}[${i}]`, `mount option ${JSON.stringify(opt)} cannot be applied to a bind mount; allowed: ${BIND_MOUNT_OPTIONS.join(', ')}`)
+      apply(f)
+    }
+  })
+  if (readonly) f.readonly = true
+  return f
+}
+
+/** True when a bind needs a remount after it is made (the first bind cannot take flags). */
+export function needsRemount(f: BindFlags): boolean {
+  return f.readonly || f.nosuid || f.nodev || f.noexec || f.noatime || f.nodiratime || f.strictatime
+}
+
+/**
+ * MS_* bits for the remount. A new bind inherits its source mount's flags, and a remount sets the
+ * flags wholesale, so the bits the mount already has (current, from statvfs) are kept.
+ */
+export function remountBits(f: BindFlags, currentSt: number): number {
+  let bits = MS.BIND | MS.REMOUNT
+  if (f.readonly || currentSt & ST.RDONLY) bits |= MS.RDONLY
+  if (f.nosuid || currentSt & ST.NOSUID) bits |= MS.NOSUID
+  if (f.nodev || currentSt & ST.NODEV) bits |= MS.NODEV
+  if (f.noexec || currentSt & ST.NOEXEC) bits |= MS.NOEXEC
+  if (f.noatime || currentSt & ST.NOATIME) bits |= MS.NOATIME
+  else if (f.strictatime) bits |= MS.STRICTATIME
+  else bits |= MS.RELATIME
+  if (f.nodiratime || currentSt & ST.NODIRATIME) bits |= MS.NODIRATIME
+  return bits
+}
+
+/** Why a live mount (its statvfs flags) does not give what was asked, or undefined if it does. */
+export function flagsMismatch(f: BindFlags, st: number): string | undefined {
+  if (f.readonly !== Boolean(st & ST.RDONLY)) return `it is mounted ${st & ST.RDONLY ? 'read-only' : 'read-write'}`
+  const missing = (['nosuid', 'nodev', 'noexec', 'noatime'] as const).filter((k) => f[k] && !(st & { nosuid: ST.NOSUID, nodev: ST.NODEV, noexec: ST.NOEXEC, noatime: ST.NOATIME }[k]))
+  if (missing.length > 0) return `it is mounted without ${missing.join(', ')}`
+  return undefined
+}

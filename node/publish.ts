@@ -1,0 +1,108 @@
+// NodePublishVolume / NodeUnpublishVolume: one bind of the staged volume per pod, with the
+// pod's flags (readonly, nosuid, ...). The target directory is the driver's to create and to
+// remove, as the spec says; nothing else at a CO path is ever removed.
+import { isReadOnlyMode, parseCapability } from '../common/capability.js'
+import { alreadyExists, failedPrecondition } from '../common/errors.js'
+import type { ServiceHandlers } from '../common/grpc.js'
+import { requireId, requirePath, requireString } from '../common/validate.js'
+import { isErrno } from '../native/index.js'
+import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeDir, volumeKind } from './checks.js'
+import type { NodeDeps } from './deps.js'
+import { sameObject } from './mounter.js'
+import { flagsMismatch, parseBindFlags } from './mountflags.js'
+
+export function publishHandlers(d: NodeDeps): ServiceHandlers {
+  async function NodePublishVolume(req: any): Promise<unknown> {
+    // validate
+    requireString('volume_id', req.volume_id)
+    const target = requirePath('target_path', req.target_path)
+    const cap = parseCapability('volume_capability', req.volume_capability)
+    checkCapability('volume_capability', cap)
+    volumeKind(req.volume_context)
+    if (!req.staging_target_path) {
+      throw failedPrecondition('staging_target_path is empty, but this driver stages volumes (STAGE_UNSTAGE): call NodeStageVolume first')
+    }
+    const staging = requirePath('staging_target_path', req.staging_target_path)
+    checkOutsideRoot(d, 'target_path', target)
+    checkOutsideRoot(d, 'staging_target_path', staging)
+    // plan
+    const flags = parseBindFlags('volume_capability.mount.mount_flags', cap.mountFlags, Boolean(req.readonly) || isReadOnlyMode(cap.mode))
+    const id = requireId('volume_id', req.volume_id, 'v')
+    // effects
+    return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, () => {
+      const vol = volumeDir(d, id)
+      const st = d.mounter.inspect(staging)
+      if (!st?.isMountRoot || !sameObject(st, vol.info)) {
+        throw failedPrecondition(`volume ${id} is not staged at ${staging}; call NodeStageVolume first`)
+      }
+      let tgt = d.mounter.inspect(target)
+      if (tgt) {
+        checkDirectory('target_path', target, tgt)
+        if (tgt.isMountRoot) {
+          if (!sameObject(tgt, vol.info)) throw alreadyExists(`target_path ${target} already has a different volume mounted`)
+          const why = flagsMismatch(flags, d.mounter.statfs(target).flags)
+          if (why) throw alreadyExists(`volume ${id} is already published at ${target}, but ${why}`)
+          d.index.add(id, target)
+          return {}
+        }
+      }
+      if (cap.mode === 'SINGLE_NODE_SINGLE_WRITER') {
+        const others = d.index.paths(id).filter((p) => p !== target && p !== staging && isMountOf(p, vol.info))
+        if (others.length > 0) {
+          throw failedPrecondition(`volume ${id} has access mode SINGLE_NODE_SINGLE_WRITER and is already published at ${others.join(', ')}`)
+        }
+      }
+      let created = false
+      if (!tgt) {
+        try {
+          d.mounter.mkdir(target)
+        } catch (e) {
+          if (isErrno(e, 'ENOENT')) throw failedPrecondition(`the parent directory of target_path ${target} does not exist`)
+          throw e
+        }
+        created = true
+        tgt = d.mounter.inspect(target)!
+      }
+      try {
+        d.mounter.bind(staging, target, flags, { target: tgt })
+      } catch (e) {
+        // Leave nothing behind that a retry or an unpublish would have to explain.
+        if (created) d.mounter.rmdir(target)
+        throw e
+      }
+      d.index.add(id, target)
+      return {}
+    })
+  }
+
+  function isMountOf(p: string, vol: { dev: string; ino: bigint }): boolean {
+    const info = d.mounter.inspect(p)
+    return Boolean(info?.isMountRoot && info.dev === vol.dev && info.ino === vol.ino)
+  }
+
+  async function NodeUnpublishVolume(req: any): Promise<unknown> {
+    requireString('volume_id', req.volume_id)
+    const target = requirePath('target_path', req.target_path)
+    checkOutsideRoot(d, 'target_path', target)
+    const id = requireId('volume_id', req.volume_id, 'v')
+    return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, () => {
+      const tgt = d.mounter.inspect(target)
+      if (!tgt) {
+        d.index.remove(id, target)
+        return {}
+      }
+      checkDirectory('target_path', target, tgt)
+      unmountVolume(d, id, 'target_path', target, tgt)
+      try {
+        d.mounter.rmdir(target)
+      } catch (e) {
+        if (isErrno(e, 'ENOENT')) return {}
+        if (isErrno(e, 'ENOTEMPTY')) throw failedPrecondition(`target_path ${target} is not empty after unmounting; the driver does not delete data it did not create`)
+        throw e
+      }
+      return {}
+    })
+  }
+
+  return { NodePublishVolume, NodeUnpublishVolume }
+}

@@ -1,0 +1,137 @@
+// The node plugin's half of the store protocol: it registers the node, reports its capacity,
+// and realises the volumes the controller placed here (create or remove their directories),
+// writing the outcome into each volume's status. It acts only on its own node's objects.
+import { codeName, toCsiError } from '../common/errors.js'
+import { Mutexes } from '../common/lock.js'
+import type { Logger } from '../common/log.js'
+import type { VolumeStatus } from '../common/store/model.js'
+import type { Store, VolumeObject } from '../common/store/types.js'
+import { ensureVolumeDir, removeVolumeDir } from './datadir.js'
+import type { NodeDeps } from './deps.js'
+import { topologyOf } from './info.js'
+
+export interface RealiserOptions {
+  store: Store
+  deps: NodeDeps
+  log: Logger
+  capacityIntervalMs: number
+  clock?: () => Date
+}
+
+export class Realiser {
+  private readonly queue = new Mutexes()
+  private readonly scheduled = new Set<string>()
+  private unwatch: (() => void) | undefined
+  private timer: NodeJS.Timeout | undefined
+  private capacityDirty = false
+  private readonly clock: () => Date
+
+  constructor(private readonly o: RealiserOptions) {
+    this.clock = o.clock ?? (() => new Date())
+  }
+
+  async start(): Promise<void> {
+    const d = this.o.deps
+    await this.o.store.nodes.putSpec(d.nodeId, { topology: topologyOf(d.nodeId), maxVolumes: d.maxVolumes, kinds: ['dir'] })
+    await this.reportCapacity()
+    this.unwatch = this.o.store.volumes.watch((id) => this.schedule(id))
+    for (const v of await this.o.store.volumes.list()) if (v.spec.node === d.nodeId) this.schedule(v.id)
+    this.timer = setInterval(() => {
+      this.reportCapacity().catch((e) => this.o.log.warn({ err: e }, 'capacity report failed'))
+      this.resync().catch((e) => this.o.log.warn({ err: e }, 'resync failed'))
+    }, this.o.capacityIntervalMs)
+    this.timer.unref()
+  }
+
+  stop(): void {
+    this.unwatch?.()
+    if (this.timer) clearInterval(this.timer)
+  }
+
+  /** Waits until nothing is queued; for tests and orderly shutdown. */
+  async idle(): Promise<void> {
+    while (this.scheduled.size > 0) await new Promise((r) => setTimeout(r, 5))
+  }
+
+  private async resync(): Promise<void> {
+    for (const v of await this.o.store.volumes.list()) if (v.spec.node === this.o.deps.nodeId) this.schedule(v.id)
+  }
+
+  /** Coalesces bursts of notifications for one id into one reconcile, one id at a time. */
+  private schedule(id: string): void {
+    if (this.scheduled.has(id)) return
+    this.scheduled.add(id)
+    void this.queue.run(id, async () => {
+      this.scheduled.delete(id)
+      try {
+        await this.reconcile(id)
+      } catch (e) {
+        this.o.log.error({ err: e, volume_id: id }, 'reconcile failed')
+      }
+    })
+  }
+
+  private async reconcile(id: string): Promise<void> {
+    const obj = await this.o.store.volumes.get(id)
+    if (!obj || obj.spec.node !== this.o.deps.nodeId) return
+    const { spec, status } = obj
+    if (status && status.observedGeneration >= spec.generation) return
+    const next = spec.deletionRequestedAt ? await this.remove(obj) : await this.create(obj)
+    await this.o.store.volumes.putStatus(id, next)
+    this.capacityChanged()
+  }
+
+  /** Debounced: a burst of creates costs one capacity write, not one each. */
+  private capacityChanged(): void {
+    if (this.capacityDirty) return
+    this.capacityDirty = true
+    setTimeout(() => {
+      this.reportCapacity().catch((e) => this.o.log.warn({ err: e }, 'capacity report failed'))
+    }, 1000).unref()
+  }
+
+  private base(obj: VolumeObject): Pick<VolumeStatus, 'observedGeneration' | 'updatedAt'> {
+    return { observedGeneration: obj.spec.generation, updatedAt: this.clock().toISOString() }
+  }
+
+  private async create(obj: VolumeObject): Promise<VolumeStatus> {
+    try {
+      await ensureVolumeDir(this.o.deps.layout.volumeDir(obj.id))
+      this.o.log.info({ volume_id: obj.id, name: obj.spec.name }, 'volume realised')
+      return { phase: 'Ready', ...this.base(obj) }
+    } catch (e) {
+      const err = toCsiError(e)
+      this.o.log.warn({ volume_id: obj.id, err: e }, 'volume could not be realised')
+      return { phase: 'Failed', code: codeName(err.code), message: err.message, ...this.base(obj) }
+    }
+  }
+
+  private async remove(obj: VolumeObject): Promise<VolumeStatus> {
+    const d = this.o.deps
+    // Deleting a mounted volume would pull data from under a running pod: refuse and say where.
+    const inUse = d.index.paths(obj.id).filter((p) => d.mounter.inspect(p)?.isMountRoot)
+    if (inUse.length > 0) {
+      return { phase: obj.status?.phase ?? 'Ready', deleteBlocked: `volume ${obj.id} is still mounted on node ${d.nodeId} at ${inUse.join(', ')}`, ...this.base(obj) }
+    }
+    try {
+      await removeVolumeDir(d.layout.volumeDir(obj.id))
+      this.o.log.info({ volume_id: obj.id, name: obj.spec.name }, 'volume data removed')
+      return { phase: 'Deleted', ...this.base(obj) }
+    } catch (e) {
+      const err = toCsiError(e)
+      return { phase: obj.status?.phase ?? 'Ready', deleteBlocked: err.message, ...this.base(obj) }
+    }
+  }
+
+  async reportCapacity(): Promise<void> {
+    this.capacityDirty = false
+    const d = this.o.deps
+    const fs = d.mounter.statfs(d.layout.dataRoot)
+    const unit = BigInt(fs.fragmentSize || fs.blockSize)
+    await this.o.store.nodes.putStatus(d.nodeId, {
+      totalBytes: (fs.blocks * unit).toString(),
+      availableBytes: (fs.bavail * unit).toString(),
+      updatedAt: this.clock().toISOString(),
+    })
+  }
+}

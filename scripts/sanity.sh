@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs csi-sanity v5.4.0 against a freshly started controller and node plugin on split unix
+# sockets, with the local store, in a temporary folder. Extra arguments go to the controller
+# (e.g. --enable-attach). Prints csi-sanity's output and, last, "SANITY passed=N failed=M".
+set -u
+source "$(dirname "$0")/lib.sh"
+ensure_csi_sanity
+work="$(mktemp -d /tmp/tscsi-sanity.XXXXXX)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+node "$ROOT/dist/controller/main.js" --endpoint "unix://$work/controller.sock" --state-dir "$work/state" --log-level warn "$@" >"$work/controller.log" 2>&1 &
+pids+=($!)
+node "$ROOT/dist/node/main.js" --endpoint "unix://$work/node.sock" --state-dir "$work/state" --data-root "$work/data" --nodeid sanity-node --max-volumes-per-node 64 --log-level warn >"$work/node.log" 2>&1 &
+pids+=($!)
+wait_for_socket "$work/controller.sock" && wait_for_socket "$work/node.sock" || { cat "$work"/*.log; echo "SANITY passed=0 failed=1"; exit 1; }
+csi-sanity \
+  --csi.endpoint "unix://$work/node.sock" \
+  --csi.controllerendpoint "unix://$work/controller.sock" \
+  --csi.mountdir "$work/mnt" --csi.stagingdir "$work/staging" \
+  --csi.testvolumesize 67108864 \
+  --csi.testnodevolumeattachlimit \
+  --ginkgo.no-color --ginkgo.timeout 15m 2>&1 | tee "$work/sanity.log"
+summary="$(grep -E '^(SUCCESS|FAIL)! -- ' "$work/sanity.log" | tail -1)"
+passed="$(sed -nE 's/.* ([0-9]+) Passed.*/\1/p' <<<"$summary")"
+failed="$(sed -nE 's/.*\| ([0-9]+) Failed.*/\1/p' <<<"$summary")"
+if [ -z "$passed" ] || [ -z "$failed" ]; then
+  echo "csi-sanity did not report a summary; driver logs follow" >&2
+  cat "$work"/*.log >&2
+  passed=0; failed=1
+fi
+# Anything left mounted under the work folder is a leak the driver should have cleaned up.
+leaks="$(grep -c " $work" /proc/self/mountinfo || true)"
+if [ "$leaks" != "0" ]; then echo "LEAK: $leaks mounts left under $work" >&2; failed=$((failed + 1)); grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l; fi
+echo "SANITY passed=$passed failed=$failed"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs tscsi on this machine without Kubernetes: the controller and the node plugin, each on its
+# own unix socket, sharing the local store. Everything lives under .local/ (or $TSCSI_LOCAL).
+# Stop with Ctrl-C; the processes drain in-flight calls and exit.
+set -u
+source "$(dirname "$0")/lib.sh"
+ensure_built
+base="${TSCSI_LOCAL:-$ROOT/.local}"
+mkdir -p "$base"
+pids=()
+stop() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait; exit 0; }
+trap stop INT TERM
+node "$ROOT/dist/controller/main.js" --endpoint "unix://$base/controller.sock" --state-dir "$base/state" "$@" &
+pids+=($!)
+node "$ROOT/dist/node/main.js" --endpoint "unix://$base/node.sock" --state-dir "$base/state" --data-root "$base/data" &
+pids+=($!)
+wait_for_socket "$base/controller.sock" && wait_for_socket "$base/node.sock" || stop
+cat <<MSG
+
+tscsi is running with the local store:
+  controller (Identity + Controller): unix://$base/controller.sock
+  node plugin (Identity + Node):      unix://$base/node.sock
+  volume data:                        $base/data/volumes
+  store:                              $base/state/store
+
+Try it (in another shell):
+  npx tscsi-call unix://$base/controller.sock Controller.CreateVolume '{"name":"pvc-1","volume_capabilities":[{"mount":{},"access_mode":{"mode":"SINGLE_NODE_WRITER"}}]}'
+Press Ctrl-C to stop.
+MSG
+wait

@@ -1,0 +1,197 @@
+// Root-only: exercises real mount(2)/umount2(2) inside a tap testdir.
+// Every mount is recorded before assertions run and removed in teardown, so a
+// failing assertion cannot leave a bind mount behind on the host.
+import t, { type Test } from 'tap'
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import {
+  ErrnoError,
+  MNT,
+  MS,
+  ST,
+  close,
+  fdPath,
+  fromNodeError,
+  openDir,
+  openPath,
+  mount,
+  readMountInfo,
+  statvfs,
+  statx,
+  umount2,
+  type Statx,
+} from '../native/index.js'
+import { completeFromParent } from '../native/stat.js'
+
+const skip =
+  process.platform !== 'linux'
+    ? 'mount(2) tests need Linux'
+    : process.getuid?.() !== 0
+      ? 'mount(2) tests need root (CAP_SYS_ADMIN); run as root to exercise them'
+      : false
+
+type T = Test
+
+/** testdir whose mounts are always undone, innermost first, in teardown. */
+function setup(t: T, content: Parameters<T['testdir']>[0]): { dir: string; track: (p: string) => void } {
+  const mounted: string[] = []
+  // Order matters: t.teardown() and t.testdir() each wrap the test's
+  // end-of-test hook, and whichever is installed first runs first. Teardown
+  // first means unmount, then delete; the other way round a failing test
+  // would rimraf through the live bind mount (deleting the source) and leak it.
+  t.teardown(() => {
+    for (const p of mounted.reverse()) {
+      // Loop: the same path may have been mounted on more than once.
+      for (let i = 0; i < 8; i++) {
+        try {
+          if (!statx(p).isMountRoot) break
+          umount2(p, MNT.DETACH | MNT.UMOUNT_NOFOLLOW)
+        } catch {
+          break
+        }
+      }
+    }
+  })
+  // realpath: mountinfo reports resolved paths, and tests compare with it.
+  const dir = realpathSync(t.testdir(content))
+  return { dir, track: (p) => mounted.push(p) }
+}
+
+/** Recomputes mntId/isMountRoot the way pre-5.8 kernels force us to. */
+function viaFallback(path: string): Statx {
+  const st = { ...statx(path), mntId: 0n, isMountRoot: false }
+  completeFromParent(st, path)
+  return st
+}
+
+t.test('bind mount, read-only remount, unmount', { skip }, async (t) => {
+  const { dir, track } = setup(t, { A: { 'seed.txt': 'seed' }, B: {}, fA: 'file A', fB: '' })
+  const A = join(dir, 'A')
+  const B = join(dir, 'B')
+
+  track(B)
+  mount(A, B, null, MS.BIND, null)
+
+  writeFileSync(join(B, 'via-b.txt'), 'hello')
+  t.equal(readFileSync(join(A, 'via-b.txt'), 'utf8'), 'hello', 'write through B lands in A')
+  t.equal(readFileSync(join(B, 'seed.txt'), 'utf8'), 'seed')
+
+  const sa = statx(A)
+  const sb = statx(B)
+  t.equal(sb.isMountRoot, true, 'B is a mount root')
+  t.equal(sa.isMountRoot, false, 'A is not')
+  t.equal(sb.ino, sa.ino, 'bind mount root shares the source inode')
+  t.equal(sb.dev, sa.dev, 'and its device')
+  t.not(sb.mntId, sa.mntId, 'but is a different mount')
+
+  // statx's mount id is the one /proc/self/mountinfo uses.
+  const mi = readMountInfo().find((m) => m.mountId === Number(sb.mntId))
+  t.ok(mi, 'mount id found in mountinfo')
+  t.equal(mi?.mountPoint, B)
+  t.equal(mi?.dev, sb.dev)
+  t.ok(mi?.root.endsWith('/A'), `bind root is the source subtree (${mi?.root})`)
+
+  // The fallback used on kernels without STATX_ATTR_MOUNT_ROOT agrees.
+  t.equal(viaFallback(B).isMountRoot, true, 'fallback: B')
+  t.equal(viaFallback(A).isMountRoot, false, 'fallback: A')
+  t.equal(viaFallback(B).mntId, sb.mntId, 'fallback mount id via name_to_handle_at')
+  t.equal(viaFallback('/').isMountRoot, true, 'fallback: /')
+
+  // A bind mount ignores MS_RDONLY on creation; it takes a remount.
+  mount(null, B, null, MS.BIND | MS.REMOUNT | MS.RDONLY, null)
+  t.ok(statvfs(B).flags & ST.RDONLY, 'B is read-only')
+  t.notOk(statvfs(A).flags & ST.RDONLY, 'A is still writable')
+  let werr: unknown
+  try {
+    writeFileSync(join(B, 'nope.txt'), 'x')
+  } catch (e) {
+    werr = e
+  }
+  const e = fromNodeError(werr, 'open')
+  t.equal(e.code, 'EROFS')
+  t.equal(e.errno, 30)
+  writeFileSync(join(A, 'still-ok.txt'), 'x')
+
+  umount2(B, MNT.UMOUNT_NOFOLLOW)
+  t.equal(statx(B).isMountRoot, false, 'unmounted')
+  t.same(readdirSync(B), [], 'B is empty again')
+  t.ok(existsSync(join(A, 'via-b.txt')), 'data stayed in A')
+
+  // File bind mounts: the parent-comparison fallback must use dirname.
+  const fA = join(dir, 'fA')
+  const fB = join(dir, 'fB')
+  track(fB)
+  mount(fA, fB, null, MS.BIND, null)
+  t.equal(readFileSync(fB, 'utf8'), 'file A')
+  t.equal(statx(fB).isMountRoot, true, 'file bind mount is a mount root')
+  t.equal(viaFallback(fB).isMountRoot, true, 'fallback: file bind mount')
+  t.equal(viaFallback(fA).isMountRoot, false, 'fallback: plain file')
+  umount2(fB, MNT.UMOUNT_NOFOLLOW)
+  t.equal(statx(fB).isMountRoot, false)
+})
+
+t.test('mount onto an fd path defeats a later symlink swap', { skip }, async (t) => {
+  const { dir, track } = setup(t, { A: { 'a.txt': 'a' }, B: {}, decoy: {} })
+  const A = join(dir, 'A')
+  const B = join(dir, 'B')
+  const B2 = join(dir, 'B2')
+
+  track(B)
+  const fd = openDir(B)
+  t.teardown(() => {
+    try {
+      close(fd)
+    } catch {}
+  })
+  mount(A, fdPath(fd), null, MS.BIND, null)
+  t.equal(statx(B).isMountRoot, true)
+  t.equal(readFileSync(join(B, 'a.txt'), 'utf8'), 'a')
+  umount2(B, MNT.UMOUNT_NOFOLLOW)
+
+  // Open, then swap the path for a symlink before mounting: the mount still
+  // lands on the object that was opened (now at B2), not on the decoy.
+  track(B2)
+  track(join(dir, 'decoy'))
+  const fd2 = openDir(B)
+  renameSync(B, B2)
+  symlinkSync(join(dir, 'decoy'), B)
+  try {
+    mount(A, fdPath(fd2), null, MS.BIND, null)
+  } finally {
+    close(fd2)
+  }
+  t.equal(statx(B2).isMountRoot, true, 'mounted on the opened directory')
+  t.equal(statx(join(dir, 'decoy')).isMountRoot, false, 'not on the symlink target')
+  t.equal(statx(B).type, 'symlink')
+  umount2(B2, MNT.UMOUNT_NOFOLLOW)
+  // UMOUNT_NOFOLLOW refuses to resolve the planted symlink.
+  t.throws(() => umount2(B, MNT.UMOUNT_NOFOLLOW), { code: 'EINVAL' })
+})
+
+t.test('error reporting', { skip }, async (t) => {
+  const { dir, track } = setup(t, { A: {}, B: {}, target: {} })
+  const B = join(dir, 'B')
+  mkdirSync(join(dir, 'C'))
+  symlinkSync(join(dir, 'A'), join(dir, 'link'))
+
+  t.throws(() => openPath(join(dir, 'link')), { name: 'ErrnoError', code: 'ELOOP', errno: 40, syscall: 'open' })
+
+  t.throws(() => umount2(B, 0), { name: 'ErrnoError', code: 'EINVAL', errno: 22, syscall: 'umount2', path: B }, 'not a mount')
+
+  const missing = join(dir, 'no-such-source')
+  track(B)
+  let err: unknown
+  try {
+    mount(missing, B, null, MS.BIND, null)
+  } catch (e) {
+    err = e
+  }
+  t.ok(err instanceof ErrnoError)
+  t.match(err, { code: 'ENOENT', errno: 2, syscall: 'mount', path: B, source: missing })
+  t.equal((err as Error).message, `mount(${missing} -> ${B}): ENOENT (No such file or directory)`)
+  t.equal(statx(B).isMountRoot, false, 'nothing was mounted')
+
+  t.throws(() => mount(null, `${B}\0/x`, 'tmpfs', 0, null), { code: 'EINVAL' }, 'NUL in a path never reaches the kernel')
+  t.throws(() => mount('none', join(dir, 'target'), 'no-such-fs-type', 0, null), { code: 'ENODEV', syscall: 'mount' })
+  t.throws(() => mount(null, B, null, -1, null), RangeError)
+})
