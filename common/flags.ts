@@ -78,3 +78,16 @@ export function runMain(main: () => Promise<void>): void {
     process.exit(1)
   })
 }
+
+/**
+ * The metrics socket for a process: the flag's value, or beside a unix CSI socket by default.
+ * `off` disables it; a tcp:// CSI endpoint has no default (the sidecar needs a path to share).
+ */
+export function metricsSocketFlag(value: string, csiSocket: string | undefined, defaultFor: (p: string) => string): string | undefined {
+  if (value === 'off') return undefined
+  if (value !== '') {
+    if (!value.startsWith('/')) throw new FlagError(`--metrics-socket ${JSON.stringify(value)}: expected an absolute path or off`)
+    return value
+  }
+  return csiSocket ? defaultFor(csiSocket) : undefined
+}

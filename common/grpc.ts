@@ -5,6 +5,7 @@ import * as protoLoader from '@grpc/proto-loader'
 import { existsSync, lstatSync, unlinkSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
+import { FlagError } from './flags.js'
 import { CsiError, Code, codeName, toCsiError } from './errors.js'
 import { redact, type Logger } from './log.js'
 
@@ -71,9 +72,10 @@ export function implement(
   opts: BoundaryOptions,
 ): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {}
-  for (const [name, def] of Object.entries(service)) {
-    const method = def.originalName ?? name
-    const handler = handlers[method] ?? handlers[name]
+  // Service definition keys are the proto's method names (CreateVolume); those are what logs
+  // and metrics labels carry and what handlers are keyed by.
+  for (const method of Object.keys(service)) {
+    const handler = handlers[method]
     impl[method] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
       const started = process.hrtime.bigint()
       const req = (call.request ?? {}) as Record<string, unknown>
@@ -116,16 +118,16 @@ export interface Endpoint {
 export function parseEndpoint(value: string): Endpoint {
   if (value.startsWith('tcp://')) {
     const hostPort = value.slice('tcp://'.length)
-    if (!/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(hostPort)) throw new Error(`--endpoint ${value}: expected tcp://HOST:PORT`)
+    if (!/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(hostPort)) throw new FlagError(`--endpoint ${value}: expected tcp://HOST:PORT`)
     return { address: hostPort }
   }
   let p = value
   if (p.startsWith('unix://')) p = p.slice('unix://'.length)
   else if (p.startsWith('unix:')) p = p.slice('unix:'.length)
-  if (!p.startsWith('/')) throw new Error(`--endpoint ${value}: expected unix:///ABSOLUTE/PATH or tcp://HOST:PORT`)
+  if (!p.startsWith('/')) throw new FlagError(`--endpoint ${value}: expected unix:///ABSOLUTE/PATH or tcp://HOST:PORT`)
   // sockaddr_un.sun_path holds 108 bytes with the terminating NUL; a longer path fails in
   // bind() with a misleading EADDRINUSE from grpc-js.
-  if (Buffer.byteLength(p) > 107) throw new Error(`--endpoint ${value}: the socket path is ${Buffer.byteLength(p)} bytes; unix sockets allow at most 107`)
+  if (Buffer.byteLength(p) > 107) throw new FlagError(`--endpoint ${value}: the socket path is ${Buffer.byteLength(p)} bytes; unix sockets allow at most 107`)
   return { address: `unix://${p}`, socketPath: p }
 }
 
@@ -158,7 +160,7 @@ export async function listen(server: grpc.Server, endpoint: Endpoint): Promise<R
   }
 }
 
-function removeStaleSocket(socketPath: string): void {
+export function removeStaleSocket(socketPath: string): void {
   try {
     // Only ever remove a socket: a regular file or directory at that path is a configuration
     // mistake that must not cost anybody data.

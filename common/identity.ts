@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
+import { FlagError } from './flags.js'
 import type { ServiceHandlers } from './grpc.js'
 
 export interface IdentityOptions {
@@ -18,7 +19,7 @@ const DRIVER_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/
 
 export function checkDriverName(name: string): string {
   if (!DRIVER_NAME.test(name)) {
-    throw new Error(`--drivername ${JSON.stringify(name)}: must be at most 63 characters of a-z, 0-9, '.', '-' and start and end with a letter or digit`)
+    throw new FlagError(`--drivername ${JSON.stringify(name)}: must be at most 63 characters of a-z, 0-9, '.', '-' and start and end with a letter or digit`)
   }
   return name
 }

@@ -2,6 +2,7 @@
 import type { Logger } from '../common/log.js'
 import { Mutexes, TryLocks } from '../common/lock.js'
 import type { Store } from '../common/store/types.js'
+import { noControllerMetrics, type ControllerMetrics } from './metrics.js'
 
 export interface ControllerDeps {
   store: Store
@@ -15,8 +16,9 @@ export interface ControllerDeps {
   locks: TryLocks
   /** Placement is serialised so two creates cannot both claim a node's last free bytes. */
   placement: Mutexes
+  metrics: ControllerMetrics
 }
 
 export function controllerDeps(p: Pick<ControllerDeps, 'store' | 'log' | 'realiseTimeoutMs' | 'enableAttach'> & Partial<ControllerDeps>): ControllerDeps {
-  return { clock: () => new Date(), locks: new TryLocks(), placement: new Mutexes(), ...p }
+  return { clock: () => new Date(), locks: new TryLocks(), placement: new Mutexes(), metrics: noControllerMetrics, ...p }
 }

@@ -5,9 +5,12 @@ import path from 'node:path'
 import { listen, parseEndpoint } from '../common/grpc.js'
 import { checkDriverName } from '../common/identity.js'
 import { createLogger } from '../common/log.js'
-import { parseDuration, parseFlags, runMain } from '../common/flags.js'
+import { metricsSocketFlag, parseDuration, parseFlags, runMain } from '../common/flags.js'
+import { processMetrics, serveMetrics } from '../common/metrics.js'
+import { metricsSocketFor } from '../common/metricsock.js'
 import { LocalStore } from '../common/store/local.js'
 import { controllerDeps } from './deps.js'
+import { controllerMetrics } from './metrics.js'
 import { buildController } from './server.js'
 
 export const CONTROLLER_FLAGS = {
@@ -16,6 +19,7 @@ export const CONTROLLER_FLAGS = {
   'state-dir': { type: 'string', default: '/var/lib/tscsi/state', help: 'folder of the local store, shared with the node plugin on this machine' },
   'realise-timeout': { type: 'string', default: '30s', help: 'how long CreateVolume/DeleteVolume wait for the node plugin before answering DEADLINE_EXCEEDED' },
   'enable-attach': { type: 'boolean', default: false, help: 'serve ControllerPublish/UnpublishVolume (for clusters that want VolumeAttachment objects)' },
+  'metrics-socket': { type: 'string', default: '', help: 'unix socket serving Prometheus metrics to the sidecar (default: <csi socket>-metrics.sock beside the CSI socket; off to disable)' },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
 } as const
 
@@ -25,12 +29,18 @@ runMain(async () => {
   const endpoint = parseEndpoint(f.endpoint)
   const log = createLogger(f['log-level'], 'tscsi-controller')
   const store = await LocalStore.open(path.join(path.resolve(f['state-dir']), 'store'), log)
-  const deps = controllerDeps({ store, log, realiseTimeoutMs: parseDuration('realise-timeout', f['realise-timeout']), enableAttach: f['enable-attach'] })
-  const running = await listen(buildController(deps, { driverName }), endpoint)
-  log.info({ endpoint: running.address, driverName, host: os.hostname() }, 'controller serving')
+  const metrics = processMetrics('controller')
+  const deps = controllerDeps({
+    store, log, realiseTimeoutMs: parseDuration('realise-timeout', f['realise-timeout']), enableAttach: f['enable-attach'],
+    metrics: controllerMetrics(metrics.registry, store),
+  })
+  const metricsPath = metricsSocketFlag(f['metrics-socket'], endpoint.socketPath, metricsSocketFor)
+  const metricsServer = metricsPath ? await serveMetrics(metrics.registry, metricsPath, log) : undefined
+  const running = await listen(buildController(deps, { driverName, observe: metrics.observe }), endpoint)
+  log.info({ endpoint: running.address, metricsSocket: metricsPath, driverName, host: os.hostname() }, 'controller serving')
   const stop = (sig: string): void => {
     log.info({ signal: sig }, 'draining in-flight calls')
-    void running.close().then(() => store.close()).then(() => process.exit(0))
+    void running.close().then(() => metricsServer?.close()).then(() => store.close()).then(() => process.exit(0))
   }
   process.once('SIGTERM', () => stop('SIGTERM'))
   process.once('SIGINT', () => stop('SIGINT'))

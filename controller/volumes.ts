@@ -21,8 +21,8 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
   const now = (): string => d.clock().toISOString()
 
   /** Waits until the node has acted on the spec's current generation. */
-  async function awaitNode(id: string, what: string): Promise<Outcome> {
-    const out = await waitFor<VolumeSpec, VolumeStatus, Outcome>(
+  async function awaitNode(id: string, what: 'create' | 'delete'): Promise<Outcome> {
+    const out = await d.metrics.timeNode(what, () => waitFor<VolumeSpec, VolumeStatus, Outcome>(
       d.store.volumes,
       id,
       (obj) => {
@@ -35,7 +35,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
         return { obj }
       },
       d.realiseTimeoutMs,
-    )
+    ))
     if (out) return out
     const node = (await d.store.volumes.get(id))?.spec.node ?? 'unknown'
     throw new CsiError(Code.DEADLINE_EXCEEDED, `node ${node} did not ${what} volume ${id} within ${d.realiseTimeoutMs} ms; is its node plugin running? The call can be retried`)

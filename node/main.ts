@@ -7,7 +7,9 @@ import { realpathSync } from 'node:fs'
 import { listen, parseEndpoint } from '../common/grpc.js'
 import { checkDriverName } from '../common/identity.js'
 import { createLogger } from '../common/log.js'
-import { FlagError, parseCount, parseDuration, parseFlags, runMain } from '../common/flags.js'
+import { FlagError, metricsSocketFlag, parseCount, parseDuration, parseFlags, runMain } from '../common/flags.js'
+import { processMetrics, serveMetrics } from '../common/metrics.js'
+import { metricsSocketFor } from '../common/metricsock.js'
 import { LocalStore } from '../common/store/local.js'
 import { isNodeId } from '../common/validate.js'
 import { readMountInfo } from '../native/index.js'
@@ -16,6 +18,7 @@ import { nodeDeps } from './deps.js'
 import { Layout } from './layout.js'
 import { nativeMounter } from './mounter.js'
 import { volumeMounts } from './mountindex.js'
+import { instrumentMounter, nodeMetrics } from './metrics.js'
 import { Realiser } from './realiser.js'
 import { buildNode } from './server.js'
 
@@ -28,6 +31,7 @@ export const NODE_FLAGS = {
   'max-volumes-per-node': { type: 'string', default: '0', help: 'volume limit reported in NodeGetInfo (0: no limit)' },
   'has-controller': { type: 'boolean', default: true, help: 'advertise CONTROLLER_SERVICE in this node\'s Identity (the deployment runs a controller)' },
   'capacity-interval': { type: 'string', default: '60s', help: 'how often the node reports its free space and re-checks its volumes' },
+  'metrics-socket': { type: 'string', default: '', help: 'unix socket serving Prometheus metrics to the sidecar (default: <csi socket>-metrics.sock beside the CSI socket; off to disable). The node plugin opens no TCP port' },
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
 } as const
 
@@ -40,19 +44,28 @@ runMain(async () => {
   const log = createLogger(f['log-level'], 'tscsi-node')
   const layout = new Layout(path.resolve(f['data-root']))
   await prepareDataRoot(layout.volumesDir)
-  const deps = nodeDeps({ nodeId, maxVolumes: parseCount('max-volumes-per-node', f['max-volumes-per-node']), layout, mounter: nativeMounter, log })
+  const metrics = processMetrics('node')
+  const deps = nodeDeps({
+    nodeId, maxVolumes: parseCount('max-volumes-per-node', f['max-volumes-per-node']), layout,
+    mounter: instrumentMounter(nativeMounter, metrics.registry), log,
+  })
   // The one full read of the mount table: what a previous run of this plugin left mounted.
   deps.index.replaceAll(volumeMounts(readMountInfo(), realpathSync(layout.volumesDir)))
   log.info({ mountedVolumes: deps.index.volumes().length }, 'mount index rebuilt')
   const store = await LocalStore.open(path.join(path.resolve(f['state-dir']), 'store'), log)
-  const realiser = new Realiser({ store, deps, log, capacityIntervalMs: parseDuration('capacity-interval', f['capacity-interval']) })
+  const realiser = new Realiser({
+    store, deps, log, capacityIntervalMs: parseDuration('capacity-interval', f['capacity-interval']),
+    metrics: nodeMetrics(metrics.registry, store, deps),
+  })
   await realiser.start()
-  const running = await listen(buildNode(deps, { driverName, controllerService: f['has-controller'] }), endpoint)
-  log.info({ endpoint: running.address, nodeId, dataRoot: layout.dataRoot }, 'node plugin serving')
+  const metricsPath = metricsSocketFlag(f['metrics-socket'], endpoint.socketPath, metricsSocketFor)
+  const metricsServer = metricsPath ? await serveMetrics(metrics.registry, metricsPath, log) : undefined
+  const running = await listen(buildNode(deps, { driverName, controllerService: f['has-controller'], observe: metrics.observe }), endpoint)
+  log.info({ endpoint: running.address, metricsSocket: metricsPath, nodeId, dataRoot: layout.dataRoot }, 'node plugin serving')
   const stop = (sig: string): void => {
     log.info({ signal: sig }, 'draining in-flight calls')
     realiser.stop()
-    void running.close().then(() => store.close()).then(() => process.exit(0))
+    void running.close().then(() => metricsServer?.close()).then(() => store.close()).then(() => process.exit(0))
   }
   process.once('SIGTERM', () => stop('SIGTERM'))
   process.once('SIGINT', () => stop('SIGINT'))

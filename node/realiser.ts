@@ -9,6 +9,7 @@ import type { Store, VolumeObject } from '../common/store/types.js'
 import { ensureVolumeDir, removeVolumeDir } from './datadir.js'
 import type { NodeDeps } from './deps.js'
 import { topologyOf } from './info.js'
+import type { NodeMetrics } from './metrics.js'
 
 export interface RealiserOptions {
   store: Store
@@ -16,6 +17,7 @@ export interface RealiserOptions {
   log: Logger
   capacityIntervalMs: number
   clock?: () => Date
+  metrics?: NodeMetrics
 }
 
 export class Realiser {
@@ -66,6 +68,7 @@ export class Realiser {
       try {
         await this.reconcile(id)
       } catch (e) {
+        this.o.metrics?.reconcileError()
         this.o.log.error({ err: e, volume_id: id }, 'reconcile failed')
       }
     })
@@ -101,6 +104,7 @@ export class Realiser {
       return { phase: 'Ready', ...this.base(obj) }
     } catch (e) {
       const err = toCsiError(e)
+      this.o.metrics?.reconcileError()
       this.o.log.warn({ volume_id: obj.id, err: e }, 'volume could not be realised')
       return { phase: 'Failed', code: codeName(err.code), message: err.message, ...this.base(obj) }
     }
@@ -119,6 +123,8 @@ export class Realiser {
       return { phase: 'Deleted', ...this.base(obj) }
     } catch (e) {
       const err = toCsiError(e)
+      this.o.metrics?.reconcileError()
+      this.o.log.warn({ volume_id: obj.id, err: e }, 'volume data could not be removed')
       return { phase: obj.status?.phase ?? 'Ready', deleteBlocked: err.message, ...this.base(obj) }
     }
   }
