@@ -1,14 +1,13 @@
 #!/usr/bin/env node
 // tscsi-controller: parses flags, opens the store, serves Identity + Controller.
 import os from 'node:os'
-import path from 'node:path'
 import { listen, parseEndpoint } from '../common/grpc.js'
 import { checkDriverName } from '../common/identity.js'
 import { createLogger } from '../common/log.js'
 import { metricsSocketFlag, parseDuration, parseFlags, runMain } from '../common/flags.js'
 import { processMetrics, serveMetrics } from '../common/metrics.js'
 import { metricsSocketFor } from '../common/metricsock.js'
-import { LocalStore } from '../common/store/local.js'
+import { openStore, STORE_FLAGS } from '../common/store/open.js'
 import { controllerDeps } from './deps.js'
 import { controllerMetrics } from './metrics.js'
 import { buildController } from './server.js'
@@ -20,6 +19,7 @@ export const CONTROLLER_FLAGS = {
   'realise-timeout': { type: 'string', default: '30s', help: 'how long CreateVolume/DeleteVolume wait for the node plugin before answering DEADLINE_EXCEEDED' },
   'enable-attach': { type: 'boolean', default: false, help: 'serve ControllerPublish/UnpublishVolume (for clusters that want VolumeAttachment objects)' },
   'metrics-socket': { type: 'string', default: '', help: 'unix socket serving Prometheus metrics to the sidecar (default: <csi socket>-metrics.sock beside the CSI socket; off to disable)' },
+  ...STORE_FLAGS,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
 } as const
 
@@ -28,7 +28,7 @@ runMain(async () => {
   const driverName = checkDriverName(f.drivername)
   const endpoint = parseEndpoint(f.endpoint)
   const log = createLogger(f['log-level'], 'tscsi-controller')
-  const store = await LocalStore.open(path.join(path.resolve(f['state-dir']), 'store'), log)
+  const store = await openStore(f.store, { stateDir: f['state-dir'], kubeconfig: f.kubeconfig }, log)
   const metrics = processMetrics('controller')
   const deps = controllerDeps({
     store, log, realiseTimeoutMs: parseDuration('realise-timeout', f['realise-timeout']), enableAttach: f['enable-attach'],

@@ -10,7 +10,7 @@ import { createLogger } from '../common/log.js'
 import { FlagError, metricsSocketFlag, parseCount, parseDuration, parseFlags, runMain } from '../common/flags.js'
 import { processMetrics, serveMetrics } from '../common/metrics.js'
 import { metricsSocketFor } from '../common/metricsock.js'
-import { LocalStore } from '../common/store/local.js'
+import { openStore, STORE_FLAGS } from '../common/store/open.js'
 import { isNodeId } from '../common/validate.js'
 import { readMountInfo } from '../native/index.js'
 import { prepareDataRoot } from './datadir.js'
@@ -32,6 +32,7 @@ export const NODE_FLAGS = {
   'has-controller': { type: 'boolean', default: true, help: 'advertise CONTROLLER_SERVICE in this node\'s Identity (the deployment runs a controller)' },
   'capacity-interval': { type: 'string', default: '60s', help: 'how often the node reports its free space and re-checks its volumes' },
   'metrics-socket': { type: 'string', default: '', help: 'unix socket serving Prometheus metrics to the sidecar (default: <csi socket>-metrics.sock beside the CSI socket; off to disable). The node plugin opens no TCP port' },
+  ...STORE_FLAGS,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
 } as const
 
@@ -52,7 +53,7 @@ runMain(async () => {
   // The one full read of the mount table: what a previous run of this plugin left mounted.
   deps.index.replaceAll(volumeMounts(readMountInfo(), realpathSync(layout.volumesDir)))
   log.info({ mountedVolumes: deps.index.volumes().length }, 'mount index rebuilt')
-  const store = await LocalStore.open(path.join(path.resolve(f['state-dir']), 'store'), log)
+  const store = await openStore(f.store, { stateDir: f['state-dir'], kubeconfig: f.kubeconfig, nodeId }, log)
   const realiser = new Realiser({
     store, deps, log, capacityIntervalMs: parseDuration('capacity-interval', f['capacity-interval']),
     metrics: nodeMetrics(metrics.registry, store, deps),

@@ -1,0 +1,289 @@
+// The store in a cluster: custom resources in API group tscsi.dev (deploy/kubernetes/crds/),
+// with the same contract as the local folder (see types.ts). Specs are written to the main
+// resource and statuses to the status subresource, so the controller's and the node's writes
+// never overwrite each other; a stale resourceVersion (409) is retried against a fresh read,
+// which cannot lose an update because each part has one writer.
+//
+// Each collection lists once, then watches from that list's resourceVersion, keeping a cache
+// that get() and list() answer from; a watch that ends or fails is re-established with a fresh
+// list after a backoff (1 s doubling to 30 s). A node plugin passes a label selector so it only
+// sees its own node's volumes.
+import { CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node'
+import { failedPrecondition, unavailable } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { NodeSpec, NodeStatus, VolumeSpec, VolumeStatus } from './model.js'
+import type { Collection, Store, StoredObject } from './types.js'
+
+export const GROUP = 'tscsi.dev'
+export const VERSION = 'v1alpha1'
+export const NODE_LABEL = 'tscsi.dev/node'
+/** Held by every volume object until its node has removed the data. */
+export const DATA_FINALIZER = 'tscsi.dev/data'
+
+interface KubeObject<S, T> {
+  apiVersion: string
+  kind: string
+  metadata: {
+    name: string
+    resourceVersion?: string
+    labels?: Record<string, string>
+    finalizers?: string[]
+    deletionTimestamp?: string
+  }
+  spec: S
+  status?: T
+}
+
+export interface KubeCollectionOptions<S, T> {
+  plural: string
+  kind: string
+  /** Restricts what this process sees (node plugins: their own node's objects). */
+  labelSelector?: string
+  labelsFor?: (spec: S) => Record<string, string>
+  finalizer?: string
+  /** True when a status says the finalizer's work is done. */
+  releases?: (status: T) => boolean
+  /** How a deletionTimestamp (a delete from outside the driver) shows in the spec. */
+  onDeleting?: (spec: S, at: string) => S
+}
+
+function httpCode(e: unknown): number | undefined {
+  const c = (e as { code?: unknown })?.code
+  return typeof c === 'number' ? c : undefined
+}
+
+export class KubeCollection<S, T> implements Collection<S, T> {
+  private readonly cache = new Map<string, KubeObject<S, T>>()
+  private readonly listeners = new Set<(id: string) => void>()
+  private abort: AbortController | undefined
+  private closed = false
+  private backoffMs = 1000
+  private retryTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly api: CustomObjectsApi,
+    private readonly kc: KubeConfig,
+    private readonly o: KubeCollectionOptions<S, T>,
+    private readonly log: Logger,
+  ) {}
+
+  async open(): Promise<void> {
+    const rv = await this.relist()
+    this.startWatch(rv)
+  }
+
+  close(): void {
+    this.closed = true
+    this.abort?.abort()
+    if (this.retryTimer) clearTimeout(this.retryTimer)
+  }
+
+  async get(id: string): Promise<StoredObject<S, T> | undefined> {
+    return this.view(this.cache.get(id))
+  }
+
+  async refresh(id: string): Promise<StoredObject<S, T> | undefined> {
+    const fresh = await this.fetch(id)
+    this.apply(id, fresh)
+    return this.view(fresh)
+  }
+
+  async list(): Promise<StoredObject<S, T>[]> {
+    return [...this.cache.keys()].sort().map((id) => this.view(this.cache.get(id))).filter((v): v is StoredObject<S, T> => v !== undefined)
+  }
+
+  async putSpec(id: string, spec: S): Promise<void> {
+    await this.retryConflicts(id, async (cur) => {
+      if (!cur) {
+        const body: KubeObject<S, T> = {
+          apiVersion: `${GROUP}/${VERSION}`,
+          kind: this.o.kind,
+          metadata: { name: id, labels: this.o.labelsFor?.(spec) ?? {}, ...(this.o.finalizer && { finalizers: [this.o.finalizer] }) },
+          spec,
+        }
+        return (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, body })) as KubeObject<S, T>
+      }
+      const body = { ...cur, metadata: { ...cur.metadata, labels: { ...cur.metadata.labels, ...this.o.labelsFor?.(spec) } }, spec }
+      return (await this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, name: id, body })) as KubeObject<S, T>
+    })
+  }
+
+  async putStatus(id: string, status: T): Promise<void> {
+    let written: KubeObject<S, T> | undefined
+    await this.retryConflicts(id, async (cur) => {
+      if (!cur) throw failedPrecondition(`store: object ${id} no longer exists; status not written`)
+      written = (await this.api.replaceClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: this.o.plural, name: id, body: { ...cur, status } })) as KubeObject<S, T>
+      return written
+    })
+    if (this.o.finalizer && this.o.releases?.(status)) await this.release(id)
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, name: id })
+    } catch (e) {
+      if (httpCode(e) !== 404) throw unavailable(`store: cannot delete ${this.o.kind} ${id}: ${(e as Error).message}`)
+    }
+    // A finalizer may keep the object a little longer; the watch reports when it is gone.
+    this.apply(id, await this.fetch(id))
+  }
+
+  watch(listener: (id: string) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  private view(obj: KubeObject<S, T> | undefined): StoredObject<S, T> | undefined {
+    if (!obj?.spec) return undefined
+    let spec: S = obj.spec
+    if (obj.metadata.deletionTimestamp && this.o.onDeleting) spec = this.o.onDeleting(spec, obj.metadata.deletionTimestamp)
+    const out: StoredObject<S, T> = { id: obj.metadata.name, spec }
+    if (obj.status !== undefined) out.status = obj.status
+    return out
+  }
+
+  private async fetch(id: string): Promise<KubeObject<S, T> | undefined> {
+    try {
+      return (await this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, name: id })) as KubeObject<S, T>
+    } catch (e) {
+      if (httpCode(e) === 404) return undefined
+      throw unavailable(`store: cannot read ${this.o.kind} ${id}: ${(e as Error).message}`)
+    }
+  }
+
+  /** Runs write against the freshest object we know, re-reading on 409 (up to 5 times). */
+  private async retryConflicts(id: string, write: (cur: KubeObject<S, T> | undefined) => Promise<KubeObject<S, T> | undefined>): Promise<void> {
+    let cur = this.cache.get(id) ?? (await this.fetch(id))
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.apply(id, await write(cur))
+        return
+      } catch (e) {
+        const code = httpCode(e)
+        if (code === undefined) throw e
+        if (code !== 409 || attempt >= 4) throw unavailable(`store: cannot write ${this.o.kind} ${id}: ${(e as Error).message}`)
+        cur = await this.fetch(id)
+      }
+    }
+  }
+
+  private async release(id: string): Promise<void> {
+    await this.retryConflicts(id, async (cur) => {
+      // Gone already is what releasing was for.
+      if (!cur) return undefined
+      const finalizers = (cur.metadata.finalizers ?? []).filter((f) => f !== this.o.finalizer)
+      const body = { ...cur, metadata: { ...cur.metadata, finalizers } }
+      try {
+        return (await this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, name: id, body })) as KubeObject<S, T>
+      } catch (e) {
+        if (httpCode(e) === 404) return undefined
+        throw e
+      }
+    })
+  }
+
+  /** Applies a newer object (or its absence) to the cache and tells listeners. */
+  private apply(id: string, obj: KubeObject<S, T> | undefined): void {
+    const before = this.cache.get(id)
+    if (obj && before && Number(before.metadata.resourceVersion) > Number(obj.metadata.resourceVersion)) return
+    if (obj) this.cache.set(id, obj)
+    else if (!this.cache.delete(id)) return
+    if (before?.metadata.resourceVersion === obj?.metadata.resourceVersion && obj) return
+    for (const l of this.listeners) {
+      try {
+        l(id)
+      } catch (e) {
+        this.log.error({ err: e, id }, 'store listener failed')
+      }
+    }
+  }
+
+  private async relist(): Promise<string> {
+    try {
+      const res = (await this.api.listClusterCustomObject({
+        group: GROUP, version: VERSION, plural: this.o.plural, ...(this.o.labelSelector && { labelSelector: this.o.labelSelector }),
+      })) as { items: KubeObject<S, T>[]; metadata: { resourceVersion: string } }
+      const seen = new Set<string>()
+      for (const item of res.items) {
+        seen.add(item.metadata.name)
+        this.apply(item.metadata.name, item)
+      }
+      for (const id of [...this.cache.keys()]) if (!seen.has(id)) this.apply(id, undefined)
+      return res.metadata.resourceVersion
+    } catch (e) {
+      throw unavailable(`store: cannot list ${this.o.plural}: ${(e as Error).message}`)
+    }
+  }
+
+  private startWatch(resourceVersion: string): void {
+    if (this.closed) return
+    const path = `/apis/${GROUP}/${VERSION}/${this.o.plural}`
+    const params = { resourceVersion, allowWatchBookmarks: true, ...(this.o.labelSelector && { labelSelector: this.o.labelSelector }) }
+    new Watch(this.kc)
+      .watch(path, params, (type, obj: KubeObject<S, T>) => {
+        this.backoffMs = 1000
+        if (type === 'BOOKMARK' || !obj?.metadata?.name) return
+        this.apply(obj.metadata.name, type === 'DELETED' ? undefined : obj)
+      }, (err) => this.restart(err))
+      .then((ac) => { this.abort = ac }, (err) => this.restart(err))
+  }
+
+  private restart(err: unknown): void {
+    if (this.closed) return
+    if (err) this.log.warn({ err, plural: this.o.plural, retryMs: this.backoffMs }, 'store watch ended; relisting')
+    const delay = err ? this.backoffMs : 0
+    this.backoffMs = Math.min(this.backoffMs * 2, 30_000)
+    this.retryTimer = setTimeout(() => {
+      this.relist().then((rv) => this.startWatch(rv), (e) => this.restart(e))
+    }, delay)
+    this.retryTimer.unref()
+  }
+}
+
+export interface KubeStoreOptions {
+  kubeconfig?: string
+  /** Node plugins watch only their own node's volumes. */
+  nodeId?: string
+}
+
+export class KubeStore implements Store {
+  private constructor(
+    readonly volumes: KubeCollection<VolumeSpec, VolumeStatus>,
+    readonly nodes: KubeCollection<NodeSpec, NodeStatus>,
+    private readonly api: CustomObjectsApi,
+  ) {}
+
+  static async open(o: KubeStoreOptions, log: Logger): Promise<KubeStore> {
+    const kc = new KubeConfig()
+    if (o.kubeconfig) kc.loadFromFile(o.kubeconfig)
+    else kc.loadFromDefault()
+    const api = kc.makeApiClient(CustomObjectsApi)
+    const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, kc, {
+      plural: 'tscsivolumes',
+      kind: 'TscsiVolume',
+      ...(o.nodeId && { labelSelector: `${NODE_LABEL}=${o.nodeId}` }),
+      labelsFor: (spec) => ({ [NODE_LABEL]: spec.node }),
+      finalizer: DATA_FINALIZER,
+      releases: (status) => status.phase === 'Deleted',
+      onDeleting: (spec, at) => (spec.deletionRequestedAt ? spec : { ...spec, deletionRequestedAt: at, generation: spec.generation + 1 }),
+    }, log)
+    const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, kc, { plural: 'tscsinodes', kind: 'TscsiNode' }, log)
+    await volumes.open()
+    await nodes.open()
+    return new KubeStore(volumes, nodes, api)
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'tscsinodes', limit: 1 })
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async close(): Promise<void> {
+    this.volumes.close()
+    this.nodes.close()
+  }
+}
