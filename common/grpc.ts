@@ -10,14 +10,14 @@ import { CsiError, Code, codeName, toCsiError } from './errors.js'
 import { redact, type Logger } from './log.js'
 
 // proto/ sits at the package root; this file runs from common/ (tests) or dist/common/ (build).
-function protoPath(): string {
+function protoPath(file = 'csi.proto'): string {
   let dir = path.dirname(fileURLToPath(import.meta.url))
   for (let i = 0; i < 4; i++) {
-    const candidate = path.join(dir, 'proto', 'csi.proto')
+    const candidate = path.join(dir, 'proto', file)
     if (existsSync(candidate)) return candidate
     dir = path.dirname(dir)
   }
-  throw new Error('proto/csi.proto not found above ' + fileURLToPath(import.meta.url))
+  throw new Error(`proto/${file} not found above ` + fileURLToPath(import.meta.url))
 }
 
 // The options the field uses for CSI: field names as in the spec, 64-bit integers as strings,
@@ -39,6 +39,16 @@ export function csiPackage(): CsiPackage {
     cached = root.csi.v1
   }
   return cached
+}
+
+let registration: grpc.ServiceClientConstructor | undefined
+/** kubelet's plugin-registration service (proto/pluginregistration.proto). */
+export function registrationService(): grpc.ServiceClientConstructor {
+  if (!registration) {
+    const def = protoLoader.loadSync(protoPath('pluginregistration.proto'), LOADER_OPTIONS)
+    registration = (grpc.loadPackageDefinition(def) as unknown as { pluginregistration: { Registration: grpc.ServiceClientConstructor } }).pluginregistration.Registration
+  }
+  return registration
 }
 
 export type Handler = (request: any) => Promise<unknown>

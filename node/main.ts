@@ -20,6 +20,7 @@ import { nativeMounter } from './mounter.js'
 import { volumeMounts } from './mountindex.js'
 import { instrumentMounter, nodeMetrics } from './metrics.js'
 import { Realiser } from './realiser.js'
+import { serveRegistration } from './registration.js'
 import { buildNode } from './server.js'
 
 export const NODE_FLAGS = {
@@ -32,9 +33,15 @@ export const NODE_FLAGS = {
   'has-controller': { type: 'boolean', default: true, help: 'advertise CONTROLLER_SERVICE in this node\'s Identity (the deployment runs a controller)' },
   'capacity-interval': { type: 'string', default: '60s', help: 'how often the node reports its free space and re-checks its volumes' },
   'metrics-socket': { type: 'string', default: '', help: 'unix socket serving Prometheus metrics to the sidecar (default: <csi socket>-metrics.sock beside the CSI socket; off to disable). The node plugin opens no TCP port' },
+  'registration-dir': { type: 'string', default: '', help: 'serve kubelet plugin registration in this folder (e.g. /var/lib/kubelet/plugins_registry), making node-driver-registrar optional; empty: off' },
+  'kubelet-registration-path': { type: 'string', default: '', help: 'the CSI socket path as kubelet on the host sees it (default: the --endpoint socket path)' },
   ...STORE_FLAGS,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
 } as const
+
+function fail(message: string): never {
+  throw new FlagError(message)
+}
 
 runMain(async () => {
   const f = parseFlags(process.argv.slice(2), NODE_FLAGS)
@@ -62,11 +69,17 @@ runMain(async () => {
   const metricsPath = metricsSocketFlag(f['metrics-socket'], endpoint.socketPath, metricsSocketFor)
   const metricsServer = metricsPath ? await serveMetrics(metrics.registry, metricsPath, log) : undefined
   const running = await listen(buildNode(deps, { driverName, controllerService: f['has-controller'], observe: metrics.observe }), endpoint)
+  const registration = f['registration-dir']
+    ? await serveRegistration({
+      driverName, log, registrationDir: path.resolve(f['registration-dir']),
+      kubeletEndpoint: f['kubelet-registration-path'] || endpoint.socketPath || fail('--registration-dir needs a unix --endpoint or --kubelet-registration-path'),
+    })
+    : undefined
   log.info({ endpoint: running.address, metricsSocket: metricsPath, nodeId, dataRoot: layout.dataRoot }, 'node plugin serving')
   const stop = (sig: string): void => {
     log.info({ signal: sig }, 'draining in-flight calls')
     realiser.stop()
-    void running.close().then(() => metricsServer?.close()).then(() => store.close()).then(() => process.exit(0))
+    void running.close().then(() => registration?.close()).then(() => metricsServer?.close()).then(() => store.close()).then(() => process.exit(0))
   }
   process.once('SIGTERM', () => stop('SIGTERM'))
   process.once('SIGINT', () => stop('SIGINT'))
