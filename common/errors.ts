@@ -62,7 +62,7 @@ function isErrnoLike(e: unknown): e is ErrnoLike {
 export function toCsiError(e: unknown): CsiError {
   if (e instanceof CsiError) return e
   if (isErrnoLike(e)) {
-    const code = ERRNO_TO_STATUS[e.code] ?? status.INTERNAL
+    const code = Object.hasOwn(ERRNO_TO_STATUS, e.code) ? ERRNO_TO_STATUS[e.code]! : status.INTERNAL
     return new CsiError(code, e.message)
   }
   if (e instanceof Error) return new CsiError(status.INTERNAL, e.message)

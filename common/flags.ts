@@ -59,11 +59,14 @@ export function parseDuration(flag: string, value: string): number {
   if (!m?.[1]) throw new FlagError(`--${flag} ${JSON.stringify(value)}: expected a duration such as 500ms, 30s or 2m`)
   const n = Number(m[1])
   const unit = m[2] ?? 's'
-  return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!
+  const ms = n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!
+  // Node timers silently turn delays above 2^31-1 ms (24.8 days) into 1 ms.
+  if (ms > 2 ** 31 - 1) throw new FlagError(`--${flag} ${JSON.stringify(value)}: at most 24 days (596h)`)
+  return ms
 }
 
 export function parseCount(flag: string, value: string): number {
-  if (!/^\d+$/.test(value)) throw new FlagError(`--${flag} ${JSON.stringify(value)}: expected a non-negative integer`)
+  if (!/^\d{1,10}$/.test(value) || Number(value) > 2 ** 31 - 1) throw new FlagError(`--${flag} ${JSON.stringify(value)}: expected an integer from 0 to 2147483647`)
   return Number(value)
 }
 

@@ -128,13 +128,14 @@ export interface Endpoint {
 export function parseEndpoint(value: string): Endpoint {
   if (value.startsWith('tcp://')) {
     const hostPort = value.slice('tcp://'.length)
-    if (!/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(hostPort)) throw new FlagError(`--endpoint ${value}: expected tcp://HOST:PORT`)
+    const port = Number(/:(\d{1,5})$/.exec(hostPort)?.[1] ?? NaN)
+    if (!/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(hostPort) || port > 65535) throw new FlagError(`--endpoint ${value}: expected tcp://HOST:PORT with a port up to 65535`)
     return { address: hostPort }
   }
   let p = value
   if (p.startsWith('unix://')) p = p.slice('unix://'.length)
   else if (p.startsWith('unix:')) p = p.slice('unix:'.length)
-  if (!p.startsWith('/')) throw new FlagError(`--endpoint ${value}: expected unix:///ABSOLUTE/PATH or tcp://HOST:PORT`)
+  if (!p.startsWith('/') || p === '/' || p.endsWith('/')) throw new FlagError(`--endpoint ${value}: expected unix:///ABSOLUTE/PATH or tcp://HOST:PORT`)
   // sockaddr_un.sun_path holds 108 bytes with the terminating NUL; a longer path fails in
   // bind() with a misleading EADDRINUSE from grpc-js.
   if (Buffer.byteLength(p) > 107) throw new FlagError(`--endpoint ${value}: the socket path is ${Buffer.byteLength(p)} bytes; unix sockets allow at most 107`)

@@ -26,7 +26,7 @@ export function redact(value: unknown): unknown {
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (SECRET_KEYS.has(k) || k.endsWith('_secrets')) {
-      out[k] = v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).map((key) => [key, '***'])) : v
+      out[k] = v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).map((key) => [key, '***'])) : v === undefined || v === null ? v : '***'
     } else {
       out[k] = redact(v)
     }

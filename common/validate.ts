@@ -84,26 +84,32 @@ export function requirePath(field: string, value: unknown): string {
 /** A string map from the request: keys and values each at most 128 bytes. */
 export function checkMap(field: string, value: unknown): Record<string, string> {
   if (value === undefined || value === null) return {}
-  if (typeof value !== 'object') throw invalid(field, 'must be a map of strings')
-  const out: Record<string, string> = {}
+  if (typeof value !== 'object' || Array.isArray(value)) throw invalid(field, 'must be a map of strings')
+  const entries: [string, string][] = []
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (typeof v !== 'string') throw invalid(`${field}[${k}]`, 'must be a string')
     checkString(`${field} key`, k)
     checkString(`${field}[${k}]`, v)
-    out[k] = v
+    entries.push([k, v])
   }
-  return out
+  // fromEntries defines own properties, so a key like "__proto__" stays a plain key.
+  return Object.fromEntries(entries)
+}
+
+/** Whether two string maps hold the same entries, whatever their key order (Go sends maps in
+ * random order, so a retried request may list them differently). */
+export function sameMap(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a)
+  return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && b[k] === a[k])
 }
 
 /** Parses a uint64/int64 that proto-loader delivered as a string (longs: String). */
 export function parseBytes(field: string, value: unknown): bigint {
   if (value === undefined || value === null || value === '') return 0n
-  let n: bigint
-  try {
-    n = BigInt(value as string | number)
-  } catch {
-    throw invalid(field, `${JSON.stringify(value)} is not an integer`)
-  }
+  // Decimal digits only: BigInt() would also take hex, binary, booleans and arrays.
+  const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value
+  if (typeof text !== 'string' || !/^-?[0-9]{1,20}$/.test(text)) throw invalid(field, `${JSON.stringify(value)} is not an integer`)
+  const n = BigInt(text)
   if (n < 0n) throw invalid(field, 'must not be negative')
   if (n > 0x7fff_ffff_ffff_ffffn) throw invalid(field, 'exceeds the int64 range')
   return n

@@ -58,7 +58,7 @@ export function parseParameters(rawMap: unknown): Parameters {
   const raw = checkMap('parameters', rawMap)
   for (const [k, v] of Object.entries(raw)) {
     if (k.startsWith('csi.storage.k8s.io/')) continue
-    const def = PARAMETERS[k]
+    const def = Object.hasOwn(PARAMETERS, k) ? PARAMETERS[k] : undefined
     if (!def) throw invalid(`parameters[${k}]`, `unknown parameter; known: ${Object.keys(PARAMETERS).join(', ')}`)
     if (!def.values.includes(v)) throw invalid(`parameters[${k}]`, `${JSON.stringify(v)} is not one of ${def.values.join(', ')}`)
   }

@@ -7,7 +7,7 @@ import type { ServiceHandlers } from '../common/grpc.js'
 import type { VolumeSpec, VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { waitFor } from '../common/store/wait.js'
-import { ownIdOrUndefined, requireId, requireString } from '../common/validate.js'
+import { checkMap, ownIdOrUndefined, requireId, requireString, sameMap } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { chooseNode, matches, roomOf } from './placement.js'
 import {
@@ -69,7 +69,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
             ? `is of kind ${s.kind}, not ${params.kind}`
             : s.accessType !== accessType
               ? `has access type ${s.accessType}, not ${accessType}`
-              : JSON.stringify(s.parameters) !== JSON.stringify(params.raw)
+              : !sameMap(s.parameters, params.raw)
                 ? 'was created with different parameters'
                 : reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches({ 'topology.tscsi.dev/node': s.node }, t))
                   ? `lives on node ${s.node}, outside the requested topology`
@@ -138,7 +138,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
     const params = req.parameters && Object.keys(req.parameters).length > 0 ? req.parameters : undefined
     const why = capabilitiesMatch(obj.spec, caps) ??
-      (params && JSON.stringify(params) !== JSON.stringify(obj.spec.parameters) ? 'parameters differ from the volume\'s' : undefined)
+      (params && !sameMap(checkMap('parameters', params), obj.spec.parameters) ? 'parameters differ from the volume\'s' : undefined)
     if (why) return { confirmed: null, message: why }
     return {
       confirmed: { volume_context: req.volume_context ?? {}, volume_capabilities: req.volume_capabilities, parameters: req.parameters ?? {}, mutable_parameters: {} },

@@ -1,5 +1,7 @@
 // Checks shared by the node RPCs: the volume's directory, paths handed over by the CO, and
 // taking down a mount only after proving it is the volume's.
+import { realpathSync } from 'node:fs'
+import path from 'node:path'
 import { failedPrecondition, invalid, notFound } from '../common/errors.js'
 import { unsupportedReason, type Capability } from '../common/capability.js'
 import type { NodeDeps } from './deps.js'
@@ -19,11 +21,35 @@ export function checkCapability(field: string, cap: Capability): void {
   if (why) throw invalid(field, why)
 }
 
-/** A CO path must never lie inside the data root: mounting over volume data would hide it. */
+/**
+ * A CO path must never lie inside the data root (mounting there would hide or expose volume
+ * data), neither as written nor once its existing parents' symlinks are resolved: a parent
+ * that is a symlink into the root would otherwise carry mkdir and mount inside another volume.
+ */
 export function checkOutsideRoot(d: NodeDeps, field: string, p: string): void {
-  const root = d.layout.dataRoot
-  if (p === root || p.startsWith(root + '/') || root.startsWith(p + '/')) {
-    throw invalid(field, `${p} overlaps the driver's data root ${root}`)
+  const roots = [d.layout.dataRoot, d.layout.realDataRoot()]
+  for (const candidate of [p, resolveExisting(p)]) {
+    for (const root of roots) {
+      if (candidate === root || candidate.startsWith(root + '/') || root.startsWith(candidate + '/')) {
+        throw invalid(field, `${p} overlaps the driver's data root ${d.layout.dataRoot}`)
+      }
+    }
+  }
+}
+
+/** The path with its nearest existing ancestor's symlinks resolved (the rest kept as written). */
+function resolveExisting(p: string): string {
+  let head = p
+  const rest: string[] = []
+  for (;;) {
+    try {
+      const real = realpathSync.native(head)
+      return rest.length === 0 ? real : path.join(real, ...rest.reverse())
+    } catch {
+      if (head === '/') return p
+      rest.push(path.basename(head))
+      head = path.dirname(head)
+    }
   }
 }
 

@@ -4,7 +4,7 @@
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { failedPrecondition } from '../common/errors.js'
-import { fromNodeError } from '../native/index.js'
+import { fromNodeError, statx } from '../native/index.js'
 
 /** Prepares the data root; refuses a volumes folder that is a symlink (it could point anywhere). */
 export async function prepareDataRoot(volumesDir: string): Promise<void> {
@@ -50,7 +50,9 @@ async function removeTree(dir: string, dev: number): Promise<void> {
     const p = path.join(dir, name)
     const st = await fsp.lstat(p)
     if (st.isDirectory()) {
-      if (st.dev !== dev) throw failedPrecondition(`${p} is another filesystem mounted inside the volume; unmount it first`)
+      // A bind mount of the same filesystem keeps the device number; statx's mount-root bit
+      // catches it too.
+      if (st.dev !== dev || statx(p).isMountRoot) throw failedPrecondition(`${p} is a mount inside the volume; unmount it first`)
       await removeTree(p, dev)
     } else {
       await fsp.unlink(p)

@@ -44,7 +44,7 @@ export function parseBindFlags(field: string, mountFlags: string[], readonly: bo
   mountFlags.forEach((raw, i) => {
     // StorageClass mountOptions sometimes arrive comma-joined in one entry.
     for (const opt of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
-      const apply = OPTIONS[opt]
+      const apply = Object.hasOwn(OPTIONS, opt) ? OPTIONS[opt] : undefined
       if (!apply) throw invalid(`${field}[${i}]`, `mount option ${JSON.stringify(opt)} cannot be applied to a bind mount; allowed: ${BIND_MOUNT_OPTIONS.join(', ')}`)
       apply(f)
     }
@@ -78,7 +78,8 @@ export function remountBits(f: BindFlags, currentSt: number): number {
 /** Why a live mount (its statvfs flags) does not give what was asked, or undefined if it does. */
 export function flagsMismatch(f: BindFlags, st: number): string | undefined {
   if (f.readonly !== Boolean(st & ST.RDONLY)) return `it is mounted ${st & ST.RDONLY ? 'read-only' : 'read-write'}`
-  const missing = (['nosuid', 'nodev', 'noexec', 'noatime'] as const).filter((k) => f[k] && !(st & { nosuid: ST.NOSUID, nodev: ST.NODEV, noexec: ST.NOEXEC, noatime: ST.NOATIME }[k]))
+  const bits = { nosuid: ST.NOSUID, nodev: ST.NODEV, noexec: ST.NOEXEC, noatime: ST.NOATIME, nodiratime: ST.NODIRATIME }
+  const missing = (['nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime'] as const).filter((k) => f[k] && !(st & bits[k]))
   if (missing.length > 0) return `it is mounted without ${missing.join(', ')}`
   return undefined
 }

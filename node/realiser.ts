@@ -1,7 +1,7 @@
 // The node plugin's half of the store protocol: it registers the node, reports its capacity,
 // and realises the volumes the controller placed here (create or remove their directories),
 // writing the outcome into each volume's status. It acts only on its own node's objects.
-import { codeName, toCsiError } from '../common/errors.js'
+import { Code, codeName, toCsiError } from '../common/errors.js'
 import { Mutexes } from '../common/lock.js'
 import type { Logger } from '../common/log.js'
 import type { VolumeStatus } from '../common/store/model.js'
@@ -106,7 +106,10 @@ export class Realiser {
       const err = toCsiError(e)
       this.o.metrics?.reconcileError()
       this.o.log.warn({ volume_id: obj.id, err: e }, 'volume could not be realised')
-      return { phase: 'Failed', code: codeName(err.code), message: err.message, ...this.base(obj) }
+      // For CreateVolume NOT_FOUND means "content source missing"; a missing folder on the node
+      // is the node's fault, not the caller's.
+      const code = err.code === Code.NOT_FOUND ? 'INTERNAL' : codeName(err.code)
+      return { phase: 'Failed', code, message: err.message, ...this.base(obj) }
     }
   }
 

@@ -20,6 +20,8 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
     volumeKind(req.volume_context)
     checkOutsideRoot(d, 'staging_target_path', staging)
     const id = requireId('volume_id', req.volume_id, 'v')
+    // Checked here so a bad option fails at stage, not later at publish.
+    parseBindFlags('volume_capability.mount.mount_flags', cap.mountFlags, false)
     // plan: the staging bind carries no flags; publish applies them per pod.
     const flags = parseBindFlags('volume_capability.mount.mount_flags', [], false)
     // effects

@@ -4,7 +4,7 @@
 // milliseconds and a periodic rescan catches anything a watch could miss.
 import { promises as fsp, watch, type FSWatcher } from 'node:fs'
 import path from 'node:path'
-import { failedPrecondition, unavailable } from '../errors.js'
+import { failedPrecondition, invalid, unavailable } from '../errors.js'
 import { Mutexes } from '../lock.js'
 import type { Logger } from '../log.js'
 import { removeStaleTemps, syncDir, writeFileAtomic } from './atomic.js'
@@ -23,7 +23,7 @@ interface Entry<S, T> {
 }
 
 function assertId(id: string): void {
-  if (!SAFE_ID.test(id)) throw new Error(`store: ${JSON.stringify(id)} is not a valid object id`)
+  if (!SAFE_ID.test(id)) throw invalid('id', `store: ${JSON.stringify(id)} is not a valid object id`)
 }
 
 export class LocalCollection<S, T> implements Collection<S, T> {

@@ -61,7 +61,7 @@ export async function start(kind: 'controller' | 'node', dir: string, extra: str
   const until = Date.now() + 15_000
   for (;;) {
     try {
-      const res = await id.Probe({}, 1000)
+      const res = await id.Probe!({}, 1000)
       if (res.ready?.value) break
     } catch {
       if (child.exitCode !== null) throw new Error(`${kind} exited early:\n${logs}`)

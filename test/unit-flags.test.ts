@@ -1,0 +1,70 @@
+// common/flags.ts: kubernetes-csi style flags, durations and counts.
+import t from 'tap'
+import { FlagError, parseCount, parseDuration, parseFlags, usage, type FlagDefs } from '../common/flags.js'
+
+const DEFS = {
+  endpoint: { type: 'string', default: 'unix:///run/x.sock', help: 'where to serve' },
+  nodeid: { type: 'string', help: 'node id' },
+  'enable-attach': { type: 'boolean', default: false, help: 'attach' },
+  'has-controller': { type: 'boolean', default: true, help: 'controller' },
+} as const satisfies FlagDefs
+
+t.test('parseFlags: defaults, both value spellings, booleans with and without =true|false', async (t) => {
+  t.same(parseFlags([], DEFS), { endpoint: 'unix:///run/x.sock', nodeid: '', 'enable-attach': false, 'has-controller': true })
+  const cases: [string[], Partial<Record<keyof typeof DEFS, string | boolean>>][] = [
+    [['--endpoint', 'tcp://127.0.0.1:1'], { endpoint: 'tcp://127.0.0.1:1' }],
+    [['--endpoint=tcp://127.0.0.1:1'], { endpoint: 'tcp://127.0.0.1:1' }],
+    [['--nodeid=a=b'], { nodeid: 'a=b' }],
+    [['--enable-attach'], { 'enable-attach': true }],
+    [['--enable-attach=true'], { 'enable-attach': true }],
+    [['--enable-attach=false'], { 'enable-attach': false }],
+    [['--has-controller=false'], { 'has-controller': false }],
+    [['--has-controller=false', '--nodeid', 'n1'], { 'has-controller': false, nodeid: 'n1' }],
+  ]
+  for (const [argv, want] of cases) t.match(parseFlags(argv, DEFS), want, argv.join(' '))
+})
+
+t.test('parseFlags: mistakes are FlagErrors naming the flag', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['--enable-attach=yes'], /--enable-attach/],
+    [['--enable-attach=1'], /--enable-attach/],
+    [['--enable-attach='], /--enable-attach/],
+    [['--bogus'], /bogus/],
+    [['--endpoint'], /endpoint/],
+    [['stray'], /stray/],
+  ]
+  for (const [argv, re] of cases) t.throws(() => parseFlags(argv, DEFS), { constructor: FlagError, message: re }, argv.join(' '))
+  t.throws(() => parseFlags(['--help'], DEFS), { constructor: FlagError, message: /--endpoint VALUE[\s\S]*--enable-attach/ }, '--help prints usage')
+})
+
+t.test('usage lists every flag with its default', async (t) => {
+  const u = usage(DEFS)
+  for (const name of Object.keys(DEFS)) t.match(u, `--${name}`)
+  t.match(u, '(default "unix:///run/x.sock")')
+  t.match(u, '(default true)')
+})
+
+t.test('parseDuration: ms, s, m, h and bare seconds', async (t) => {
+  const cases: [string, number][] = [
+    ['500ms', 500], ['30s', 30_000], ['2m', 120_000], ['1h', 3_600_000], ['45', 45_000], ['1.5s', 1500], [' 10s ', 10_000], ['0s', 0],
+  ]
+  for (const [v, ms] of cases) t.equal(parseDuration('realise-timeout', v), ms, v)
+  for (const bad of ['', 's', '-1s', '1d', '1e3', '.5s', '10 s', '1s2', 'NaN', 'Infinity']) {
+    t.throws(() => parseDuration('realise-timeout', bad), { constructor: FlagError, message: /--realise-timeout/ }, JSON.stringify(bad))
+  }
+})
+
+t.test('parseDuration refuses what a Node timer cannot hold', async (t) => {
+  // setTimeout/setInterval turn any delay above 2^31-1 ms (about 24.8 days) into 1 ms.
+  t.throws(() => parseDuration('realise-timeout', '600h'), { constructor: FlagError, message: /--realise-timeout/ }, '600h would fire after 1 ms')
+})
+
+t.test('parseCount: non-negative integers', async (t) => {
+  t.equal(parseCount('max-volumes-per-node', '0'), 0)
+  t.equal(parseCount('max-volumes-per-node', '64'), 64)
+  t.equal(parseCount('max-volumes-per-node', '007'), 7)
+  for (const bad of ['', '-1', '1.5', '1e3', ' 1', 'x', '0x10']) {
+    t.throws(() => parseCount('max-volumes-per-node', bad), { constructor: FlagError, message: /--max-volumes-per-node/ }, JSON.stringify(bad))
+  }
+  t.throws(() => parseCount('max-volumes-per-node', '99999999999999999999'), { constructor: FlagError, message: /--max-volumes-per-node/ }, 'beyond Number.MAX_SAFE_INTEGER')
+})

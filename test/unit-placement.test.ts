@@ -1,0 +1,96 @@
+// controller/placement.ts: which node a new volume goes to, and how much room each node has.
+import { status } from '@grpc/grpc-js'
+import t from 'tap'
+import { CsiError } from '../common/errors.js'
+import { TOPOLOGY_KEY, type VolumeSpec } from '../common/store/model.js'
+import type { NodeObject, VolumeObject } from '../common/store/types.js'
+import { allocatedByNode, chooseNode, matches, roomOf, type NodeRoom, type Requirements } from '../controller/placement.js'
+
+const G = 1024n ** 3n
+const topo = (node: string) => ({ segments: { [TOPOLOGY_KEY]: node } })
+
+function node(id: string, total: bigint | undefined, available = total, kinds: 'dir'[] = ['dir']): NodeObject {
+  const o: NodeObject = { id, spec: { topology: { [TOPOLOGY_KEY]: id }, maxVolumes: 0, kinds } }
+  if (total !== undefined) o.status = { totalBytes: String(total), availableBytes: String(available), updatedAt: '' }
+  return o
+}
+
+function vol(nodeId: string, size: bigint, over: Partial<VolumeSpec> = {}): VolumeObject {
+  return {
+    id: `v-${nodeId}-${size}`,
+    spec: { name: 'n', node: nodeId, kind: 'dir', capacityBytes: String(size), accessType: 'mount', parameters: {}, createdAt: '', generation: 1, ...over },
+  }
+}
+
+function room(id: string, free: bigint, total = free): NodeRoom {
+  return { id, topology: { [TOPOLOGY_KEY]: id }, total, free }
+}
+
+const none: Requirements = { requisite: [], preferred: [] }
+
+function codeOf(fn: () => unknown): number | string {
+  try {
+    return (fn() as NodeRoom).id
+  } catch (e) {
+    if (e instanceof CsiError) return e.code
+    throw e
+  }
+}
+
+t.test('allocatedByNode sums capacities per node, deleting volumes included', async (t) => {
+  const a = allocatedByNode([vol('a', 1n * G), vol('a', 2n * G, { deletionRequestedAt: 'now' }), vol('b', 5n)])
+  t.equal(a.get('a'), 3n * G)
+  t.equal(a.get('b'), 5n)
+  t.equal(a.get('c'), undefined)
+})
+
+t.test('roomOf: free is the smaller of unpromised and available, never negative', async (t) => {
+  const rooms = roomOf(
+    [node('a', 10n * G, 10n * G), node('b', 10n * G, 2n * G), node('c', 1n * G), node('never-reported', undefined), node('other-kind', 10n * G, 10n * G, [])],
+    [vol('a', 3n * G), vol('b', 1n * G), vol('c', 4n * G)],
+    'dir',
+  )
+  t.same(rooms.map((r) => [r.id, r.free]), [['a', 7n * G], ['b', 2n * G], ['c', 0n]])
+  t.same(rooms.map((r) => r.total), [10n * G, 10n * G, 1n * G])
+  t.equal(roomOf([node('other-kind', 1n, 1n, [])], []).length, 1, 'without a kind every reporting node counts')
+})
+
+t.test('matches needs every segment of a non-empty topology', async (t) => {
+  t.ok(matches({ [TOPOLOGY_KEY]: 'a', zone: 'z' }, topo('a')))
+  t.notOk(matches({ [TOPOLOGY_KEY]: 'a' }, topo('b')))
+  t.notOk(matches({ [TOPOLOGY_KEY]: 'a' }, { segments: { [TOPOLOGY_KEY]: 'a', zone: 'z' } }))
+  t.notOk(matches({ [TOPOLOGY_KEY]: 'a' }, { segments: {} }), 'an empty topology matches nothing')
+})
+
+t.test('chooseNode: preferred order first, then most free room', async (t) => {
+  const rooms = [room('a', 5n * G), room('b', 9n * G), room('c', 7n * G)]
+  const cases: [string, bigint, Requirements, string | number][] = [
+    ['no preference: most room', 1n * G, none, 'b'],
+    ['preferred wins over room', 1n * G, { requisite: [], preferred: [topo('a')] }, 'a'],
+    ['preferred in the order given', 1n * G, { requisite: [], preferred: [topo('c'), topo('a')] }, 'c'],
+    ['preferred without room falls through', 6n * G, { requisite: [], preferred: [topo('a'), topo('c')] }, 'c'],
+    ['then the rest by room', 8n * G, { requisite: [], preferred: [topo('a')] }, 'b'],
+    ['requisite filters', 1n * G, { requisite: [topo('a'), topo('c')], preferred: [] }, 'c'],
+    ['requisite and preferred', 1n * G, { requisite: [topo('a'), topo('c')], preferred: [topo('a')] }, 'a'],
+    ['preferred outside requisite is ignored', 1n * G, { requisite: [topo('c')], preferred: [topo('b')] }, 'c'],
+    ['exact fit', 9n * G, none, 'b'],
+  ]
+  for (const [what, size, req, want] of cases) t.equal(codeOf(() => chooseNode(rooms, size, req)), want, what)
+})
+
+t.test('chooseNode: ties in room are broken by id, so placement is deterministic', async (t) => {
+  t.equal(chooseNode([room('b', G), room('a', G), room('c', G)], 1n, none).id, 'a')
+})
+
+t.test('chooseNode errors: RESOURCE_EXHAUSTED for no node or no room, OUT_OF_RANGE beyond any node', async (t) => {
+  const rooms = [room('a', 2n * G, 10n * G), room('b', 1n * G, 4n * G)]
+  const cases: [string, NodeRoom[], bigint, Requirements, number][] = [
+    ['no nodes at all', [], 1n, none, status.RESOURCE_EXHAUSTED],
+    ['requisite names an unknown node', rooms, 1n, { requisite: [topo('zz')], preferred: [] }, status.RESOURCE_EXHAUSTED],
+    ['fits a node\'s size but not its free room', rooms, 3n * G, none, status.RESOURCE_EXHAUSTED],
+    ['larger than every node', rooms, 11n * G, none, status.OUT_OF_RANGE],
+    ['larger than every allowed node', rooms, 5n * G, { requisite: [topo('b')], preferred: [] }, status.OUT_OF_RANGE],
+  ]
+  for (const [what, rs, size, req, want] of cases) t.equal(codeOf(() => chooseNode(rs, size, req)), want, what)
+  t.throws(() => chooseNode(rooms, 3n * G, none), { message: /node a has 2147483648 bytes free/ }, 'the message names the best node')
+})
