@@ -1,0 +1,152 @@
+// The Kubernetes store against a real kube-apiserver (and etcd), with the real controller and
+// two real node plugins (node-a, node-b), each with its own data root on its own tmpfs so their
+// free space differs. Nothing here is mocked.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync } from 'node:fs'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import * as k8s from '@kubernetes/client-node'
+import { MNT, MS, mount, statvfs, umount2 } from '../native/index.js'
+import { KUBECTL, missingApiServerBinaries, startApiServer, type ApiServer } from './helpers/apiserver.js'
+import { client, kill9, mountCap, ROOT, start, type Proc } from './helpers/driver.js'
+
+const run = promisify(execFile)
+const ci = !!process.env.CI && process.env.CI !== 'false'
+const missing = missingApiServerBinaries()
+const MiB = 1 << 20
+const topo = (node: string) => ({ segments: { 'topology.tscsi.dev/node': node } })
+
+if (process.getuid?.() !== 0) {
+  t.skip('real API server tests run as root only')
+} else if (missing.length && !ci) {
+  t.skip(`needs ${missing.map((f) => path.basename(f)).join(', ')}: run \`bash scripts/k8s-tools.sh\``)
+} else {
+  t.setTimeout(300_000)
+  t.test('two node plugins and a controller on the Kubernetes store', async (t) => {
+    let api: ApiServer | undefined
+    const procs: Proc[] = []
+    const tmpfs: string[] = []
+    t.teardown(async () => {
+      for (const p of procs) p.child.kill('SIGKILL')
+      await Promise.all(procs.map((p) => p.exited))
+      for (const m of tmpfs.reverse()) { try { umount2(m, MNT.DETACH) } catch { /* gone */ } }
+      await api?.stop()
+    })
+    const dir = t.testdir()
+    api = await startApiServer(path.join(dir, 'api'))
+    const kubeconfig = api.kubeconfigPath
+    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'apply', '-f', path.join(ROOT, 'deploy/kubernetes/crds')])
+    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'wait', '--for', 'condition=established', '--timeout=60s', 'crd/tscsivolumes.tscsi.dev', 'crd/tscsinodes.tscsi.dev'])
+
+    // node-a gets 64 MiB, node-b 256 MiB: Immediate binding must choose node-b.
+    const nodeDirs: Record<string, string> = {}
+    for (const [name, size] of [['node-a', 64], ['node-b', 256]] as const) {
+      const d = path.join(dir, name)
+      mkdirSync(path.join(d, 'data'), { recursive: true })
+      mount('tmpfs', path.join(d, 'data'), 'tmpfs', MS.NOSUID | MS.NODEV, `size=${size}m`)
+      tmpfs.push(path.join(d, 'data'))
+      nodeDirs[name] = d
+    }
+    const kube = ['--store', 'kubernetes', '--kubeconfig', kubeconfig]
+    const startNode = async (name: string) => {
+      const p = await start('node', nodeDirs[name]!, ['--nodeid', name, ...kube])
+      procs.push(p)
+      return p
+    }
+    const startController = async () => {
+      const p = await start('controller', path.join(dir, 'ctl'), [...kube, '--realise-timeout', '20s'])
+      procs.push(p)
+      return p
+    }
+    const nodeB = await startNode('node-b')
+    await startNode('node-a')
+    let ctl = await startController()
+    let c = client('Controller', ctl.socket)
+    t.teardown(() => c.close())
+    const kc = new k8s.KubeConfig()
+    kc.loadFromFile(kubeconfig)
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi)
+    const objects = async () => ((await custom.listClusterCustomObject({ group: 'tscsi.dev', version: 'v1alpha1', plural: 'tscsivolumes' })) as { items: any[] }).items
+    const volumesOn = (name: string) => readdirSync(path.join(nodeDirs[name]!, 'data/volumes'))
+
+    // Both nodes registered their capacity.
+    const waitNodes = async () => {
+      for (let i = 0; i < 100; i++) {
+        const n = (await custom.listClusterCustomObject({ group: 'tscsi.dev', version: 'v1alpha1', plural: 'tscsinodes' })) as { items: any[] }
+        if (n.items.filter((x) => x.status).length === 2) return
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      throw new Error('node plugins did not register')
+    }
+    await waitNodes()
+
+    const onA = await c.CreateVolume({ name: 'pvc-on-a', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(8 * MiB) },
+      accessibility_requirements: { requisite: [topo('node-a'), topo('node-b')], preferred: [topo('node-a')] } })
+    t.equal(onA.volume.volume_context['tscsi.dev/node'], 'node-a', 'the preferred node (the scheduler\'s choice) gets the volume')
+    t.same(volumesOn('node-a'), [onA.volume.volume_id], 'its directory is under node-a\'s data root')
+    t.same(volumesOn('node-b'), [], 'and never under node-b\'s')
+
+    const immediate = await c.CreateVolume({ name: 'pvc-immediate', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(8 * MiB) } })
+    t.equal(immediate.volume.volume_context['tscsi.dev/node'], 'node-b', 'without a preference the node with more free space wins')
+
+    await t.rejects(c.CreateVolume({ name: 'pvc-too-big', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(100 * MiB) },
+      accessibility_requirements: { requisite: [topo('node-a')] } }), { code: 11 }, 'a size node-a can never hold is OUT_OF_RANGE')
+
+    for (const name of ['node-a', 'node-b']) {
+      // Reported capacity is refreshed after each change; give the debounce its second.
+      await new Promise((r) => setTimeout(r, 1500))
+      const fs = statvfs(path.join(nodeDirs[name]!, 'data'))
+      const unit = BigInt(fs.fragmentSize || fs.blockSize)
+      const allocated = BigInt(8 * MiB)
+      const unpromised = fs.blocks * unit - allocated
+      const avail = fs.bavail * unit
+      const want = unpromised < avail ? unpromised : avail
+      const cap = await c.GetCapacity({ accessible_topology: topo(name) })
+      t.equal(cap.available_capacity, want.toString(), `GetCapacity for ${name} is its statfs minus allocations`)
+    }
+
+    // Delete: the node removes the directory, releases the finalizer, and the object goes.
+    await c.DeleteVolume({ volume_id: onA.volume.volume_id })
+    t.same(volumesOn('node-a'), [], 'the directory is gone from node-a')
+    t.notOk((await objects()).some((o) => o.metadata.name === onA.volume.volume_id), 'and so is the custom resource')
+
+    // Controller killed in the middle of CreateVolume (node-b down, so the call is waiting).
+    await kill9(nodeB)
+    const req = { name: 'pvc-crash', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(4 * MiB) },
+      accessibility_requirements: { requisite: [topo('node-b')] } }
+    const pending = c.CreateVolume(req, 60_000).catch((e) => e)
+    await new Promise((r) => setTimeout(r, 500))
+    await kill9(ctl)
+    await pending
+    c.close()
+    ctl = await startController()
+    c = client('Controller', ctl.socket)
+    await startNode('node-b')
+    const first = await c.CreateVolume(req)
+    const again = await c.CreateVolume(req)
+    t.equal(again.volume.volume_id, first.volume.volume_id)
+    t.equal((await objects()).filter((o) => o.spec.name === 'pvc-crash').length, 1, 'exactly one volume object')
+    t.equal(volumesOn('node-b').filter((v) => v === first.volume.volume_id).length, 1, 'and one directory')
+
+    // A delete from outside the driver (kubectl) still goes through the node: data first.
+    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'delete', 'tscsivolume', immediate.volume.volume_id, '--wait=true', '--timeout=30s'])
+    t.notOk(existsSync(path.join(nodeDirs['node-b']!, 'data/volumes', immediate.volume.volume_id)), 'kubectl delete removed the data on node-b before the object went')
+  })
+}
+
+if (process.getuid?.() === 0 && (!missing.length || ci)) {
+  t.test('every manifest in deploy/kubernetes passes a server-side dry run', async (t) => {
+    let api: ApiServer | undefined
+    t.teardown(() => api?.stop())
+    const dir = t.testdir()
+    api = await startApiServer(dir)
+    const kc = ['--kubeconfig', api.kubeconfigPath]
+    // A dry run persists nothing, so the namespace the other objects live in must exist for real.
+    await run(KUBECTL, [...kc, 'apply', '-f', path.join(ROOT, 'deploy/kubernetes/namespace.yaml')])
+    const out = await run(KUBECTL, [...kc, 'apply', '--dry-run=server', '-k', path.join(ROOT, 'deploy/kubernetes')])
+    t.match(out.stdout, /deployment.apps\/tscsi-controller .*\(server dry run\)/)
+    t.match(out.stdout, /daemonset.apps\/tscsi-node .*\(server dry run\)/)
+    t.match(out.stdout, /customresourcedefinition.apiextensions.k8s.io\/tscsivolumes.tscsi.dev .*\(server dry run\)/)
+  })
+}
