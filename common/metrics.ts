@@ -20,6 +20,9 @@ export function processMetrics(component: string): ProcessMetrics {
   const registry = new Registry()
   registry.setDefaultLabels({ component })
   collectDefaultMetrics({ register: registry })
+  // These three are gauges named like counters, which promtool rightly flags; each is only the
+  // sum of its label-split sibling (nodejs_active_handles{type} ...), so nothing is lost.
+  for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(n)
   const calls = new Counter({
     name: 'tscsi_rpc_total',
     help: 'CSI RPCs served, by service, method and gRPC code.',

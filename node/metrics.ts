@@ -66,11 +66,11 @@ export function nodeMetrics(registry: Registry, store: Store, d: NodeDeps): Node
   new Gauge({
     name: 'tscsi_volume_capacity_bytes',
     help: 'Capacity of each volume held by this node.',
-    labelNames: ['volume_id', 'kind'],
+    labelNames: ['volume_id', 'kind', 'node'],
     registers: [registry],
     async collect() {
       this.reset()
-      for (const v of await mine()) if (!v.spec.deletionRequestedAt) this.set({ volume_id: v.id, kind: v.spec.kind }, Number(v.spec.capacityBytes))
+      for (const v of await mine()) if (!v.spec.deletionRequestedAt) this.set({ volume_id: v.id, kind: v.spec.kind, node: d.nodeId }, Number(v.spec.capacityBytes))
     },
   })
   return { reconcileError: () => errors.inc() }

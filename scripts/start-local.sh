@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs tscsi on this machine without Kubernetes: the controller and the node plugin, each on its
-# own unix socket, sharing the local store. Everything lives under .local/ (or $TSCSI_LOCAL).
+# own unix socket, sharing the local store, and a metrics/health sidecar for each. Everything lives under .local/ (or $TSCSI_LOCAL).
 # Stop with Ctrl-C; the processes drain in-flight calls and exit.
 set -u
 source "$(dirname "$0")/lib.sh"
@@ -15,6 +15,11 @@ pids+=($!)
 node "$ROOT/dist/node/main.js" --endpoint "unix://$base/node.sock" --state-dir "$base/state" --data-root "$base/data" &
 pids+=($!)
 wait_for_socket "$base/controller.sock" && wait_for_socket "$base/node.sock" || stop
+# One metrics/health sidecar per process, as in a cluster (loopback only).
+node "$ROOT/dist/metrics/main.js" --csi-address "$base/controller.sock" --http-endpoint 127.0.0.1:9808 &
+pids+=($!)
+node "$ROOT/dist/metrics/main.js" --csi-address "$base/node.sock" --http-endpoint 127.0.0.1:9809 &
+pids+=($!)
 cat <<MSG
 
 tscsi is running with the local store:
@@ -22,6 +27,7 @@ tscsi is running with the local store:
   node plugin (Identity + Node):      unix://$base/node.sock
   volume data:                        $base/data/volumes
   store:                              $base/state/store
+  sidecars (/healthz, /metrics):      http://127.0.0.1:9808 (controller), http://127.0.0.1:9809 (node)
 
 Try it (in another shell):
   npx tscsi-call unix://$base/controller.sock Controller.CreateVolume '{"name":"pvc-1","volume_capabilities":[{"mount":{},"access_mode":{"mode":"SINGLE_NODE_WRITER"}}]}'

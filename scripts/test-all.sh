@@ -10,6 +10,8 @@ ensure_csi_sanity || { echo "0 passed, 1 failed"; exit 1; }
 # A real kube-apiserver, etcd and kubectl for the Kubernetes-store tests (about 5 minutes on a
 # cold machine, seconds afterwards).
 bash scripts/k8s-tools.sh || { echo "0 passed, 1 failed"; exit 1; }
+# Debian's prometheus and promtool for the metrics tests.
+bash scripts/metrics-tools.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0
 failed=0
