@@ -3,18 +3,7 @@
 import { status } from '@grpc/grpc-js'
 import t from 'tap'
 import { isReadOnlyMode, parseCapabilities, parseCapability, SUPPORTED_MODES, unsupportedReason } from '../common/capability.js'
-import { CsiError } from '../common/errors.js'
-import { blockCap, mountCap } from './helpers/csi.js'
-
-function codeOf(fn: () => unknown): number | 'ok' {
-  try {
-    fn()
-    return 'ok'
-  } catch (e) {
-    if (e instanceof CsiError) return e.code
-    throw e
-  }
-}
+import { blockCap, mountCap, codeOf } from './helpers/csi.js'
 
 t.test('parseCapability reads mount and block capabilities', async (t) => {
   t.same(parseCapability('c', mountCap('SINGLE_NODE_WRITER', ['ro', 'nosuid'], 'ext4')),

@@ -3,24 +3,13 @@
 import { status } from '@grpc/grpc-js'
 import t from 'tap'
 import { parseCapability } from '../common/capability.js'
-import { CsiError } from '../common/errors.js'
 import { silentLogger } from '../common/log.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, volumeKind } from '../node/checks.js'
 import { nodeDeps } from '../node/deps.js'
 import { Layout } from '../node/layout.js'
 import type { PathInfo } from '../node/mounter.js'
-import { blockCap, mountCap } from './helpers/csi.js'
+import { blockCap, mountCap, codeOf } from './helpers/csi.js'
 import { FakeMounter } from './helpers/fake-mounter.js'
-
-function codeOf(fn: () => unknown): number | 'ok' {
-  try {
-    fn()
-    return 'ok'
-  } catch (e) {
-    if (e instanceof CsiError) return e.code
-    throw e
-  }
-}
 
 t.test('volumeKind: dir, or absent meaning dir; anything else INVALID_ARGUMENT', async (t) => {
   t.equal(volumeKind(undefined), 'dir')

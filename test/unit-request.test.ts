@@ -9,17 +9,7 @@ import {
   capabilitiesMatch, checkSupported, csiVolume, DEFAULT_SIZE, fitsRange, GiB, parseParameters, parseRange, parseRequirements, planSize,
   publishedNodes, volumeCondition, volumeIdFor,
 } from '../controller/request.js'
-import { blockCap, mountCap } from './helpers/csi.js'
-
-function codeOf(fn: () => unknown): number | 'ok' {
-  try {
-    fn()
-    return 'ok'
-  } catch (e) {
-    if (e instanceof CsiError) return e.code
-    throw e
-  }
-}
+import { blockCap, mountCap, codeOf } from './helpers/csi.js'
 
 const spec: VolumeSpec = {
   name: 'pvc-1', node: 'node-a', kind: 'dir', capacityBytes: String(GiB), accessType: 'mount', parameters: {},

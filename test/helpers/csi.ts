@@ -53,3 +53,14 @@ export async function rejectsCsi(tt: TT, p: Promise<unknown>, code: status, re?:
   if (re) tt.match(String((err as Error)?.message), re, `${label}message names ${re}`, extra)
   return err as CsiError
 }
+
+/** The gRPC code a synchronous call throws as a CsiError, or 'ok' when it returns. */
+export function codeOf(fn: () => unknown): number | 'ok' {
+  try {
+    fn()
+    return 'ok'
+  } catch (e) {
+    if (e instanceof CsiError) return e.code
+    throw e
+  }
+}
