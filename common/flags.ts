@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util'
 export interface FlagDef {
   type: 'string' | 'boolean'
   default?: string | boolean
+  /** May be given several times; the value is then a list. */
+  multiple?: boolean
   help: string
 }
 
@@ -16,9 +18,9 @@ export class FlagError extends Error {}
 export function parseFlags<D extends FlagDefs>(
   argv: string[],
   defs: D,
-): { [K in keyof D]: D[K]['type'] extends 'boolean' ? boolean : string } {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } }
-  for (const [name, def] of Object.entries(defs)) options[name] = { type: def.type }
+): { [K in keyof D]: D[K]['type'] extends 'boolean' ? boolean : D[K]['multiple'] extends true ? string[] : string } {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { help: { type: 'boolean' } }
+  for (const [name, def] of Object.entries(defs)) options[name] = { type: def.type, ...(def.multiple && { multiple: true }) }
   // Boolean flags also take `--flag=true|false`, as Go's flag package (and so every
   // kubernetes-csi manifest) allows; util.parseArgs on Node 20 knows only `--flag`.
   const explicit: Record<string, boolean> = {}
@@ -36,10 +38,10 @@ export function parseFlags<D extends FlagDefs>(
     throw new FlagError((e as Error).message)
   }
   if (parsed.values['help']) throw new FlagError(usage(defs))
-  const out: Record<string, string | boolean> = {}
+  const out: Record<string, string | boolean | string[]> = {}
   for (const [name, def] of Object.entries(defs)) {
     const v = explicit[name] ?? parsed.values[name] ?? def.default
-    out[name] = v === undefined ? (def.type === 'boolean' ? false : '') : (v as string | boolean)
+    out[name] = v === undefined ? (def.multiple ? [] : def.type === 'boolean' ? false : '') : (v as string | boolean | string[])
   }
   return out as never
 }

@@ -11,6 +11,8 @@ export const MAX_PATH_BYTES = 4096
 // Ids we mint: a kind prefix and 32 hex digits (128 bits of a name's hash). Nothing else is
 // ever used as a path component, so `..`, `/`, NUL or look-alike characters cannot reach disk.
 const OWN_ID = /^(v|s|g)-[0-9a-f]{32}$/
+/** Pool names (StorageClass `pool`, node `--pool NAME=PATH`): short DNS labels. */
+export const POOL_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/
 // Node ids come from --nodeid / the host name: DNS-1123-ish, plus dots and underscores.
 const NODE_ID = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/
 // eslint-disable-next-line no-control-regex

@@ -9,6 +9,7 @@ import { processMetrics, serveMetrics } from '../common/metrics.js'
 import { metricsSocketFor } from '../common/metricsock.js'
 import { openStore, STORE_FLAGS } from '../common/store/open.js'
 import { controllerDeps } from './deps.js'
+import { LostNodeWatch } from './lostnodes.js'
 import { controllerMetrics } from './metrics.js'
 import { buildController } from './server.js'
 
@@ -36,10 +37,13 @@ runMain(async () => {
   })
   const metricsPath = metricsSocketFlag(f['metrics-socket'], endpoint.socketPath, metricsSocketFor)
   const metricsServer = metricsPath ? await serveMetrics(metrics.registry, metricsPath, log) : undefined
+  const lost = new LostNodeWatch(store, log, metrics.registry)
+  lost.start(60_000)
   const running = await listen(buildController(deps, { driverName, observe: metrics.observe }), endpoint)
   log.info({ endpoint: running.address, metricsSocket: metricsPath, driverName, host: os.hostname() }, 'controller serving')
   const stop = (sig: string): void => {
     log.info({ signal: sig }, 'draining in-flight calls')
+    lost.stop()
     void running.close().then(() => metricsServer?.close()).then(() => store.close()).then(() => process.exit(0))
   }
   process.once('SIGTERM', () => stop('SIGTERM'))

@@ -23,15 +23,17 @@ export function allocatedByNode(volumes: VolumeObject[]): Map<string, bigint> {
   return out
 }
 
-export function roomOf(nodes: NodeObject[], volumes: VolumeObject[], kind?: VolumeKind): NodeRoom[] {
-  const allocated = allocatedByNode(volumes)
+/** Room in one pool on every node that serves it (and the kind, when given). */
+export function roomOf(nodes: NodeObject[], volumes: VolumeObject[], pool: string, kind?: VolumeKind): NodeRoom[] {
+  const allocated = allocatedByNode(volumes.filter((v) => v.spec.pool === pool))
   const out: NodeRoom[] = []
   for (const n of nodes) {
-    if (!n.status) continue // registered but never reported capacity: cannot promise anything
+    const p = n.status?.pools[pool]
+    if (!p) continue // the pool is missing there, or the node never reported: promise nothing
     if (kind && !n.spec.kinds.includes(kind)) continue
-    const total = BigInt(n.status.totalBytes)
+    const total = BigInt(p.totalBytes)
     const unpromised = total - (allocated.get(n.id) ?? 0n)
-    const available = BigInt(n.status.availableBytes)
+    const available = BigInt(p.availableBytes)
     const free = unpromised < available ? unpromised : available
     out.push({ id: n.id, topology: n.spec.topology, total, free: free < 0n ? 0n : free })
   }
@@ -54,13 +56,13 @@ export interface Requirements {
  * nodes with the most room first. Errors follow the spec: nothing in the requisite topology or
  * no room there is RESOURCE_EXHAUSTED; a size no node could ever hold is OUT_OF_RANGE.
  */
-export function chooseNode(rooms: NodeRoom[], size: bigint, req: Requirements): NodeRoom {
+export function chooseNode(rooms: NodeRoom[], size: bigint, req: Requirements, pool = 'default'): NodeRoom {
   const allowed = req.requisite.length === 0 ? rooms : rooms.filter((r) => req.requisite.some((t) => matches(r.topology, t)))
   if (allowed.length === 0) {
     throw exhausted(
       req.requisite.length === 0
-        ? 'no node has registered capacity with the store yet'
-        : 'no registered node lies in accessibility_requirements.requisite',
+        ? `no node serves pool ${JSON.stringify(pool)} (or none has reported its capacity yet)`
+        : `no node in accessibility_requirements.requisite serves pool ${JSON.stringify(pool)}`,
     )
   }
   const ordered: NodeRoom[] = []
@@ -72,7 +74,7 @@ export function chooseNode(rooms: NodeRoom[], size: bigint, req: Requirements): 
   const fit = ordered.find((r) => r.free >= size)
   if (fit) return fit
   const largest = allowed.reduce((m, r) => (r.total > m ? r.total : m), 0n)
-  if (size > largest) throw outOfRange(`requested ${size} bytes is more than the largest allowed node holds (${largest} bytes)`)
+  if (size > largest) throw outOfRange(`requested ${size} bytes is more than pool ${JSON.stringify(pool)} holds on any allowed node (${largest} bytes)`)
   const best = ordered[0]!
-  throw exhausted(`not enough free space: ${size} bytes requested, node ${best.id} has ${best.free} bytes free`)
+  throw exhausted(`not enough free space in pool ${JSON.stringify(pool)}: ${size} bytes requested, node ${best.id} has ${best.free} bytes free`)
 }

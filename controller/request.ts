@@ -4,9 +4,9 @@ import { createHash } from 'node:crypto'
 import type { Capability } from '../common/capability.js'
 import { unsupportedReason } from '../common/capability.js'
 import { invalid } from '../common/errors.js'
-import { TOPOLOGY_KEY, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
+import { DEFAULT_POOL, TOPOLOGY_KEY, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
-import { checkMap, parseBytes } from '../common/validate.js'
+import { checkMap, parseBytes, POOL_NAME } from '../common/validate.js'
 import type { Requirements, Topology } from './placement.js'
 
 export const GiB = 1024n ** 3n
@@ -45,12 +45,25 @@ export function fitsRange(size: bigint, r: Range): boolean {
 
 // StorageClass parameters we understand. Keys the external-provisioner adds itself
 // (csi.storage.k8s.io/*) are accepted and kept; anything else is a typo worth an error.
-export const PARAMETERS: Record<string, { values: readonly string[]; help: string }> = {
-  kind: { values: ['dir'], help: 'what backs the volume: dir (a directory under the node data root)' },
+const oneOf = (...values: string[]) => ({
+  check: (v: string) => (values.includes(v) ? undefined : `${JSON.stringify(v)} is not one of ${values.join(', ')}`),
+  values,
+})
+
+export const PARAMETERS: Record<string, { check: (v: string) => string | undefined; values?: string[]; help: string }> = {
+  kind: { ...oneOf('dir'), help: 'what backs the volume: dir (a directory under the node data root)' },
+  pool: {
+    check: (v) => (POOL_NAME.test(v) ? undefined : `${JSON.stringify(v)} is not a pool name (lower-case letters, digits, '-', at most 32)`),
+    help: 'the node pool (named data root, --pool on the node plugin) that holds the volume; default: default',
+  },
+  onDelete: { ...oneOf('delete', 'retain', 'archive'), help: 'what DeleteVolume does with the data: delete it, retain it in place, or archive it (renamed aside with a timestamp)' },
+  onLostNode: { ...oneOf('fail', 'forget'), help: 'DeleteVolume when the volume\'s node is gone: fail (FAILED_PRECONDITION) or forget the volume (its data stays on the lost node)' },
 }
+
 
 export interface Parameters {
   kind: VolumeKind
+  pool: string
   raw: Record<string, string>
 }
 
@@ -60,9 +73,10 @@ export function parseParameters(rawMap: unknown): Parameters {
     if (k.startsWith('csi.storage.k8s.io/')) continue
     const def = Object.hasOwn(PARAMETERS, k) ? PARAMETERS[k] : undefined
     if (!def) throw invalid(`parameters[${k}]`, `unknown parameter; known: ${Object.keys(PARAMETERS).join(', ')}`)
-    if (!def.values.includes(v)) throw invalid(`parameters[${k}]`, `${JSON.stringify(v)} is not one of ${def.values.join(', ')}`)
+    const why = def.check(v)
+    if (why) throw invalid(`parameters[${k}]`, why)
   }
-  return { kind: (raw['kind'] ?? 'dir') as VolumeKind, raw }
+  return { kind: (raw['kind'] ?? 'dir') as VolumeKind, pool: raw['pool'] ?? DEFAULT_POOL, raw }
 }
 
 export function checkSupported(field: string, caps: Capability[]): void {
@@ -90,7 +104,7 @@ export function csiVolume(obj: VolumeObject): Record<string, unknown> {
   return {
     volume_id: obj.id,
     capacity_bytes: obj.spec.capacityBytes,
-    volume_context: { 'tscsi.dev/kind': obj.spec.kind, 'tscsi.dev/node': obj.spec.node },
+    volume_context: { 'tscsi.dev/kind': obj.spec.kind, 'tscsi.dev/node': obj.spec.node, 'tscsi.dev/pool': obj.spec.pool },
     content_source: null,
     accessible_topology: [{ segments: { [TOPOLOGY_KEY]: obj.spec.node } }],
   }

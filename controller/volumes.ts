@@ -82,9 +82,9 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
       } else {
         await d.placement.run('placement', async () => {
           const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
-          const node = chooseNode(roomOf(nodes, volumes, params.kind), size, reqs)
+          const node = chooseNode(roomOf(nodes, volumes, params.pool, params.kind), size, reqs, params.pool)
           const spec: VolumeSpec = {
-            name, node: node.id, kind: params.kind, capacityBytes: size.toString(), accessType,
+            name, node: node.id, kind: params.kind, pool: params.pool, capacityBytes: size.toString(), accessType,
             parameters: params.raw, createdAt: now(), generation: 1,
           }
           await d.store.volumes.putSpec(id, spec)
@@ -107,6 +107,16 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
       const nodes = publishedNodes(obj.spec)
       if (nodes.length > 0) throw failedPrecondition(`volume ${id} is still published to node(s) ${nodes.join(', ')}; unpublish it first`)
       const s = obj.spec
+      if (!(await d.store.nodes.get(s.node))) {
+        // Nobody can remove the data of a node that is gone: waiting would only hang.
+        if (s.parameters['onLostNode'] !== 'forget') {
+          throw failedPrecondition(`volume ${id} lives on node ${s.node}, which is no longer registered; its data cannot be removed. ` +
+            'Bring the node back, or set the StorageClass parameter onLostNode: forget to drop the volume without it')
+        }
+        d.log.warn({ volume_id: id, node: s.node }, 'forgetting a volume whose node is gone (onLostNode: forget); its data stays on that node')
+        await d.store.volumes.remove(id, { force: true })
+        return {}
+      }
       const st = obj.status
       if (!s.deletionRequestedAt) {
         await d.store.volumes.putSpec(id, { ...s, deletionRequestedAt: now(), generation: s.generation + 1 })
@@ -186,7 +196,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
       ? { segments: req.accessible_topology.segments as Record<string, string> }
       : undefined
     const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
-    const rooms = roomOf(nodes, volumes, params.kind).filter((r) => !topo || matches(r.topology, topo))
+    const rooms = roomOf(nodes, volumes, params.pool, params.kind).filter((r) => !topo || matches(r.topology, topo))
     // A volume cannot span nodes: the total is what the segment holds, the maximum is what one
     // volume can get.
     const total = rooms.reduce((s, r) => s + r.free, 0n)

@@ -2,7 +2,7 @@
 // taking down a mount only after proving it is the volume's.
 import { realpathSync } from 'node:fs'
 import path from 'node:path'
-import { failedPrecondition, invalid, notFound } from '../common/errors.js'
+import { Code, failedPrecondition, invalid, notFound } from '../common/errors.js'
 import { unsupportedReason, type Capability } from '../common/capability.js'
 import type { NodeDeps } from './deps.js'
 import { sameObject, type PathInfo } from './mounter.js'
@@ -27,11 +27,11 @@ export function checkCapability(field: string, cap: Capability): void {
  * that is a symlink into the root would otherwise carry mkdir and mount inside another volume.
  */
 export function checkOutsideRoot(d: NodeDeps, field: string, p: string): void {
-  const roots = [d.layout.dataRoot, d.layout.realDataRoot()]
+  const roots = d.layout.allRoots()
   for (const candidate of [p, resolveExisting(p)]) {
     for (const root of roots) {
       if (candidate === root || candidate.startsWith(root + '/') || root.startsWith(candidate + '/')) {
-        throw invalid(field, `${p} overlaps the driver's data root ${d.layout.dataRoot}`)
+        throw invalid(field, `${p} overlaps the driver's data root ${root}`)
       }
     }
   }
@@ -53,13 +53,29 @@ function resolveExisting(p: string): string {
   }
 }
 
-/** The volume's directory on this node, or NOT_FOUND. */
-export function volumeDir(d: NodeDeps, id: string): { path: string; info: PathInfo } {
-  const p = d.layout.volumeDir(id)
-  const info = d.mounter.inspect(p)
-  if (!info) throw notFound(`volume ${id} does not exist on node ${d.nodeId}`)
-  if (info.type !== 'dir') throw failedPrecondition(`volume ${id}: ${p} is not a directory; refusing to use it`)
-  return { path: p, info }
+/**
+ * The volume's directory on this node, or NOT_FOUND. Looked up in every pool (a handful of
+ * statx calls), so the mount path needs neither the volume context nor the store.
+ */
+export function volumeDir(d: NodeDeps, id: string): { path: string; info: PathInfo; pool: string } {
+  for (const pool of d.layout.pools.keys()) {
+    const p = d.layout.volumeDir(id, pool)
+    const info = d.mounter.inspect(p)
+    if (!info) continue
+    if (info.type !== 'dir') throw failedPrecondition(`volume ${id}: ${p} is not a directory; refusing to use it`)
+    return { path: p, info, pool }
+  }
+  throw notFound(`volume ${id} does not exist on node ${d.nodeId}`)
+}
+
+/** Like volumeDir, but undefined instead of NOT_FOUND. */
+export function findVolumeDir(d: NodeDeps, id: string): { path: string; info: PathInfo; pool: string } | undefined {
+  try {
+    return volumeDir(d, id)
+  } catch (e) {
+    if ((e as { code?: unknown }).code === Code.NOT_FOUND) return undefined
+    throw e
+  }
 }
 
 /** Refuses symlinks (never followed) and anything but a directory. */
@@ -74,7 +90,7 @@ export function checkDirectory(field: string, p: string, info: PathInfo): void {
  */
 export function unmountVolume(d: NodeDeps, id: string, field: string, p: string, first: PathInfo): void {
   let info: PathInfo | undefined = first
-  const vol = d.mounter.inspect(d.layout.volumeDir(id))
+  const vol = findVolumeDir(d, id)?.info
   for (let i = 0; i < 8 && info?.isMountRoot; i++) {
     const ours = vol ? sameObject(info, vol) : d.index.paths(id).includes(p)
     if (!ours) throw failedPrecondition(`${field} ${p} has a mount that is not volume ${id}; leaving it alone`)

@@ -4,7 +4,9 @@
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { failedPrecondition } from '../common/errors.js'
+import type { VolumeObject } from '../common/store/types.js'
 import { fromNodeError, statx } from '../native/index.js'
+import type { Layout } from './layout.js'
 
 /** Prepares the data root; refuses a volumes folder that is a symlink (it could point anywhere). */
 export async function prepareDataRoot(volumesDir: string): Promise<void> {
@@ -27,6 +29,31 @@ export async function ensureVolumeDir(dir: string): Promise<void> {
     const st = await fsp.lstat(dir)
     if (!st.isDirectory()) throw failedPrecondition(`${dir} exists and is not a directory`)
   }
+}
+
+/**
+ * Applies a deleted volume's onDelete policy to its data and says what it did:
+ * delete (the default) removes it; retain leaves it in place (a later volume with the same name,
+ * and so the same id, gets it back); archive renames it to <pool>/archive/<id>-<timestamp>.
+ */
+export async function retire(layout: Layout, obj: VolumeObject, now: Date): Promise<string> {
+  const dir = layout.volumeDir(obj.id, obj.spec.pool)
+  const policy = obj.spec.parameters['onDelete'] ?? 'delete'
+  if (policy === 'retain') return `volume data retained at ${dir} (onDelete: retain)`
+  if (policy === 'archive') {
+    const archive = layout.archiveDir(obj.spec.pool)
+    await fsp.mkdir(archive, { recursive: true, mode: 0o700 })
+    const to = path.join(archive, `${obj.id}-${now.toISOString().replace(/[:.]/g, '-')}`)
+    try {
+      await fsp.rename(dir, to)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'volume data was already gone; nothing to archive'
+      throw fromNodeError(e, 'rename', dir)
+    }
+    return `volume data archived at ${to} (onDelete: archive)`
+  }
+  await removeVolumeDir(dir)
+  return 'volume data removed'
 }
 
 /** Removes a volume directory and its content, staying on its filesystem. Missing is fine. */

@@ -1,31 +1,60 @@
-// Where things live under the node's data root. Every path here is built from validated ids
-// only (see common/validate.ts), so nothing a request says can point outside the root.
+// Where things live under the node's pools. A pool is a named data root (`--data-root` is the
+// pool "default"; `--pool fast=/mnt/nvme` adds more). Every path here is built from validated
+// ids and pool names only (see common/validate.ts), so nothing a request says can point outside
+// a root.
 import { realpathSync } from 'node:fs'
 import path from 'node:path'
 
+import { DEFAULT_POOL } from '../common/store/model.js'
+
+export { DEFAULT_POOL }
+
 export class Layout {
-  readonly volumesDir: string
+  /** Pool name → root folder. */
+  readonly pools: ReadonlyMap<string, string>
+  private readonly real = new Map<string, string>()
 
-  constructor(readonly dataRoot: string) {
-    this.volumesDir = path.join(dataRoot, 'volumes')
+  constructor(readonly dataRoot: string, extraPools: Record<string, string> = {}) {
+    this.pools = new Map([[DEFAULT_POOL, dataRoot], ...Object.entries(extraPools)])
   }
 
-  private real: string | undefined
+  /** The default pool's volumes folder. */
+  get volumesDir(): string {
+    return this.volumesDirOf(DEFAULT_POOL)
+  }
 
-  /** The data root with symlinks resolved (computed once; the root exists after start-up). */
-  realDataRoot(): string {
-    if (this.real === undefined) {
-      try {
-        this.real = realpathSync.native(this.dataRoot)
-      } catch {
-        return this.dataRoot
+  volumesDirOf(pool: string): string {
+    const root = this.pools.get(pool)
+    if (root === undefined) throw new Error(`pool ${JSON.stringify(pool)} is not served by this node`)
+    return path.join(root, 'volumes')
+  }
+
+  /** The directory that holds a volume's data. `id` must already be validated. */
+  volumeDir(id: string, pool = DEFAULT_POOL): string {
+    return path.join(this.volumesDirOf(pool), id)
+  }
+
+  /** Where retired volume data goes with onDelete: archive. */
+  archiveDir(pool: string): string {
+    return path.join(this.pools.get(pool) ?? this.dataRoot, 'archive')
+  }
+
+  /** Every pool root as written and with symlinks resolved (computed once; roots exist after start-up). */
+  allRoots(): string[] {
+    const out: string[] = []
+    for (const [name, root] of this.pools) {
+      out.push(root)
+      let real = this.real.get(name)
+      if (real === undefined) {
+        try {
+          real = realpathSync.native(root)
+          this.real.set(name, real)
+        } catch {
+          continue
+        }
       }
+      if (real !== root) out.push(real)
     }
-    return this.real
-  }
-
-  /** The directory that holds a dir volume's data. `id` must already be validated. */
-  volumeDir(id: string): string {
-    return path.join(this.volumesDir, id)
+    return out
   }
 }

@@ -11,11 +11,11 @@ import { FlagError, metricsSocketFlag, parseCount, parseDuration, parseFlags, ru
 import { processMetrics, serveMetrics } from '../common/metrics.js'
 import { metricsSocketFor } from '../common/metricsock.js'
 import { openStore, STORE_FLAGS } from '../common/store/open.js'
-import { isNodeId } from '../common/validate.js'
+import { isNodeId, POOL_NAME } from '../common/validate.js'
 import { readMountInfo } from '../native/index.js'
 import { prepareDataRoot } from './datadir.js'
 import { nodeDeps } from './deps.js'
-import { Layout } from './layout.js'
+import { DEFAULT_POOL, Layout } from './layout.js'
 import { nativeMounter } from './mounter.js'
 import { volumeMounts } from './mountindex.js'
 import { instrumentMounter, nodeMetrics } from './metrics.js'
@@ -28,7 +28,8 @@ export const NODE_FLAGS = {
   drivername: { type: 'string', default: 'local.tscsi.dev', help: 'the CSI driver name (must match the controller\'s)' },
   nodeid: { type: 'string', default: '', help: 'this node\'s id, also its topology value (default: the host name)' },
   'state-dir': { type: 'string', default: '/var/lib/tscsi/state', help: 'folder of the local store, shared with the controller on this machine' },
-  'data-root': { type: 'string', default: '/var/lib/tscsi/data', help: 'where volume data lives on this node' },
+  'data-root': { type: 'string', default: '/var/lib/tscsi/data', help: 'where volume data lives on this node (the pool named default)' },
+  pool: { type: 'string', multiple: true, help: 'NAME=PATH: another data root this node serves as pool NAME (repeatable), chosen by the StorageClass parameter pool' },
   'max-volumes-per-node': { type: 'string', default: '0', help: 'volume limit reported in NodeGetInfo (0: no limit)' },
   'has-controller': { type: 'boolean', default: true, help: 'advertise CONTROLLER_SERVICE in this node\'s Identity (the deployment runs a controller)' },
   'capacity-interval': { type: 'string', default: '60s', help: 'how often the node reports its free space and re-checks its volumes' },
@@ -43,6 +44,18 @@ function fail(message: string): never {
   throw new FlagError(message)
 }
 
+function parsePools(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const v of values) {
+    const m = /^([^=]+)=(\/.+)$/.exec(v)
+    if (!m?.[1] || !m[2]) fail(`--pool ${JSON.stringify(v)}: expected NAME=/ABSOLUTE/PATH`)
+    if (!POOL_NAME.test(m[1]) || m[1] === DEFAULT_POOL) fail(`--pool ${JSON.stringify(v)}: the name must be lower-case letters, digits and '-' (at most 32), and not "default" (that is --data-root)`)
+    if (out[m[1]]) fail(`--pool ${m[1]} is given twice`)
+    out[m[1]] = path.resolve(m[2])
+  }
+  return out
+}
+
 runMain(async () => {
   const f = parseFlags(process.argv.slice(2), NODE_FLAGS)
   const driverName = checkDriverName(f.drivername)
@@ -50,15 +63,16 @@ runMain(async () => {
   const nodeId = f.nodeid || os.hostname()
   if (!isNodeId(nodeId)) throw new FlagError(`--nodeid ${JSON.stringify(nodeId)}: letters, digits, '.', '_' and '-' only, at most 128`)
   const log = createLogger(f['log-level'], 'tscsi-node')
-  const layout = new Layout(path.resolve(f['data-root']))
-  await prepareDataRoot(layout.volumesDir)
+  const layout = new Layout(path.resolve(f['data-root']), parsePools(f.pool))
+  for (const pool of layout.pools.keys()) await prepareDataRoot(layout.volumesDirOf(pool))
   const metrics = processMetrics('node')
   const deps = nodeDeps({
     nodeId, maxVolumes: parseCount('max-volumes-per-node', f['max-volumes-per-node']), layout,
     mounter: instrumentMounter(nativeMounter, metrics.registry), log,
   })
   // The one full read of the mount table: what a previous run of this plugin left mounted.
-  deps.index.replaceAll(volumeMounts(readMountInfo(), realpathSync(layout.volumesDir)))
+  const table = readMountInfo()
+  deps.index.replaceAll(new Map([...layout.pools.keys()].flatMap((p) => [...volumeMounts(table, realpathSync(layout.volumesDirOf(p)))])))
   log.info({ mountedVolumes: deps.index.volumes().length }, 'mount index rebuilt')
   const store = await openStore(f.store, { stateDir: f['state-dir'], kubeconfig: f.kubeconfig, nodeId }, log)
   const realiser = new Realiser({
@@ -75,7 +89,7 @@ runMain(async () => {
       kubeletEndpoint: f['kubelet-registration-path'] || endpoint.socketPath || fail('--registration-dir needs a unix --endpoint or --kubelet-registration-path'),
     })
     : undefined
-  log.info({ endpoint: running.address, metricsSocket: metricsPath, nodeId, dataRoot: layout.dataRoot }, 'node plugin serving')
+  log.info({ endpoint: running.address, metricsSocket: metricsPath, nodeId, pools: Object.fromEntries(layout.pools) }, 'node plugin serving')
   const stop = (sig: string): void => {
     log.info({ signal: sig }, 'draining in-flight calls')
     realiser.stop()

@@ -54,10 +54,13 @@ export function nodeMetrics(registry: Registry, store: Store, d: NodeDeps): Node
     new Gauge({
       name, help, labelNames: ['node', 'pool'], registers: [registry],
       async collect() {
-        const fs = d.mounter.statfs(d.layout.dataRoot)
-        const unit = BigInt(fs.fragmentSize || fs.blockSize)
-        const allocated = (await mine()).reduce((s, v) => s + BigInt(v.spec.capacityBytes), 0n)
-        this.set({ node: d.nodeId, pool: 'default' }, Number(value(fs.blocks * unit, fs.bavail * unit, allocated)))
+        const volumes = await mine()
+        for (const [p, root] of d.layout.pools) {
+          const fs = d.mounter.statfs(root)
+          const unit = BigInt(fs.fragmentSize || fs.blockSize)
+          const allocated = volumes.filter((v) => v.spec.pool === p).reduce((s, v) => s + BigInt(v.spec.capacityBytes), 0n)
+          this.set({ node: d.nodeId, pool: p }, Number(value(fs.blocks * unit, fs.bavail * unit, allocated)))
+        }
       },
     })
   pool('tscsi_pool_total_bytes', 'Size of the filesystem holding the pool.', (t) => t)

@@ -1,12 +1,12 @@
 // The node plugin's half of the store protocol: it registers the node, reports its capacity,
 // and realises the volumes the controller placed here (create or remove their directories),
 // writing the outcome into each volume's status. It acts only on its own node's objects.
-import { Code, codeName, toCsiError } from '../common/errors.js'
+import { Code, codeName, failedPrecondition, toCsiError } from '../common/errors.js'
 import { Mutexes } from '../common/lock.js'
 import type { Logger } from '../common/log.js'
-import type { VolumeStatus } from '../common/store/model.js'
+import type { NodeStatus, VolumeStatus } from '../common/store/model.js'
 import type { Store, VolumeObject } from '../common/store/types.js'
-import { ensureVolumeDir, removeVolumeDir } from './datadir.js'
+import { ensureVolumeDir, retire } from './datadir.js'
 import type { NodeDeps } from './deps.js'
 import { topologyOf } from './info.js'
 import type { NodeMetrics } from './metrics.js'
@@ -34,7 +34,7 @@ export class Realiser {
 
   async start(): Promise<void> {
     const d = this.o.deps
-    await this.o.store.nodes.putSpec(d.nodeId, { topology: topologyOf(d.nodeId), maxVolumes: d.maxVolumes, kinds: ['dir'] })
+    await this.o.store.nodes.putSpec(d.nodeId, { topology: topologyOf(d.nodeId), maxVolumes: d.maxVolumes, kinds: ['dir'], pools: [...d.layout.pools.keys()] })
     await this.reportCapacity()
     this.unwatch = this.o.store.volumes.watch((id) => this.schedule(id))
     for (const v of await this.o.store.volumes.list()) if (v.spec.node === d.nodeId) this.schedule(v.id)
@@ -99,7 +99,9 @@ export class Realiser {
 
   private async create(obj: VolumeObject): Promise<VolumeStatus> {
     try {
-      await ensureVolumeDir(this.o.deps.layout.volumeDir(obj.id))
+      const d = this.o.deps
+      if (!d.layout.pools.has(obj.spec.pool)) throw failedPrecondition(`node ${d.nodeId} does not serve pool ${JSON.stringify(obj.spec.pool)}`)
+      await ensureVolumeDir(d.layout.volumeDir(obj.id, obj.spec.pool))
       this.o.log.info({ volume_id: obj.id, name: obj.spec.name }, 'volume realised')
       return { phase: 'Ready', ...this.base(obj) }
     } catch (e) {
@@ -121,9 +123,9 @@ export class Realiser {
       return { phase: obj.status?.phase ?? 'Ready', deleteBlocked: `volume ${obj.id} is still mounted on node ${d.nodeId} at ${inUse.join(', ')}`, ...this.base(obj) }
     }
     try {
-      await removeVolumeDir(d.layout.volumeDir(obj.id))
-      this.o.log.info({ volume_id: obj.id, name: obj.spec.name }, 'volume data removed')
-      return { phase: 'Deleted', ...this.base(obj) }
+      const message = await retire(d.layout, obj, this.clock())
+      this.o.log.info({ volume_id: obj.id, name: obj.spec.name, onDelete: obj.spec.parameters['onDelete'] ?? 'delete' }, message)
+      return { phase: 'Deleted', message, ...this.base(obj) }
     } catch (e) {
       const err = toCsiError(e)
       this.o.metrics?.reconcileError()
@@ -135,12 +137,12 @@ export class Realiser {
   async reportCapacity(): Promise<void> {
     this.capacityDirty = false
     const d = this.o.deps
-    const fs = d.mounter.statfs(d.layout.dataRoot)
-    const unit = BigInt(fs.fragmentSize || fs.blockSize)
-    await this.o.store.nodes.putStatus(d.nodeId, {
-      totalBytes: (fs.blocks * unit).toString(),
-      availableBytes: (fs.bavail * unit).toString(),
-      updatedAt: this.clock().toISOString(),
-    })
+    const pools: NodeStatus['pools'] = {}
+    for (const [name, root] of d.layout.pools) {
+      const fs = d.mounter.statfs(root)
+      const unit = BigInt(fs.fragmentSize || fs.blockSize)
+      pools[name] = { totalBytes: (fs.blocks * unit).toString(), availableBytes: (fs.bavail * unit).toString() }
+    }
+    await this.o.store.nodes.putStatus(d.nodeId, { pools, updatedAt: this.clock().toISOString() })
   }
 }

@@ -150,3 +150,67 @@ if (process.getuid?.() === 0 && (!missing.length || ci)) {
     t.match(out.stdout, /customresourcedefinition.apiextensions.k8s.io\/tscsivolumes.tscsi.dev .*\(server dry run\)/)
   })
 }
+
+if (process.getuid?.() === 0 && (!missing.length || ci)) {
+  t.test('pools, delete policies and lost nodes on the Kubernetes store', async (t) => {
+    let api: ApiServer | undefined
+    const procs: Proc[] = []
+    const mounts: string[] = []
+    t.teardown(async () => {
+      for (const p of procs) p.child.kill('SIGKILL')
+      await Promise.all(procs.map((p) => p.exited))
+      for (const m of mounts.reverse()) { try { umount2(m, MNT.DETACH) } catch { /* gone */ } }
+      await api?.stop()
+    })
+    const dir = t.testdir()
+    api = await startApiServer(path.join(dir, 'api'))
+    const kubeconfig = api.kubeconfigPath
+    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'apply', '-f', path.join(ROOT, 'deploy/kubernetes/crds')])
+    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'wait', '--for', 'condition=established', '--timeout=60s', 'crd/tscsivolumes.tscsi.dev', 'crd/tscsinodes.tscsi.dev'])
+    const fast = path.join(dir, 'fast')
+    mkdirSync(fast)
+    mount('tmpfs', fast, 'tmpfs', MS.NOSUID | MS.NODEV, 'size=32m')
+    mounts.push(fast)
+    const kube = ['--store', 'kubernetes', '--kubeconfig', kubeconfig]
+    const node = await start('node', path.join(dir, 'node-a'), ['--nodeid', 'node-a', '--pool', `fast=${fast}`, ...kube])
+    procs.push(node)
+    const ctl = await start('controller', path.join(dir, 'ctl'), [...kube, '--realise-timeout', '20s'])
+    procs.push(ctl)
+    const c = client('Controller', ctl.socket)
+    t.teardown(() => c.close())
+    const kc = new k8s.KubeConfig()
+    kc.loadFromFile(kubeconfig)
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi)
+    const volumeObjects = async () => ((await custom.listClusterCustomObject({ group: 'tscsi.dev', version: 'v1alpha1', plural: 'tscsivolumes' })) as { items: any[] }).items
+
+    const archived = await c.CreateVolume({ name: 'pvc-fast', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(MiB) }, parameters: { pool: 'fast', onDelete: 'archive' } })
+    t.equal(archived.volume.volume_context['tscsi.dev/pool'], 'fast')
+    t.ok(existsSync(path.join(fast, 'volumes', archived.volume.volume_id)), 'the volume lives in the fast pool\'s root')
+    await t.rejects(c.CreateVolume({ name: 'pvc-nvme', volume_capabilities: [mountCap()], parameters: { pool: 'nvme' } }),
+      { code: 8, details: /pool "nvme"/ }, 'a pool no node serves is RESOURCE_EXHAUSTED naming it')
+    const cap = await c.GetCapacity({ parameters: { pool: 'fast' }, accessible_topology: topo('node-a') })
+    t.ok(BigInt(cap.available_capacity) > 0n && BigInt(cap.available_capacity) <= 32n * BigInt(MiB), 'GetCapacity answers for the pool asked')
+
+    await c.DeleteVolume({ volume_id: archived.volume.volume_id })
+    t.notOk(existsSync(path.join(fast, 'volumes', archived.volume.volume_id)), 'onDelete: archive moves the data out of the volumes folder')
+    const kept = readdirSync(path.join(fast, 'archive'))
+    t.equal(kept.length, 1)
+    t.ok(kept[0]!.startsWith(archived.volume.volume_id + '-'), `it is kept aside with a timestamp (${kept[0]})`)
+    t.notOk((await volumeObjects()).some((o) => o.metadata.name === archived.volume.volume_id), 'and the object is gone')
+
+    const retained = await c.CreateVolume({ name: 'pvc-retain', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(MiB) }, parameters: { onDelete: 'retain' } })
+    await c.DeleteVolume({ volume_id: retained.volume.volume_id })
+    t.ok(existsSync(path.join(dir, 'node-a/data/volumes', retained.volume.volume_id)), 'onDelete: retain keeps the data in place')
+
+    // The node leaves: its plugin stops and its TscsiNode goes.
+    const strict = await c.CreateVolume({ name: 'pvc-strict', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(MiB) } })
+    const forgiving = await c.CreateVolume({ name: 'pvc-forget', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(MiB) }, parameters: { onLostNode: 'forget' } })
+    await kill9(node)
+    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'delete', 'tscsinode', 'node-a'])
+    for (let i = 0; i < 50 && (await c.GetCapacity({ accessible_topology: topo('node-a') })).available_capacity !== '0'; i++) await new Promise((r) => setTimeout(r, 100))
+    await t.rejects(c.DeleteVolume({ volume_id: strict.volume.volume_id }, 10_000), { code: 9, details: /no longer registered/ },
+      'deleting a volume of a lost node is FAILED_PRECONDITION at once, not a hang')
+    await c.DeleteVolume({ volume_id: forgiving.volume.volume_id }, 10_000)
+    t.notOk((await volumeObjects()).some((o) => o.metadata.name === forgiving.volume.volume_id), 'onLostNode: forget drops the object (finalizer included)')
+  })
+}

@@ -37,8 +37,8 @@ async function cluster(t: TT, o: { realiser?: boolean; realiseTimeoutMs?: number
   const nd = nodeDeps({ nodeId: 'node-a', maxVolumes: 0, layout, mounter, log })
   if (o.realiser === false) {
     // Registered and reporting capacity once, but its plugin is not running.
-    await nodeStore.nodes.putSpec('node-a', { topology: { [TOPOLOGY_KEY]: 'node-a' }, maxVolumes: 0, kinds: ['dir'] })
-    await nodeStore.nodes.putStatus('node-a', { totalBytes: String(10n * GiB), availableBytes: String(10n * GiB), updatedAt: new Date().toISOString() })
+    await nodeStore.nodes.putSpec('node-a', { topology: { [TOPOLOGY_KEY]: 'node-a' }, maxVolumes: 0, kinds: ['dir'], pools: ['default'] })
+    await nodeStore.nodes.putStatus('node-a', { pools: { default: { totalBytes: String(10n * GiB), availableBytes: String(10n * GiB) } }, updatedAt: new Date().toISOString() })
   } else {
     const realiser = new Realiser({ store: nodeStore, deps: nd, log, capacityIntervalMs: NEVER })
     await realiser.start()
@@ -192,7 +192,7 @@ t.test('GetCapacity drops by the size of a created volume', async (t) => {
 
 t.test('ControllerPublishVolume: other node FAILED_PRECONDITION, unknown node NOT_FOUND, changed repeat ALREADY_EXISTS', async (t) => {
   const c = await cluster(t)
-  await c.ctrlStore.nodes.putSpec('node-b', { topology: { [TOPOLOGY_KEY]: 'node-b' }, maxVolumes: 0, kinds: ['dir'] })
+  await c.ctrlStore.nodes.putSpec('node-b', { topology: { [TOPOLOGY_KEY]: 'node-b' }, maxVolumes: 0, kinds: ['dir'], pools: ['default'] })
   const { volume } = await c.call('CreateVolume', createReq('pvc-1'))
   const id = volume.volume_id
   await rejectsCsi(t, c.call('ControllerPublishVolume', publishReq(id, 'node-b')), status.FAILED_PRECONDITION, /node-a/)

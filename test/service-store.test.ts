@@ -14,7 +14,7 @@ import { rejectsCsi, type TT } from './helpers/csi.js'
 
 function spec(name: string, over: Partial<VolumeSpec> = {}): VolumeSpec {
   return {
-    name, node: 'node-a', kind: 'dir', capacityBytes: '1048576', accessType: 'mount', parameters: {},
+    name, node: 'node-a', kind: 'dir', pool: 'default', capacityBytes: '1048576', accessType: 'mount', parameters: {},
     createdAt: '2024-01-01T00:00:00.000Z', generation: 1, ...over,
   }
 }
@@ -174,7 +174,7 @@ t.test('store errors are CsiErrors (the Store contract in types.ts)', async (t) 
 
 t.test('nodes and volumes are separate collections', async (t) => {
   const s = await open(t, t.testdir())
-  await s.nodes.putSpec('node-a', { topology: { k: 'node-a' }, maxVolumes: 0, kinds: ['dir'] })
+  await s.nodes.putSpec('node-a', { topology: { k: 'node-a' }, maxVolumes: 0, kinds: ['dir'], pools: ['default'] })
   t.same(await s.volumes.list(), [])
   t.same((await s.nodes.list()).map((n) => n.id), ['node-a'])
   t.equal(await s.healthy(), true)

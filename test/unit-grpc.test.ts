@@ -83,7 +83,7 @@ t.test('csiVolume encodes as a CreateVolumeResponse without losing fields', asyn
   const obj = {
     id: 'v-0123456789abcdef0123456789abcdef',
     spec: {
-      name: 'pvc-1', node: 'node-a', kind: 'dir' as const, capacityBytes: String(5n * GiB), accessType: 'mount' as const,
+      name: 'pvc-1', node: 'node-a', kind: 'dir' as const, pool: 'default', capacityBytes: String(5n * GiB), accessType: 'mount' as const,
       parameters: {}, createdAt: '2024-01-01T00:00:00Z', generation: 1,
     },
   }

@@ -10,15 +10,15 @@ const G = 1024n ** 3n
 const topo = (node: string) => ({ segments: { [TOPOLOGY_KEY]: node } })
 
 function node(id: string, total: bigint | undefined, available = total, kinds: 'dir'[] = ['dir']): NodeObject {
-  const o: NodeObject = { id, spec: { topology: { [TOPOLOGY_KEY]: id }, maxVolumes: 0, kinds } }
-  if (total !== undefined) o.status = { totalBytes: String(total), availableBytes: String(available), updatedAt: '' }
+  const o: NodeObject = { id, spec: { topology: { [TOPOLOGY_KEY]: id }, maxVolumes: 0, kinds, pools: ['default'] } }
+  if (total !== undefined) o.status = { pools: { default: { totalBytes: String(total), availableBytes: String(available) } }, updatedAt: '' }
   return o
 }
 
 function vol(nodeId: string, size: bigint, over: Partial<VolumeSpec> = {}): VolumeObject {
   return {
     id: `v-${nodeId}-${size}`,
-    spec: { name: 'n', node: nodeId, kind: 'dir', capacityBytes: String(size), accessType: 'mount', parameters: {}, createdAt: '', generation: 1, ...over },
+    spec: { name: 'n', node: nodeId, kind: 'dir', pool: 'default', capacityBytes: String(size), accessType: 'mount', parameters: {}, createdAt: '', generation: 1, ...over },
   }
 }
 
@@ -47,12 +47,14 @@ t.test('allocatedByNode sums capacities per node, deleting volumes included', as
 t.test('roomOf: free is the smaller of unpromised and available, never negative', async (t) => {
   const rooms = roomOf(
     [node('a', 10n * G, 10n * G), node('b', 10n * G, 2n * G), node('c', 1n * G), node('never-reported', undefined), node('other-kind', 10n * G, 10n * G, [])],
-    [vol('a', 3n * G), vol('b', 1n * G), vol('c', 4n * G)],
+    [vol('a', 3n * G), vol('b', 1n * G), vol('c', 4n * G), vol('a', 5n * G, { pool: 'fast' })],
+    'default',
     'dir',
   )
   t.same(rooms.map((r) => [r.id, r.free]), [['a', 7n * G], ['b', 2n * G], ['c', 0n]])
   t.same(rooms.map((r) => r.total), [10n * G, 10n * G, 1n * G])
-  t.equal(roomOf([node('other-kind', 1n, 1n, [])], []).length, 1, 'without a kind every reporting node counts')
+  t.equal(roomOf([node('other-kind', 1n, 1n, [])], [], 'default').length, 1, 'without a kind every reporting node counts')
+  t.equal(roomOf([node('a', 1n)], [], 'fast').length, 0, 'a node without the pool offers no room in it')
 })
 
 t.test('matches needs every segment of a non-empty topology', async (t) => {

@@ -12,7 +12,7 @@ import {
 import { blockCap, mountCap, codeOf } from './helpers/csi.js'
 
 const spec: VolumeSpec = {
-  name: 'pvc-1', node: 'node-a', kind: 'dir', capacityBytes: String(GiB), accessType: 'mount', parameters: {},
+  name: 'pvc-1', node: 'node-a', kind: 'dir', pool: 'default', capacityBytes: String(GiB), accessType: 'mount', parameters: {},
   createdAt: '2024-01-01T00:00:00Z', generation: 1,
 }
 
@@ -69,10 +69,10 @@ t.test('fitsRange', async (t) => {
 })
 
 t.test('parseParameters: known keys and values, provisioner keys kept, the rest INVALID_ARGUMENT', async (t) => {
-  t.same(parseParameters(undefined), { kind: 'dir', raw: {} })
-  t.same(parseParameters({ kind: 'dir' }), { kind: 'dir', raw: { kind: 'dir' } })
+  t.same(parseParameters(undefined), { kind: 'dir', pool: 'default', raw: {} })
+  t.same(parseParameters({ kind: 'dir' }), { kind: 'dir', pool: 'default', raw: { kind: 'dir' } })
   const k8s = { 'csi.storage.k8s.io/pvc/name': 'data', 'csi.storage.k8s.io/pv/name': 'pv-1' }
-  t.same(parseParameters(k8s), { kind: 'dir', raw: k8s })
+  t.same(parseParameters(k8s), { kind: 'dir', pool: 'default', raw: k8s })
   const bad: [unknown, RegExp][] = [
     [{ kindd: 'dir' }, /parameters\[kindd\].*unknown/],
     [{ kind: 'image' }, /parameters\[kind\]/],
@@ -122,7 +122,7 @@ t.test('csiVolume: id, size as a string, kind and node in the context, node topo
   t.same(v, {
     volume_id: volumeIdFor('pvc-1'),
     capacity_bytes: String(GiB),
-    volume_context: { 'tscsi.dev/kind': 'dir', 'tscsi.dev/node': 'node-a' },
+    volume_context: { 'tscsi.dev/kind': 'dir', 'tscsi.dev/node': 'node-a', 'tscsi.dev/pool': 'default' },
     content_source: null,
     accessible_topology: [{ segments: { [TOPOLOGY_KEY]: 'node-a' } }],
   })

@@ -8,11 +8,11 @@
 // that get() and list() answer from; a watch that ends or fails is re-established with a fresh
 // list after a backoff (1 s doubling to 30 s). A node plugin passes a label selector so it only
 // sees its own node's volumes.
-import { CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node'
+import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node'
 import { failedPrecondition, unavailable } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { NodeSpec, NodeStatus, VolumeSpec, VolumeStatus } from './model.js'
-import type { Collection, Store, StoredObject } from './types.js'
+import type { Collection, EventSink, Store, StoredObject } from './types.js'
 
 export const GROUP = 'tscsi.dev'
 export const VERSION = 'v1alpha1'
@@ -45,6 +45,8 @@ export interface KubeCollectionOptions<S, T> {
   releases?: (status: T) => boolean
   /** How a deletionTimestamp (a delete from outside the driver) shows in the spec. */
   onDeleting?: (spec: S, at: string) => S
+  /** Owners set at creation, so Kubernetes' garbage collector removes the object with them. */
+  ownerReferences?: (id: string) => object[] | undefined
 }
 
 function httpCode(e: unknown): number | undefined {
@@ -98,7 +100,11 @@ export class KubeCollection<S, T> implements Collection<S, T> {
         const body: KubeObject<S, T> = {
           apiVersion: `${GROUP}/${VERSION}`,
           kind: this.o.kind,
-          metadata: { name: id, labels: this.o.labelsFor?.(spec) ?? {}, ...(this.o.finalizer && { finalizers: [this.o.finalizer] }) },
+          metadata: {
+            name: id, labels: this.o.labelsFor?.(spec) ?? {},
+            ...(this.o.finalizer && { finalizers: [this.o.finalizer] }),
+            ...(this.o.ownerReferences?.(id) && { ownerReferences: this.o.ownerReferences(id) }),
+          },
           spec,
         }
         return (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, body })) as KubeObject<S, T>
@@ -118,7 +124,8 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     if (this.o.finalizer && this.o.releases?.(status)) await this.release(id)
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, opts: { force?: boolean } = {}): Promise<void> {
+    if (opts.force && this.o.finalizer) await this.release(id)
     try {
       await this.api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, name: id })
     } catch (e) {
@@ -247,17 +254,49 @@ export interface KubeStoreOptions {
 }
 
 export class KubeStore implements Store {
+  readonly events: EventSink
+
   private constructor(
     readonly volumes: KubeCollection<VolumeSpec, VolumeStatus>,
     readonly nodes: KubeCollection<NodeSpec, NodeStatus>,
     private readonly api: CustomObjectsApi,
-  ) {}
+    core: CoreV1Api,
+    log: Logger,
+  ) {
+    this.events = {
+      async warnPersistentVolume(pvName, reason, message) {
+        // PersistentVolumes are cluster-scoped; their events live in "default", as kubectl expects.
+        const now = new Date()
+        await core.createNamespacedEvent({
+          namespace: 'default',
+          body: {
+            metadata: { generateName: `${pvName}.` },
+            involvedObject: { apiVersion: 'v1', kind: 'PersistentVolume', name: pvName },
+            reason, message, type: 'Warning', firstTimestamp: now, lastTimestamp: now, count: 1,
+            source: { component: 'tscsi-controller' },
+          },
+        }).catch((e: unknown) => log.warn({ err: e, pv: pvName }, 'could not record an event'))
+      },
+    }
+  }
 
   static async open(o: KubeStoreOptions, log: Logger): Promise<KubeStore> {
     const kc = new KubeConfig()
     if (o.kubeconfig) kc.loadFromFile(o.kubeconfig)
     else kc.loadFromDefault()
     const api = kc.makeApiClient(CustomObjectsApi)
+    const core = kc.makeApiClient(CoreV1Api)
+    // A node plugin's TscsiNode is owned by its Node, so it goes when the node leaves the
+    // cluster; that is what marks the node's volumes as lost.
+    let owner: object[] | undefined
+    if (o.nodeId) {
+      try {
+        const node = await core.readNode({ name: o.nodeId })
+        owner = [{ apiVersion: 'v1', kind: 'Node', name: o.nodeId, uid: node.metadata?.uid }]
+      } catch (e) {
+        log.warn({ err: e, node: o.nodeId }, 'no Node object of this name; the TscsiNode gets no owner')
+      }
+    }
     const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, kc, {
       plural: 'tscsivolumes',
       kind: 'TscsiVolume',
@@ -267,10 +306,10 @@ export class KubeStore implements Store {
       releases: (status) => status.phase === 'Deleted',
       onDeleting: (spec, at) => (spec.deletionRequestedAt ? spec : { ...spec, deletionRequestedAt: at, generation: spec.generation + 1 }),
     }, log)
-    const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, kc, { plural: 'tscsinodes', kind: 'TscsiNode' }, log)
+    const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, kc, { plural: 'tscsinodes', kind: 'TscsiNode', ownerReferences: () => owner }, log)
     await volumes.open()
     await nodes.open()
-    return new KubeStore(volumes, nodes, api)
+    return new KubeStore(volumes, nodes, api, core, log)
   }
 
   async healthy(): Promise<boolean> {

@@ -107,7 +107,7 @@ export class LocalCollection<S, T> implements Collection<S, T> {
     }
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, _opts?: { force?: boolean }): Promise<void> {
     assertId(id)
     await this.serial.run(id, async () => {
       // Spec first: the spec is the object, so it is gone the moment its file is. A status

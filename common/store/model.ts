@@ -14,6 +14,8 @@ export interface VolumeSpec {
   name: string
   node: string
   kind: VolumeKind
+  /** The node's pool (named data root) that holds the data. */
+  pool: string
   /** Bytes, as a decimal string: JSON has no 64-bit integers. */
   capacityBytes: string
   accessType: AccessType
@@ -45,13 +47,21 @@ export interface NodeSpec {
   maxVolumes: number
   /** Kinds of volume this node can realise. */
   kinds: VolumeKind[]
+  /** Names of the pools this node serves. */
+  pools: string[]
+}
+
+export interface PoolStatus {
+  /** Size of the pool's filesystem, and what it can still take, in bytes (decimal strings). */
+  totalBytes: string
+  availableBytes: string
 }
 
 export interface NodeStatus {
-  /** Size of the data root's filesystem, and what it can still take, in bytes. */
-  totalBytes: string
-  availableBytes: string
+  pools: Record<string, PoolStatus>
   updatedAt: string
 }
+
+export const DEFAULT_POOL = 'default'
 
 export const TOPOLOGY_KEY = 'topology.tscsi.dev/node'

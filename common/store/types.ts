@@ -28,13 +28,24 @@ export interface Collection<S, T> {
   putSpec(id: string, spec: S): Promise<void>
   /** Writing a status for an object without a spec is refused (the object was removed). */
   putStatus(id: string, status: T): Promise<void>
-  remove(id: string): Promise<void>
+  /**
+   * Deletes the object. `force` also drops what would keep it (the Kubernetes finalizer that
+   * waits for the node): only for objects whose node is gone for good.
+   */
+  remove(id: string, opts?: { force?: boolean }): Promise<void>
   watch(listener: (id: string) => void): () => void
+}
+
+/** Where warnings about a PersistentVolume go so `kubectl describe pv` shows them. */
+export interface EventSink {
+  warnPersistentVolume(pvName: string, reason: string, message: string): Promise<void>
 }
 
 export interface Store {
   volumes: Collection<VolumeSpec, VolumeStatus>
   nodes: Collection<NodeSpec, NodeStatus>
+  /** Only where there is a cluster to record events in. */
+  events?: EventSink
   /** True when the backing store answers; Probe reports it. */
   healthy(): Promise<boolean>
   close(): Promise<void>
