@@ -11,3 +11,29 @@ export { close, fdPath, openDir, openPath, withPath } from './fd.js'
 export type { OpenPathOptions } from './fd.js'
 export { parseMountInfo, readMountInfo } from './mountinfo.js'
 export type { MountInfo } from './mountinfo.js'
+export {
+  LO_FLAGS,
+  blockDeviceSize,
+  listLoopDevices,
+  loopAttach,
+  loopBackingFile,
+  loopDetach,
+  loopSetCapacity,
+  loopStatus,
+  parseBackingFile,
+} from './loop.js'
+export type { LoopAttachOptions, LoopAttachment, LoopDetachOptions, LoopDetachResult, LoopDevice, LoopStatus } from './loop.js'
+export {
+  MAX_PROJECT_ID,
+  PRJQUOTA,
+  bytesToQuotaBlocks,
+  getProjectId,
+  getProjectQuota,
+  projectQuotaSupport,
+  qcmd,
+  quotaBlocksToBytes,
+  setProjectId,
+  setProjectQuota,
+} from './quota.js'
+export type { ProjectLimits, ProjectQuota, QuotaSupport } from './quota.js'
+export { freeze, isReflinkUnsupported, reflinkFile, reflinkRange, thaw, withFrozen, withFrozenAsync } from './fsioc.js'

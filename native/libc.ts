@@ -34,9 +34,10 @@ function libc(): KoffiNs.LibraryHandle {
 /**
  * Declares a libc function lazily: the prototype is parsed and the symbol
  * resolved on first call, so a symbol missing from an old glibc only breaks
- * the feature that needs it, not the whole module.
+ * the feature that needs it, not the whole module. Exported for the other
+ * native/ modules that keep their own declarations (ioctl.ts, quota.ts).
  */
-function declare<A extends unknown[]>(proto: string): (...args: A) => number {
+export function declare<A extends unknown[]>(proto: string): (...args: A) => number {
   let fn: ((...args: A) => number) | undefined
   return (...args: A): number => {
     fn ??= libc().func(proto) as unknown as (...args: A) => number

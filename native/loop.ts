@@ -1,0 +1,338 @@
+// Loop devices through the kernel's ioctls, without losetup(8).
+//
+// Attaching: /dev/loop-control LOOP_CTL_GET_FREE names a free device (creating
+// one if all are bound), then one LOOP_CONFIGURE (Linux 5.8+) binds the
+// backing file and sets flags, block size and direct I/O atomically. Two
+// processes can be handed the same free number; the loser's LOOP_CONFIGURE
+// fails with EBUSY and it simply asks again.
+//
+// Finding attachments again after a restart needs no ioctl: see
+// loop-sysfs.ts (listLoopDevices, loopBackingFile), re-exported here.
+//
+// /dev must be devtmpfs (the host's /dev in a pod): a loop device the kernel
+// creates on demand gets its node there, and only there.
+
+import { resolve } from 'node:path'
+import { ErrnoError } from './errno.js'
+import {
+  O_CLOEXEC,
+  O_NOFOLLOW,
+  O_RDONLY,
+  O_RDWR,
+  checkLayout,
+  closeQuietly,
+  ioc,
+  ioctl,
+  koffi,
+  openFd,
+  withFd,
+} from './ioctl.js'
+import { loopNumberOf, parseBackingFile, readSysLoop } from './loop-sysfs.js'
+import { statx } from './stat.js'
+
+export { listLoopDevices, loopBackingFile, parseBackingFile } from './loop-sysfs.js'
+export type { LoopDevice } from './loop-sysfs.js'
+
+const LOOP_CLR_FD = 0x4c01
+const LOOP_GET_STATUS64 = 0x4c05
+const LOOP_SET_CAPACITY = 0x4c07
+const LOOP_CONFIGURE = 0x4c0a
+const LOOP_CTL_GET_FREE = 0x4c82
+/** _IOR(0x12, 114, size_t) */
+const BLKGETSIZE64 = ioc('r', 0x12, 114, 8)
+
+/** LO_FLAGS_* from <linux/loop.h>. */
+export const LO_FLAGS = Object.freeze({ READ_ONLY: 1, AUTOCLEAR: 4, PARTSCAN: 8, DIRECT_IO: 16 } as const)
+
+const LO_NAME_SIZE = 64
+// struct loop_info64 (232 bytes) and struct loop_config (304 bytes), offsets
+// as printed by offsetof() against this kernel's <linux/loop.h>.
+const INFO64 = { lo_device: 0, lo_inode: 8, lo_rdevice: 16, lo_offset: 24, lo_sizelimit: 32, lo_number: 40, lo_flags: 52, lo_file_name: 56 } as const
+const INFO64_SIZE = 232
+const CONFIG = { fd: 0, block_size: 4, info: 8, __reserved: 240 } as const
+const CONFIG_SIZE = 304
+
+let layoutChecked = false
+function checkLayouts(): void {
+  if (layoutChecked) return
+  const k = koffi()
+  const info = k.struct({
+    lo_device: 'uint64_t', lo_inode: 'uint64_t', lo_rdevice: 'uint64_t', lo_offset: 'uint64_t',
+    lo_sizelimit: 'uint64_t', lo_number: 'uint32_t', lo_encrypt_type: 'uint32_t',
+    lo_encrypt_key_size: 'uint32_t', lo_flags: 'uint32_t', lo_file_name: k.array('uint8_t', LO_NAME_SIZE),
+    lo_crypt_name: k.array('uint8_t', LO_NAME_SIZE), lo_encrypt_key: k.array('uint8_t', 32),
+    lo_init: k.array('uint64_t', 2),
+  })
+  checkLayout('struct loop_info64', info, INFO64_SIZE, INFO64)
+  const cfg = k.struct({ fd: 'uint32_t', block_size: 'uint32_t', info, __reserved: k.array('uint64_t', 8) })
+  checkLayout('struct loop_config', cfg, CONFIG_SIZE, CONFIG)
+  layoutChecked = true
+}
+
+export interface LoopConfig {
+  backingFd: number
+  /** 0: the kernel's default (512, or the backing file's direct-I/O alignment). */
+  blockSize: number
+  flags: number
+  /** Stored as lo_file_name (truncated to 63 bytes); informational only. */
+  fileName: string
+}
+
+/** Pure: struct loop_config for LOOP_CONFIGURE. */
+export function encodeLoopConfig(c: LoopConfig): Buffer {
+  const b = Buffer.alloc(CONFIG_SIZE)
+  b.writeUInt32LE(c.backingFd, CONFIG.fd)
+  b.writeUInt32LE(c.blockSize, CONFIG.block_size)
+  b.writeUInt32LE(c.flags, CONFIG.info + INFO64.lo_flags)
+  // NUL-terminated and cut on a byte boundary, like losetup does.
+  const name = Buffer.from(c.fileName, 'utf8').subarray(0, LO_NAME_SIZE - 1)
+  name.copy(b, CONFIG.info + INFO64.lo_file_name)
+  return b
+}
+
+export interface LoopStatus {
+  /** The backing file's st_dev as "major:minor" and its inode number. */
+  backingDev: string
+  backingIno: bigint
+  offset: bigint
+  sizeLimit: bigint
+  number: number
+  flags: number
+}
+
+/** Pure: struct loop_info64 from LOOP_GET_STATUS64. */
+export function decodeLoopInfo64(b: Buffer): LoopStatus {
+  // lo_device is huge_encode_dev(): minor's low 8 bits, major, minor's rest.
+  const dev = b.readBigUInt64LE(INFO64.lo_device)
+  const major = Number((dev >> 8n) & 0xfffn)
+  const minor = Number((dev & 0xffn) | ((dev >> 12n) & 0xfff00n))
+  return {
+    backingDev: `${major}:${minor}`,
+    backingIno: b.readBigUInt64LE(INFO64.lo_inode),
+    offset: b.readBigUInt64LE(INFO64.lo_offset),
+    sizeLimit: b.readBigUInt64LE(INFO64.lo_sizelimit),
+    number: b.readUInt32LE(INFO64.lo_number),
+    flags: b.readUInt32LE(INFO64.lo_flags),
+  }
+}
+
+export interface LoopAttachOptions {
+  readOnly?: boolean
+  /**
+   * Ask for direct I/O on the backing file (no double caching in the host
+   * page cache). Falls back to buffered I/O when the backing filesystem or
+   * the block size does not allow it; the result says what was granted.
+   */
+  directIo?: boolean
+  /**
+   * LO_FLAGS_AUTOCLEAR: the kernel detaches the device at its last close. We
+   * close our own fd before returning, so this only makes sense together with
+   * `whileOpen` opening the device for longer (a mount(2) does); it is
+   * refused without it, since the device would vanish at once.
+   */
+  autoclear?: boolean
+  /** Logical block size: 512, 1024, 2048 or 4096 (0 or absent: kernel default). */
+  blockSize?: number
+  /**
+   * Runs after LOOP_CONFIGURE while our fd still holds the device open, e.g.
+   * to mount it. If it throws, the device is detached again before the error
+   * propagates, so a failed setup never leaks a loop device.
+   */
+  whileOpen?: (att: LoopAttachment) => void
+}
+
+export interface LoopAttachment {
+  /** "/dev/loopN" */
+  device: string
+  number: number
+  /** Whether the device really does direct I/O (read back from sysfs). */
+  directIo: boolean
+  readOnly: boolean
+  autoclear: boolean
+}
+
+const EBUSY = 16
+const EINVAL = 22
+const ENXIO = 6
+const ENOENT = 2
+const ATTACH_ATTEMPTS = 8
+
+/**
+ * Attaches `backingFile` to a free loop device. The backing file is opened
+ * O_NOFOLLOW (a symlink as the final component is refused with ELOOP) and
+ * read-only when `readOnly` is set. Every fd opened here is closed before
+ * returning, on success and on every failure path.
+ */
+export function loopAttach(backingFile: string, opts: LoopAttachOptions = {}): LoopAttachment {
+  const blockSize = opts.blockSize ?? 0
+  if (blockSize !== 0 && !(blockSize >= 512 && blockSize <= 4096 && (blockSize & (blockSize - 1)) === 0)) {
+    throw new RangeError(`loopAttach: block size ${blockSize} is not a power of two in 512..4096`)
+  }
+  if (opts.autoclear === true && opts.whileOpen === undefined) {
+    throw new TypeError('loopAttach: autoclear without whileOpen would detach the device on return')
+  }
+  checkLayouts()
+  let flags = 0
+  if (opts.readOnly === true) flags |= LO_FLAGS.READ_ONLY
+  if (opts.autoclear === true) flags |= LO_FLAGS.AUTOCLEAR
+
+  const backingFd = openFd(backingFile, (opts.readOnly === true ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC)
+  try {
+    return withFd('/dev/loop-control', O_RDWR | O_CLOEXEC, (ctl) => {
+      let dio = opts.directIo === true
+      for (let attempt = 1; ; attempt++) {
+        const number = ioctl(ctl, LOOP_CTL_GET_FREE, 'LOOP_CTL_GET_FREE', 0, '/dev/loop-control')
+        const device = `/dev/loop${number}`
+        const lfd = openFd(device, O_RDWR | O_CLOEXEC)
+        try {
+          try {
+            const cfg = { backingFd, blockSize, flags: flags | (dio ? LO_FLAGS.DIRECT_IO : 0), fileName: backingFile }
+            ioctl(lfd, LOOP_CONFIGURE, 'LOOP_CONFIGURE', encodeLoopConfig(cfg), device)
+          } catch (e) {
+            // Another process configured this device between GET_FREE and
+            // our CONFIGURE: ask for the next free one.
+            if (e instanceof ErrnoError && e.errno === EBUSY && attempt < ATTACH_ATTEMPTS) continue
+            // Kernels that cannot do direct I/O on this backing file (or with
+            // this block size) refuse the whole configure with EINVAL; older
+            // ones silently fall back, which sysfs shows below.
+            if (e instanceof ErrnoError && e.errno === EINVAL && dio) {
+              dio = false
+              attempt--
+              continue
+            }
+            throw e
+          }
+          const att: LoopAttachment = {
+            device,
+            number,
+            directIo: readSysLoop(number, 'dio') === '1',
+            readOnly: opts.readOnly === true,
+            autoclear: opts.autoclear === true,
+          }
+          if (opts.whileOpen !== undefined) {
+            try {
+              opts.whileOpen(att)
+            } catch (e) {
+              // Sets autoclear (or detaches now if we are the only opener);
+              // the close in `finally` below completes it.
+              try {
+                ioctl(lfd, LOOP_CLR_FD, 'LOOP_CLR_FD', 0, device)
+              } catch {
+                /* already detached */
+              }
+              throw e
+            }
+          }
+          return att
+        } finally {
+          closeQuietly(lfd)
+        }
+      }
+    })
+  } finally {
+    // The device holds its own reference to the backing file.
+    closeQuietly(backingFd)
+  }
+}
+
+export type LoopDetachResult = 'detached' | 'not-attached' | 'deferred'
+
+export interface LoopDetachOptions {
+  /**
+   * Detach only if the device is still backed by this file (same st_dev and
+   * inode, compared through LOOP_GET_STATUS64 on the open device). Guards a
+   * stale record of "/dev/loop3 is ours" against detaching a device that was
+   * meanwhile freed and re-used by someone else. If the file no longer
+   * exists, a device whose sysfs backing_file reads "<this path> (deleted)"
+   * counts as backed by it.
+   */
+  backingFile?: string
+}
+
+/**
+ * LOOP_CLR_FD. Idempotent: a device that is not bound (ENXIO), or whose node
+ * does not exist, is 'not-attached'. While something else still holds the
+ * device open (a mounted filesystem) the kernel cannot detach it yet: it sets
+ * autoclear instead and detaches at the last close; that is 'deferred'.
+ */
+export function loopDetach(device: string, opts: LoopDetachOptions = {}): LoopDetachResult {
+  let lfd: number
+  try {
+    lfd = openFd(device, O_RDONLY | O_CLOEXEC)
+  } catch (e) {
+    if (e instanceof ErrnoError && (e.errno === ENOENT || e.errno === ENXIO)) return 'not-attached'
+    throw e
+  }
+  let number: number
+  try {
+    if (opts.backingFile !== undefined && !backedBy(lfd, device, opts.backingFile)) return 'not-attached'
+    try {
+      ioctl(lfd, LOOP_CLR_FD, 'LOOP_CLR_FD', 0, device)
+    } catch (e) {
+      if (e instanceof ErrnoError && e.errno === ENXIO) return 'not-attached'
+      throw e
+    }
+    number = loopNumberOf(device)
+  } finally {
+    // When we were the only opener, this close performs the detach.
+    closeQuietly(lfd)
+  }
+  return readSysLoop(number, 'backing_file') === undefined ? 'detached' : 'deferred'
+}
+
+/**
+ * Whether the open loop device is bound to `file`: same st_dev and inode. If
+ * `file` is gone (unlinked before the detach), sysfs naming it with the
+ * " (deleted)" marker is the best evidence left, and accepted.
+ */
+function backedBy(lfd: number, device: string, file: string): boolean {
+  let st: LoopStatus
+  try {
+    st = loopStatusFd(lfd, device)
+  } catch (e) {
+    if (e instanceof ErrnoError && e.errno === ENXIO) return false
+    throw e
+  }
+  let want: { dev: string; ino: bigint }
+  try {
+    want = statx(file, { follow: true })
+  } catch (e) {
+    if (!(e instanceof ErrnoError && e.errno === ENOENT)) throw e
+    const raw = readSysLoop(st.number, 'backing_file')
+    if (raw === undefined) return false
+    const b = parseBackingFile(raw)
+    return b.deleted && b.path === resolve(file)
+  }
+  return st.backingDev === want.dev && st.backingIno === want.ino
+}
+
+/** LOOP_SET_CAPACITY: re-reads the backing file's size after it grew. */
+export function loopSetCapacity(device: string): void {
+  withFd(device, O_RDONLY | O_CLOEXEC, (fd) => {
+    ioctl(fd, LOOP_SET_CAPACITY, 'LOOP_SET_CAPACITY', 0, device)
+  })
+}
+
+/** LOOP_GET_STATUS64; throws ENXIO when the device is not bound. */
+export function loopStatus(device: string): LoopStatus {
+  return withFd(device, O_RDONLY | O_CLOEXEC, (fd) => loopStatusFd(fd, device))
+}
+
+function loopStatusFd(fd: number, device: string): LoopStatus {
+  checkLayouts()
+  const b = Buffer.alloc(INFO64_SIZE)
+  ioctl(fd, LOOP_GET_STATUS64, 'LOOP_GET_STATUS64', b, device)
+  return decodeLoopInfo64(b)
+}
+
+/** BLKGETSIZE64: size of any block device in bytes. */
+export function blockDeviceSize(device: string): bigint {
+  const b = Buffer.alloc(8)
+  withFd(device, O_RDONLY | O_CLOEXEC, (fd) => {
+    ioctl(fd, BLKGETSIZE64, 'BLKGETSIZE64', b, device)
+  })
+  return b.readBigUInt64LE(0)
+}
+
+/** For tests: verifies the hard-coded struct layouts against koffi (needs koffi, not root). */
+export { checkLayouts as checkLoopLayouts }
