@@ -42,7 +42,8 @@ export function driverVersion(): string {
 }
 
 export function identityHandlers(opts: IdentityOptions): ServiceHandlers {
-  const capabilities = [{ service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } }]
+  // Expansion is online: images grow while mounted (NodeExpandVolume runs resize2fs/xfs_growfs).
+  const capabilities: object[] = [{ service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } }, { volume_expansion: { type: 'ONLINE' } }]
   if (opts.controllerService) capabilities.unshift({ service: { type: 'CONTROLLER_SERVICE' } })
   return {
     GetPluginInfo: async () => ({ name: opts.driverName, vendor_version: driverVersion(), manifest: {} }),

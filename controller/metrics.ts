@@ -6,7 +6,7 @@ import { LATENCY_BUCKETS } from '../common/metrics.js'
 
 export interface ControllerMetrics {
   /** Wraps a wait for a node: counts it as pending and times it. */
-  timeNode<T>(operation: 'create' | 'delete', wait: () => Promise<T>): Promise<T>
+  timeNode<T>(operation: 'create' | 'delete' | 'expand', wait: () => Promise<T>): Promise<T>
 }
 
 export function volumePhase(spec: { deletionRequestedAt?: string; generation: number }, status?: { phase: string; observedGeneration: number }): string {

@@ -3,12 +3,13 @@
 import { createHash } from 'node:crypto'
 import type { Capability } from '../common/capability.js'
 import { unsupportedReason } from '../common/capability.js'
-import { invalid } from '../common/errors.js'
-import { DEFAULT_POOL, TOPOLOGY_KEY, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
+import { invalid, outOfRange } from '../common/errors.js'
+import { DEFAULT_POOL, FS_TYPES, TOPOLOGY_KEY, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { checkMap, parseBytes, POOL_NAME } from '../common/validate.js'
 import type { Requirements, Topology } from './placement.js'
 
+export const MiB = 1024n ** 2n
 export const GiB = 1024n ** 3n
 /** Size of a volume whose request names no capacity. */
 export const DEFAULT_SIZE = GiB
@@ -51,7 +52,8 @@ const oneOf = (...values: string[]) => ({
 })
 
 export const PARAMETERS: Record<string, { check: (v: string) => string | undefined; values?: string[]; help: string }> = {
-  kind: { ...oneOf('dir'), help: 'what backs the volume: dir (a directory under the node data root)' },
+  kind: { ...oneOf('dir', 'image'), help: 'what backs the volume: dir (a directory under the node data root) or image (a sparse file with its own filesystem, attached as a loop device; the size is a hard limit). Block volumes are always images' },
+  fsType: { ...oneOf(...FS_TYPES), help: 'the filesystem made in an image volume (default: the capability\'s fs_type, else ext4)' },
   pool: {
     check: (v) => (POOL_NAME.test(v) ? undefined : `${JSON.stringify(v)} is not a pool name (lower-case letters, digits, '-', at most 32)`),
     help: 'the node pool (named data root, --pool on the node plugin) that holds the volume; default: default',
@@ -62,8 +64,10 @@ export const PARAMETERS: Record<string, { check: (v: string) => string | undefin
 
 
 export interface Parameters {
-  kind: VolumeKind
+  /** Absent when the StorageClass leaves it to the access type. */
+  kind: VolumeKind | undefined
   pool: string
+  fsType: string | undefined
   raw: Record<string, string>
 }
 
@@ -76,14 +80,50 @@ export function parseParameters(rawMap: unknown): Parameters {
     const why = def.check(v)
     if (why) throw invalid(`parameters[${k}]`, why)
   }
-  return { kind: (raw['kind'] ?? 'dir') as VolumeKind, pool: raw['pool'] ?? DEFAULT_POOL, raw }
+  return { kind: raw['kind'] as VolumeKind | undefined, pool: raw['pool'] ?? DEFAULT_POOL, fsType: raw['fsType'], raw }
 }
 
-export function checkSupported(field: string, caps: Capability[]): void {
+export function checkSupported(field: string, caps: Capability[], kind: VolumeKind = 'image'): void {
   caps.forEach((c, i) => {
-    const why = unsupportedReason(c, false)
-    if (why) throw invalid(`${field}[${i}]`, why)
+    const why = unsupportedReason(c, kind === 'image')
+    if (why) throw invalid(`${field}[${i}]`, kind === 'dir' && c.accessType === 'block' ? `${why} (dir); use kind: image` : why)
   })
+}
+
+// The smallest image each filesystem's mkfs accepts (measured with this machine's tools,
+// rounded up), and 1 MiB for a raw block image.
+export const MIN_IMAGE_BYTES: Record<string, bigint> = { '': MiB, ext4: 8n * MiB, xfs: 300n * MiB, btrfs: 128n * MiB }
+
+export interface Shape {
+  kind: VolumeKind
+  fsType: string | undefined
+  size: bigint
+}
+
+/**
+ * Decides what a CreateVolume makes: block access means a raw image; an image's filesystem comes
+ * from the parameter or the capability (they must agree), else ext4; image sizes are whole MiB
+ * and at least what mkfs needs (OUT_OF_RANGE when the limit forbids that).
+ */
+export function planShape(params: Parameters, caps: Capability[], range: Range): Shape {
+  const block = caps.some((c) => c.accessType === 'block')
+  const kind: VolumeKind = params.kind ?? (block ? 'image' : 'dir')
+  checkSupported('volume_capabilities', caps, kind)
+  const capFs = caps.find((c) => c.fsType !== '')?.fsType
+  if (kind === 'dir') return { kind, fsType: undefined, size: planSize(range) }
+  if (capFs !== undefined && params.fsType !== undefined && capFs !== params.fsType) {
+    throw invalid('volume_capabilities', `fs_type ${capFs} contradicts parameters[fsType] ${params.fsType}`)
+  }
+  const fsType = block ? '' : (params.fsType ?? capFs ?? 'ext4')
+  if (!(fsType in MIN_IMAGE_BYTES)) throw invalid('volume_capabilities', `fs_type ${JSON.stringify(fsType)} is not one of ${FS_TYPES.join(', ')}`)
+  const min = MIN_IMAGE_BYTES[fsType]!
+  let size = planSize(range)
+  size = ((size + MiB - 1n) / MiB) * MiB
+  if (size < min) size = min
+  if (range.limit > 0n && size > range.limit) {
+    throw outOfRange(`an ${fsType || 'raw'} image needs at least ${size} bytes (whole MiB, mkfs minimum ${min}); limit_bytes is ${range.limit}`)
+  }
+  return { kind, fsType, size }
 }
 
 type RawTopology = { segments?: Record<string, string> } | null | undefined
@@ -104,7 +144,10 @@ export function csiVolume(obj: VolumeObject): Record<string, unknown> {
   return {
     volume_id: obj.id,
     capacity_bytes: obj.spec.capacityBytes,
-    volume_context: { 'tscsi.dev/kind': obj.spec.kind, 'tscsi.dev/node': obj.spec.node, 'tscsi.dev/pool': obj.spec.pool },
+    volume_context: {
+      'tscsi.dev/kind': obj.spec.kind, 'tscsi.dev/node': obj.spec.node, 'tscsi.dev/pool': obj.spec.pool,
+      ...(obj.spec.kind === 'image' && { 'tscsi.dev/fsType': obj.spec.fsType ?? '' }),
+    },
     content_source: null,
     accessible_topology: [{ segments: { [TOPOLOGY_KEY]: obj.spec.node } }],
   }
@@ -124,7 +167,7 @@ export function publishedNodes(spec: VolumeSpec): string[] {
 /** Why these capabilities do not fit an existing volume, or undefined when they do. */
 export function capabilitiesMatch(spec: VolumeSpec, caps: Capability[]): string | undefined {
   for (const c of caps) {
-    const why = unsupportedReason(c, false)
+    const why = unsupportedReason(c, spec.kind === 'image')
     if (why) return why
     if (c.accessType !== spec.accessType) return `the volume has access type ${spec.accessType}, not ${c.accessType}`
   }

@@ -3,6 +3,7 @@ import type * as grpc from '@grpc/grpc-js'
 import { csiPackage, implement, newServer, type CallObserver } from '../common/grpc.js'
 import { identityHandlers } from '../common/identity.js'
 import type { ControllerDeps } from './deps.js'
+import { expandHandlers } from './expand.js'
 import { publishHandlers } from './publish.js'
 import { volumeHandlers } from './volumes.js'
 
@@ -12,7 +13,7 @@ export interface ControllerOptions {
 }
 
 export function controllerCapabilities(enableAttach: boolean): string[] {
-  const caps = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'GET_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER']
+  const caps = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'GET_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME']
   // Published node ids are only meaningful when publications are recorded.
   if (enableAttach) caps.push('PUBLISH_UNPUBLISH_VOLUME', 'LIST_VOLUMES_PUBLISHED_NODES', 'PUBLISH_READONLY')
   return caps
@@ -35,6 +36,7 @@ export function buildController(d: ControllerDeps, opts: ControllerOptions): grp
     csi.Controller.service,
     implement('Controller', csi.Controller.service, {
       ...volumeHandlers(d),
+      ...expandHandlers(d),
       ...(d.enableAttach ? publishHandlers(d) : {}),
       ControllerGetCapabilities: async () => ({ capabilities: caps.map((type) => ({ rpc: { type } })) }),
     }, boundary),

@@ -6,47 +6,25 @@ import { aborted, alreadyExists, CsiError, Code, failedPrecondition, invalid, no
 import type { ServiceHandlers } from '../common/grpc.js'
 import type { VolumeSpec, VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
-import { waitFor } from '../common/store/wait.js'
+import { awaitNodeAct, type Outcome } from './await.js'
 import { checkMap, ownIdOrUndefined, requireId, requireString, sameMap } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { chooseNode, matches, roomOf } from './placement.js'
 import {
-  capabilitiesMatch, checkSupported, csiVolume, fitsRange, parseParameters, parseRange, parseRequirements, planSize, publishedNodes,
+  capabilitiesMatch, checkSupported, csiVolume, fitsRange, parseParameters, parseRange, parseRequirements, planShape, publishedNodes,
   volumeCondition, volumeIdFor,
 } from './request.js'
 
-type Outcome = { obj: VolumeObject } | { err: CsiError } | { gone: true }
 
 export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
+  const awaitNode = (id: string, what: 'create' | 'delete'): Promise<Outcome> => awaitNodeAct(d, id, what)
   const now = (): string => d.clock().toISOString()
-
-  /** Waits until the node has acted on the spec's current generation. */
-  async function awaitNode(id: string, what: 'create' | 'delete'): Promise<Outcome> {
-    const out = await d.metrics.timeNode(what, () => waitFor<VolumeSpec, VolumeStatus, Outcome>(
-      d.store.volumes,
-      id,
-      (obj) => {
-        if (!obj) return { gone: true }
-        const s = obj.status
-        if (!s || s.observedGeneration < obj.spec.generation) return undefined
-        if (s.deleteBlocked && obj.spec.deletionRequestedAt) return { err: failedPrecondition(s.deleteBlocked) }
-        if (s.phase === 'Failed') return { err: new CsiError((Code as any)[s.code ?? 'INTERNAL'] ?? Code.INTERNAL, s.message ?? 'failed on the node') }
-        if (obj.spec.deletionRequestedAt && s.phase !== 'Deleted') return undefined
-        return { obj }
-      },
-      d.realiseTimeoutMs,
-    ))
-    if (out) return out
-    const node = (await d.store.volumes.get(id))?.spec.node ?? 'unknown'
-    throw new CsiError(Code.DEADLINE_EXCEEDED, `node ${node} did not ${what} volume ${id} within ${d.realiseTimeoutMs} ms; is its node plugin running? The call can be retried`)
-  }
 
   async function CreateVolume(req: any): Promise<unknown> {
     // validate
     const name = requireString('name', req.name)
     const range = parseRange(req.capacity_range)
     const caps = parseCapabilities('volume_capabilities', req.volume_capabilities)
-    checkSupported('volume_capabilities', caps)
     const params = parseParameters(req.parameters)
     if (req.volume_content_source) {
       throw invalid('volume_content_source', 'creating a volume from a snapshot or another volume is not supported by this version')
@@ -54,9 +32,9 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     const reqs = parseRequirements(req.accessibility_requirements)
     // plan
     const id = volumeIdFor(name)
-    const size = planSize(range)
     const accessType = caps[0]!.accessType
     if (caps.some((c) => c.accessType !== accessType)) throw invalid('volume_capabilities', 'mixes mount and block access types')
+    const { kind, fsType, size } = planShape(params, caps, range)
     // effects
     return d.locks.run(id, `volume ${JSON.stringify(name)}`, async () => {
       let obj = await d.store.volumes.refresh(id)
@@ -65,8 +43,8 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
         if (s.deletionRequestedAt) throw aborted(`volume ${JSON.stringify(name)} is being deleted; retry once deletion completes`)
         const why = !fitsRange(BigInt(s.capacityBytes), range)
           ? `has ${s.capacityBytes} bytes, outside the requested range`
-          : s.kind !== params.kind
-            ? `is of kind ${s.kind}, not ${params.kind}`
+          : s.kind !== kind || (s.fsType ?? '') !== (fsType ?? '')
+            ? `is of kind ${s.kind}${s.fsType ? ` (${s.fsType})` : ''}, not ${kind}${fsType ? ` (${fsType})` : ''}`
             : s.accessType !== accessType
               ? `has access type ${s.accessType}, not ${accessType}`
               : !sameMap(s.parameters, params.raw)
@@ -82,10 +60,10 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
       } else {
         await d.placement.run('placement', async () => {
           const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
-          const node = chooseNode(roomOf(nodes, volumes, params.pool, params.kind), size, reqs, params.pool)
+          const node = chooseNode(roomOf(nodes, volumes, params.pool, kind), size, reqs, params.pool)
           const spec: VolumeSpec = {
-            name, node: node.id, kind: params.kind, pool: params.pool, capacityBytes: size.toString(), accessType,
-            parameters: params.raw, createdAt: now(), generation: 1,
+            name, node: node.id, kind, pool: params.pool, capacityBytes: size.toString(), accessType,
+            ...(fsType !== undefined && { fsType }), parameters: params.raw, createdAt: now(), generation: 1,
           }
           await d.store.volumes.putSpec(id, spec)
         })
@@ -190,13 +168,13 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
   }
 
   async function GetCapacity(req: any): Promise<unknown> {
-    if (req.volume_capabilities?.length) checkSupported('volume_capabilities', parseCapabilities('volume_capabilities', req.volume_capabilities))
     const params = parseParameters(req.parameters)
+    if (req.volume_capabilities?.length) checkSupported('volume_capabilities', parseCapabilities('volume_capabilities', req.volume_capabilities), params.kind)
     const topo = req.accessible_topology?.segments && Object.keys(req.accessible_topology.segments).length > 0
       ? { segments: req.accessible_topology.segments as Record<string, string> }
       : undefined
     const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
-    const rooms = roomOf(nodes, volumes, params.pool, params.kind).filter((r) => !topo || matches(r.topology, topo))
+    const rooms = roomOf(nodes, volumes, params.pool, params.kind ?? 'dir').filter((r) => !topo || matches(r.topology, topo))
     // A volume cannot span nodes: the total is what the segment holds, the maximum is what one
     // volume can get.
     const total = rooms.reduce((s, r) => s + r.free, 0n)

@@ -5,19 +5,20 @@ import path from 'node:path'
 import { Code, failedPrecondition, invalid, notFound } from '../common/errors.js'
 import { unsupportedReason, type Capability } from '../common/capability.js'
 import type { NodeDeps } from './deps.js'
-import { sameObject, type PathInfo } from './mounter.js'
+import { belongsTo, findVolume } from './locate.js'
+import type { PathInfo } from './mounter.js'
 
 export const KIND_KEY = 'tscsi.dev/kind'
 
 /** The volume kind from the volume context (set by CreateVolume); dir when absent. */
-export function volumeKind(ctx: Record<string, string> | undefined): 'dir' {
+export function volumeKind(ctx: Record<string, string> | undefined): 'dir' | 'image' {
   const kind = ctx?.[KIND_KEY] ?? 'dir'
-  if (kind !== 'dir') throw invalid(`volume_context[${KIND_KEY}]`, `${JSON.stringify(kind)} is not a volume kind this node serves`)
+  if (kind !== 'dir' && kind !== 'image') throw invalid(`volume_context[${KIND_KEY}]`, `${JSON.stringify(kind)} is not a volume kind this node serves`)
   return kind
 }
 
-export function checkCapability(field: string, cap: Capability): void {
-  const why = unsupportedReason(cap, false)
+export function checkCapability(field: string, cap: Capability, kind: 'dir' | 'image' = 'dir'): void {
+  const why = unsupportedReason(cap, kind === 'image')
   if (why) throw invalid(field, why)
 }
 
@@ -90,9 +91,9 @@ export function checkDirectory(field: string, p: string, info: PathInfo): void {
  */
 export function unmountVolume(d: NodeDeps, id: string, field: string, p: string, first: PathInfo): void {
   let info: PathInfo | undefined = first
-  const vol = findVolumeDir(d, id)?.info
+  const vol = findVolume(d, id)
   for (let i = 0; i < 8 && info?.isMountRoot; i++) {
-    const ours = vol ? sameObject(info, vol) : d.index.paths(id).includes(p)
+    const ours = vol ? belongsTo(d, vol, info, p) : d.index.paths(id).includes(p)
     if (!ours) throw failedPrecondition(`${field} ${p} has a mount that is not volume ${id}; leaving it alone`)
     d.mounter.unmount(p)
     info = d.mounter.inspect(p)

@@ -6,13 +6,16 @@ import path from 'node:path'
 import { failedPrecondition } from '../common/errors.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { fromNodeError, statx } from '../native/index.js'
+import { mkfs } from './fstools.js'
 import type { Layout } from './layout.js'
 
 /** Prepares the data root; refuses a volumes folder that is a symlink (it could point anywhere). */
-export async function prepareDataRoot(volumesDir: string): Promise<void> {
-  await fsp.mkdir(volumesDir, { recursive: true, mode: 0o700 })
-  const st = await fsp.lstat(volumesDir)
-  if (!st.isDirectory()) throw new Error(`${volumesDir} is not a directory (a symlink or file there is refused)`)
+export async function prepareDataRoot(...dirs: string[]): Promise<void> {
+  for (const dir of dirs) {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
+    const st = await fsp.lstat(dir)
+    if (!st.isDirectory()) throw new Error(`${dir} is not a directory (a symlink or file there is refused)`)
+  }
 }
 
 /**
@@ -37,13 +40,14 @@ export async function ensureVolumeDir(dir: string): Promise<void> {
  * and so the same id, gets it back); archive renames it to <pool>/archive/<id>-<timestamp>.
  */
 export async function retire(layout: Layout, obj: VolumeObject, now: Date): Promise<string> {
-  const dir = layout.volumeDir(obj.id, obj.spec.pool)
+  const image = obj.spec.kind === 'image'
+  const dir = image ? layout.imagePath(obj.id, obj.spec.pool) : layout.volumeDir(obj.id, obj.spec.pool)
   const policy = obj.spec.parameters['onDelete'] ?? 'delete'
   if (policy === 'retain') return `volume data retained at ${dir} (onDelete: retain)`
   if (policy === 'archive') {
     const archive = layout.archiveDir(obj.spec.pool)
     await fsp.mkdir(archive, { recursive: true, mode: 0o700 })
-    const to = path.join(archive, `${obj.id}-${now.toISOString().replace(/[:.]/g, '-')}`)
+    const to = path.join(archive, `${obj.id}-${now.toISOString().replace(/[:.]/g, '-')}${image ? '.img' : ''}`)
     try {
       await fsp.rename(dir, to)
     } catch (e) {
@@ -52,8 +56,44 @@ export async function retire(layout: Layout, obj: VolumeObject, now: Date): Prom
     }
     return `volume data archived at ${to} (onDelete: archive)`
   }
-  await removeVolumeDir(dir)
+  if (image) await fsp.rm(dir, { force: true })
+  else await removeVolumeDir(dir)
   return 'volume data removed'
+}
+
+/**
+ * Makes (or grows) an image volume's sparse file. A new image is built under a temporary name
+ * and renamed into place only once mkfs succeeded, so a crash never leaves a half-made image
+ * that a later stage would mount. Images are never shrunk.
+ */
+export async function ensureImage(file: string, size: bigint, fsType: string): Promise<void> {
+  let st
+  try {
+    st = await fsp.lstat(file)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fromNodeError(e, 'lstat', file)
+  }
+  if (st) {
+    if (!st.isFile()) throw failedPrecondition(`${file} exists and is not a regular file`)
+    if (BigInt(st.size) < size) await fsp.truncate(file, Number(size))
+    return
+  }
+  await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`)
+  await fsp.rm(tmp, { force: true })
+  const fh = await fsp.open(tmp, 'wx', 0o600)
+  try {
+    await fh.truncate(Number(size))
+  } finally {
+    await fh.close()
+  }
+  try {
+    if (fsType) await mkfs(tmp, fsType)
+    await fsp.rename(tmp, file)
+  } catch (e) {
+    await fsp.rm(tmp, { force: true })
+    throw e
+  }
 }
 
 /** Removes a volume directory and its content, staying on its filesystem. Missing is fine. */

@@ -3,11 +3,11 @@ import { invalid, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
 import { TOPOLOGY_KEY } from '../common/store/model.js'
 import { checkString, requireId, requireString } from '../common/validate.js'
-import { volumeDir } from './checks.js'
+import { statSync } from 'node:fs'
+import { belongsTo, locate } from './locate.js'
 import type { NodeDeps } from './deps.js'
-import { sameObject } from './mounter.js'
 
-export const NODE_CAPABILITIES = ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER']
+export const NODE_CAPABILITIES = ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME']
 
 export function topologyOf(nodeId: string): Record<string, string> {
   return { [TOPOLOGY_KEY]: nodeId }
@@ -19,12 +19,19 @@ export function infoHandlers(d: NodeDeps): ServiceHandlers {
     if (typeof req.volume_path !== 'string' || req.volume_path === '') throw invalid('volume_path', 'must not be empty')
     const volumePath = checkString('volume_path', req.volume_path, 4096)
     const id = requireId('volume_id', req.volume_id, 'v')
-    const vol = volumeDir(d, id)
+    const vol = locate(d, id)
     // A relative or odd path cannot be where this volume is mounted: it is simply not there.
     const at = volumePath.startsWith('/') ? d.mounter.inspect(volumePath) : undefined
     if (!at) throw notFound(`volume ${id} is not available at ${volumePath}: the path does not exist`)
-    const mounted = at.isMountRoot && sameObject(at, vol.info)
-    const fs = d.mounter.statfs(mounted ? volumePath : vol.path)
+    const mounted = at.isMountRoot && belongsTo(d, vol, at, volumePath)
+    const condition = mounted
+      ? { abnormal: false, message: 'volume is mounted and its data is present' }
+      : { abnormal: true, message: `${volumePath} is not a mount of volume ${id} (it may have been unmounted behind the driver's back)` }
+    if (vol.kind === 'image' && at.type !== 'dir') {
+      // A block volume: the device's size is all there is to report.
+      return { usage: [{ unit: 'BYTES', total: String(statSync(vol.path).size), available: '0', used: '0' }], volume_condition: condition }
+    }
+    const fs = d.mounter.statfs(mounted || vol.kind === 'image' ? volumePath : vol.path)
     const unit = BigInt(fs.fragmentSize || fs.blockSize)
     // Without a quota a directory volume shares its filesystem, so these are the filesystem's
     // numbers (what `df` in the pod shows). Project quotas narrow them to the volume.
@@ -33,9 +40,7 @@ export function infoHandlers(d: NodeDeps): ServiceHandlers {
         { unit: 'BYTES', total: (fs.blocks * unit).toString(), available: (fs.bavail * unit).toString(), used: ((fs.blocks - fs.bfree) * unit).toString() },
         { unit: 'INODES', total: fs.files.toString(), available: fs.favail.toString(), used: (fs.files - fs.ffree).toString() },
       ],
-      volume_condition: mounted
-        ? { abnormal: false, message: 'volume is mounted and its directory is present' }
-        : { abnormal: true, message: `${volumePath} is not a mount of volume ${id} (it may have been unmounted behind the driver's back)` },
+      volume_condition: condition,
     }
   }
 

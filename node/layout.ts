@@ -34,6 +34,17 @@ export class Layout {
     return path.join(this.volumesDirOf(pool), id)
   }
 
+  /** The sparse file behind an image (or block) volume. */
+  imagePath(id: string, pool = DEFAULT_POOL): string {
+    return path.join(this.imagesDirOf(pool), `${id}.img`)
+  }
+
+  imagesDirOf(pool: string): string {
+    const root = this.pools.get(pool)
+    if (root === undefined) throw new Error(`pool ${JSON.stringify(pool)} is not served by this node`)
+    return path.join(root, 'images')
+  }
+
   /** Where retired volume data goes with onDelete: archive. */
   archiveDir(pool: string): string {
     return path.join(this.pools.get(pool) ?? this.dataRoot, 'archive')

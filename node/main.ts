@@ -19,6 +19,7 @@ import { DEFAULT_POOL, Layout } from './layout.js'
 import { nativeMounter } from './mounter.js'
 import { volumeMounts } from './mountindex.js'
 import { instrumentMounter, nodeMetrics } from './metrics.js'
+import { detachOrphanLoops, imageMounts } from './loops.js'
 import { Realiser } from './realiser.js'
 import { serveRegistration } from './registration.js'
 import { buildNode } from './server.js'
@@ -64,7 +65,7 @@ runMain(async () => {
   if (!isNodeId(nodeId)) throw new FlagError(`--nodeid ${JSON.stringify(nodeId)}: letters, digits, '.', '_' and '-' only, at most 128`)
   const log = createLogger(f['log-level'], 'tscsi-node')
   const layout = new Layout(path.resolve(f['data-root']), parsePools(f.pool))
-  for (const pool of layout.pools.keys()) await prepareDataRoot(layout.volumesDirOf(pool))
+  for (const pool of layout.pools.keys()) await prepareDataRoot(layout.volumesDirOf(pool), layout.imagesDirOf(pool))
   const metrics = processMetrics('node')
   const deps = nodeDeps({
     nodeId, maxVolumes: parseCount('max-volumes-per-node', f['max-volumes-per-node']), layout,
@@ -72,7 +73,11 @@ runMain(async () => {
   })
   // The one full read of the mount table: what a previous run of this plugin left mounted.
   const table = readMountInfo()
-  deps.index.replaceAll(new Map([...layout.pools.keys()].flatMap((p) => [...volumeMounts(table, realpathSync(layout.volumesDirOf(p)))])))
+  detachOrphanLoops(table, layout, log)
+  deps.index.replaceAll(new Map([
+    ...[...layout.pools.keys()].flatMap((p) => [...volumeMounts(table, realpathSync(layout.volumesDirOf(p)))]),
+    ...imageMounts(table, layout),
+  ]))
   log.info({ mountedVolumes: deps.index.volumes().length }, 'mount index rebuilt')
   const store = await openStore(f.store, { stateDir: f['state-dir'], kubeconfig: f.kubeconfig, nodeId }, log)
   const realiser = new Realiser({

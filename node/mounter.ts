@@ -3,10 +3,10 @@
 // unmount) through this interface; the real implementation calls libc through native/, and
 // service tests swap in a fake. All methods are synchronous: each is one or two syscalls of a
 // few microseconds, cheaper than a trip through the thread pool.
-import { mkdirSync, rmdirSync } from 'node:fs'
-import { aborted } from '../common/errors.js'
+import { closeSync, constants as fsConstants, lstatSync, mkdirSync, openSync, rmdirSync, unlinkSync } from 'node:fs'
+import { aborted, failedPrecondition } from '../common/errors.js'
 import {
-  close, fdPath, fromNodeError, fstatx, MNT, MS, mount, openDir, statvfs, statx, umount2, isErrno,
+  close, fdPath, fromNodeError, fstatx, loopAttach, loopDetach, loopSetCapacity, MNT, MS, mount, openDir, openPath, statvfs, statx, umount2, isErrno,
   type StatVfs, type Statx,
 } from '../native/index.js'
 import { type BindFlags, needsRemount, remountBits } from './mountflags.js'
@@ -16,18 +16,39 @@ export interface PathInfo {
   dev: string
   ino: bigint
   isMountRoot: boolean
+  /** For device nodes: the device they stand for, "major:minor". */
+  rdev?: string
 }
 
 export interface Mounter {
   /** What is at path, without following a final symlink; undefined when nothing is. */
   inspect(path: string): PathInfo | undefined
   /**
-   * Bind-mounts directory source onto directory target, then applies flags. Both ends are
-   * opened O_PATH|O_NOFOLLOW and checked against `expect` first, and the mount is made between
-   * the opened objects (/proc/self/fd/N), so a symlink swapped in after the caller's checks
-   * cannot redirect the mount. A failed remount undoes the bind.
+   * Bind-mounts source onto target (directories, or a device node onto a file), then applies
+   * flags. Both ends are opened O_PATH|O_NOFOLLOW and checked against `expect` first, and the
+   * mount is made between the opened objects (/proc/self/fd/N), so a symlink swapped in after
+   * the caller's checks cannot redirect the mount. A failed remount undoes the bind.
    */
   bind(source: string, target: string, flags: BindFlags, expect: { target: PathInfo }): void
+  /**
+   * Attaches an image file to a loop device and mounts its filesystem on the (checked) staging
+   * directory while the device is held open; with autoclear the device then lives exactly as
+   * long as the mount. Returns the device.
+   */
+  mountImage(image: string, staging: string, fsType: string, flags: number, data: string, expect: { target: PathInfo }): string
+  /** Attaches a raw image to a loop device that stays until detachImage. */
+  attachImage(image: string): string
+  /** Detaches the loop device if it is still backed by image. */
+  detachImage(device: string, image: string): void
+  /** Tells a loop device its backing file grew. */
+  refreshLoopCapacity(device: string): void
+  /** Creates an empty regular file (a block volume's target); parent must exist. */
+  createFile(path: string): void
+  /**
+   * Removes an empty regular file (what createFile made); anything else there, a file with
+   * content included, is refused with FAILED_PRECONDITION and left alone. Never follows a symlink.
+   */
+  removeFile(path: string): void
   /** Unmounts target without following a symlink there. */
   unmount(target: string): void
   statfs(path: string): StatVfs
@@ -38,7 +59,9 @@ export interface Mounter {
 }
 
 export function toPathInfo(s: Statx): PathInfo {
-  return { type: s.type, dev: s.dev, ino: s.ino, isMountRoot: s.isMountRoot }
+  const info: PathInfo = { type: s.type, dev: s.dev, ino: s.ino, isMountRoot: s.isMountRoot }
+  if (s.type === 'block' || s.type === 'char') info.rdev = `${s.rdevMajor}:${s.rdevMinor}`
+  return info
 }
 
 /** A bind mount's root shows the same inode on the same device as the directory it binds. */
@@ -57,9 +80,10 @@ export const nativeMounter: Mounter = {
   },
 
   bind(source, target, flags, expect) {
-    const src = openDir(source)
+    const dirs = expect.target.type === 'dir'
+    const src = dirs ? openDir(source) : openPath(source)
     try {
-      const dst = openDir(target)
+      const dst = dirs ? openDir(target) : openPath(target)
       try {
         const now = toPathInfo(fstatx(dst))
         if (!sameObject(now, expect.target)) {
@@ -75,7 +99,7 @@ export const nativeMounter: Mounter = {
     if (!needsRemount(flags)) return
     try {
       // Reopen: the path now resolves to the new mount's root, the object the remount must hit.
-      const fd = openDir(target)
+      const fd = dirs ? openDir(target) : openPath(target)
       try {
         mount(null, fdPath(fd), null, remountBits(flags, statvfs(fdPath(fd)).flags), null)
       } finally {
@@ -89,6 +113,58 @@ export const nativeMounter: Mounter = {
 
   unmount(target) {
     umount2(target, MNT.UMOUNT_NOFOLLOW)
+  },
+
+  mountImage(image, staging, fsType, flags, data, expect) {
+    const dst = openDir(staging)
+    try {
+      if (!sameObject(toPathInfo(fstatx(dst)), expect.target)) {
+        throw aborted(`${staging} changed between the driver's checks and the mount; refusing, retry`)
+      }
+      const att = loopAttach(image, {
+        autoclear: true, directIo: true,
+        whileOpen: (a) => mount(a.device, fdPath(dst), fsType, flags, data || null),
+      })
+      return att.device
+    } finally {
+      close(dst)
+    }
+  },
+
+  attachImage(image) {
+    return loopAttach(image, { directIo: true }).device
+  },
+
+  detachImage(device, image) {
+    loopDetach(device, { backingFile: image })
+  },
+
+  refreshLoopCapacity(device) {
+    loopSetCapacity(device)
+  },
+
+  createFile(path) {
+    try {
+      closeSync(openSync(path, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW, 0o600))
+    } catch (e) {
+      throw fromNodeError(e, 'open', path)
+    }
+  },
+
+  removeFile(path) {
+    let st
+    try {
+      st = lstatSync(path)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw fromNodeError(e, 'lstat', path)
+    }
+    if (!st.isFile() || st.size !== 0) throw failedPrecondition(`${path} is not an empty file the driver made; not removing it`)
+    try {
+      unlinkSync(path)
+    } catch (e) {
+      throw fromNodeError(e, 'unlink', path)
+    }
   },
 
   statfs(path) {

@@ -83,3 +83,27 @@ export function flagsMismatch(f: BindFlags, st: number): string | undefined {
   if (missing.length > 0) return `it is mounted without ${missing.join(', ')}`
   return undefined
 }
+
+// Options that are per-mount or superblock flags for a real filesystem mount; anything else is
+// handed to the filesystem as its data string, and the kernel refuses what it does not know.
+const FS_FLAG_OPTIONS: Record<string, number> = {
+  ro: MS.RDONLY, nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, noatime: MS.NOATIME,
+  nodiratime: MS.NODIRATIME, relatime: MS.RELATIME, strictatime: MS.STRICTATIME, sync: MS.SYNCHRONOUS,
+  dirsync: MS.DIRSYNC, lazytime: MS.LAZYTIME,
+}
+const FS_NOOP_OPTIONS = new Set(['rw', 'defaults', 'suid', 'dev', 'exec', 'atime', 'diratime', 'async'])
+
+/** mount(2) flags and data for staging an image's filesystem. */
+export function parseFsMountFlags(field: string, mountFlags: string[], readonly: boolean): { bits: number; data: string } {
+  let bits = readonly ? MS.RDONLY : 0
+  const data: string[] = []
+  mountFlags.forEach((raw, i) => {
+    for (const opt of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+      if (Object.hasOwn(FS_FLAG_OPTIONS, opt)) bits |= FS_FLAG_OPTIONS[opt]!
+      else if (FS_NOOP_OPTIONS.has(opt)) continue
+      else if (/^[A-Za-z0-9_.=:/+-]+$/.test(opt)) data.push(opt)
+      else throw invalid(`${field}[${i}]`, `mount option ${JSON.stringify(opt)} has characters a mount option cannot have`)
+    }
+  })
+  return { bits, data: data.join(',') }
+}

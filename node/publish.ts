@@ -6,9 +6,10 @@ import { alreadyExists, failedPrecondition } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
 import { requireId, requirePath, requireString } from '../common/validate.js'
 import { isErrno } from '../native/index.js'
-import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeDir, volumeKind } from './checks.js'
+import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
+import { locate, stagedSource } from './locate.js'
 import type { NodeDeps } from './deps.js'
-import { sameObject } from './mounter.js'
+import { sameObject, type PathInfo } from './mounter.js'
 import { flagsMismatch, parseBindFlags } from './mountflags.js'
 
 export function publishHandlers(d: NodeDeps): ServiceHandlers {
@@ -17,8 +18,8 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
     requireString('volume_id', req.volume_id)
     const target = requirePath('target_path', req.target_path)
     const cap = parseCapability('volume_capability', req.volume_capability)
-    checkCapability('volume_capability', cap)
-    volumeKind(req.volume_context)
+    checkCapability('volume_capability', cap, volumeKind(req.volume_context))
+    const block = cap.accessType === 'block'
     if (!req.staging_target_path) {
       throw failedPrecondition('staging_target_path is empty, but this driver stages volumes (STAGE_UNSTAGE): call NodeStageVolume first')
     }
@@ -30,24 +31,23 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
     const id = requireId('volume_id', req.volume_id, 'v')
     // effects
     return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, () => {
-      const vol = volumeDir(d, id)
-      const st = d.mounter.inspect(staging)
-      if (!st?.isMountRoot || !sameObject(st, vol.info)) {
-        throw failedPrecondition(`volume ${id} is not staged at ${staging}; call NodeStageVolume first`)
-      }
+      const vol = locate(d, id)
+      const src = stagedSource(d, vol, staging, block)
+      if (!src) throw failedPrecondition(`volume ${id} is not staged at ${staging}${block ? ' as a block device' : ''}; call NodeStageVolume first`)
       let tgt = d.mounter.inspect(target)
       if (tgt) {
-        checkDirectory('target_path', target, tgt)
+        if (block) checkFileTarget(target, tgt)
+        else checkDirectory('target_path', target, tgt)
         if (tgt.isMountRoot) {
-          if (!sameObject(tgt, vol.info)) throw alreadyExists(`target_path ${target} already has a different volume mounted`)
-          const why = flagsMismatch(flags, d.mounter.statfs(target).flags)
+          if (!sameObject(tgt, src.info)) throw alreadyExists(`target_path ${target} already has a different volume mounted`)
+          const why = block ? undefined : flagsMismatch(flags, d.mounter.statfs(target).flags)
           if (why) throw alreadyExists(`volume ${id} is already published at ${target}, but ${why}`)
           d.index.add(id, target)
           return {}
         }
       }
       if (cap.mode === 'SINGLE_NODE_SINGLE_WRITER') {
-        const others = d.index.paths(id).filter((p) => p !== target && p !== staging && isMountOf(p, vol.info))
+        const others = d.index.paths(id).filter((p) => p !== target && p !== staging && p !== src.source && isMountOf(p, src.info))
         if (others.length > 0) {
           throw failedPrecondition(`volume ${id} has access mode SINGLE_NODE_SINGLE_WRITER and is already published at ${others.join(', ')}`)
         }
@@ -55,7 +55,8 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
       let created = false
       if (!tgt) {
         try {
-          d.mounter.mkdir(target)
+          if (block) d.mounter.createFile(target)
+          else d.mounter.mkdir(target)
         } catch (e) {
           if (isErrno(e, 'ENOENT')) throw failedPrecondition(`the parent directory of target_path ${target} does not exist`)
           throw e
@@ -64,15 +65,21 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
         tgt = d.mounter.inspect(target)!
       }
       try {
-        d.mounter.bind(staging, target, flags, { target: tgt })
+        d.mounter.bind(src.source, target, flags, { target: tgt })
       } catch (e) {
         // Leave nothing behind that a retry or an unpublish would have to explain.
-        if (created) d.mounter.rmdir(target)
+        if (created) block ? d.mounter.removeFile(target) : d.mounter.rmdir(target)
         throw e
       }
       d.index.add(id, target)
       return {}
     })
+  }
+
+  /** A block volume's target is a file the driver creates (or an existing regular file). */
+  function checkFileTarget(target: string, info: PathInfo): void {
+    if (info.type === 'symlink') throw failedPrecondition(`target_path ${target} is a symbolic link; the driver never follows links at CO paths`)
+    if (info.type === 'dir') throw failedPrecondition(`target_path ${target} is a directory; a block volume is published onto a file`)
   }
 
   function isMountOf(p: string, vol: { dev: string; ino: bigint }): boolean {
@@ -91,7 +98,13 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
         d.index.remove(id, target)
         return {}
       }
-      checkDirectory('target_path', target, tgt)
+      if (tgt.type !== 'dir') {
+        // A block volume's target: a file we created, with the device node bound on it.
+        if (tgt.type === 'symlink') throw failedPrecondition(`target_path ${target} is a symbolic link; the driver never follows links at CO paths`)
+        unmountVolume(d, id, 'target_path', target, tgt)
+        d.mounter.removeFile(target)
+        return {}
+      }
       unmountVolume(d, id, 'target_path', target, tgt)
       try {
         d.mounter.rmdir(target)

@@ -6,7 +6,7 @@ import { Mutexes } from '../common/lock.js'
 import type { Logger } from '../common/log.js'
 import type { NodeStatus, VolumeStatus } from '../common/store/model.js'
 import type { Store, VolumeObject } from '../common/store/types.js'
-import { ensureVolumeDir, retire } from './datadir.js'
+import { ensureImage, ensureVolumeDir, retire } from './datadir.js'
 import type { NodeDeps } from './deps.js'
 import { topologyOf } from './info.js'
 import type { NodeMetrics } from './metrics.js'
@@ -34,7 +34,7 @@ export class Realiser {
 
   async start(): Promise<void> {
     const d = this.o.deps
-    await this.o.store.nodes.putSpec(d.nodeId, { topology: topologyOf(d.nodeId), maxVolumes: d.maxVolumes, kinds: ['dir'], pools: [...d.layout.pools.keys()] })
+    await this.o.store.nodes.putSpec(d.nodeId, { topology: topologyOf(d.nodeId), maxVolumes: d.maxVolumes, kinds: ['dir', 'image'], pools: [...d.layout.pools.keys()] })
     await this.reportCapacity()
     this.unwatch = this.o.store.volumes.watch((id) => this.schedule(id))
     for (const v of await this.o.store.volumes.list()) if (v.spec.node === d.nodeId) this.schedule(v.id)
@@ -101,7 +101,8 @@ export class Realiser {
     try {
       const d = this.o.deps
       if (!d.layout.pools.has(obj.spec.pool)) throw failedPrecondition(`node ${d.nodeId} does not serve pool ${JSON.stringify(obj.spec.pool)}`)
-      await ensureVolumeDir(d.layout.volumeDir(obj.id, obj.spec.pool))
+      if (obj.spec.kind === 'image') await ensureImage(d.layout.imagePath(obj.id, obj.spec.pool), BigInt(obj.spec.capacityBytes), obj.spec.fsType ?? '')
+      else await ensureVolumeDir(d.layout.volumeDir(obj.id, obj.spec.pool))
       this.o.log.info({ volume_id: obj.id, name: obj.spec.name }, 'volume realised')
       return { phase: 'Ready', ...this.base(obj) }
     } catch (e) {

@@ -3,6 +3,7 @@ import type * as grpc from '@grpc/grpc-js'
 import { csiPackage, implement, newServer, type CallObserver } from '../common/grpc.js'
 import { identityHandlers } from '../common/identity.js'
 import type { NodeDeps } from './deps.js'
+import { expandHandlers } from './expand.js'
 import { infoHandlers } from './info.js'
 import { publishHandlers } from './publish.js'
 import { stageHandlers } from './stage.js'
@@ -25,7 +26,7 @@ export function buildNode(d: NodeDeps, opts: NodeOptions): grpc.Server {
   )
   server.addService(
     csi.Node.service,
-    implement('Node', csi.Node.service, { ...stageHandlers(d), ...publishHandlers(d), ...infoHandlers(d) }, boundary),
+    implement('Node', csi.Node.service, { ...stageHandlers(d), ...publishHandlers(d), ...infoHandlers(d), ...expandHandlers(d) }, boundary),
   )
   return server
 }

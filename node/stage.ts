@@ -1,14 +1,19 @@
-// NodeStageVolume / NodeUnstageVolume for directory volumes: the volume's directory is bound
-// once onto the staging path; every pod's publish is a bind of that. Works from the request and
-// the local disk alone, so pods keep mounting when the control plane is down.
+// NodeStageVolume / NodeUnstageVolume. A dir volume's directory is bound onto the staging path;
+// an image's filesystem is mounted there from a loop device (autoclear: the device lives exactly
+// as long as the mount); a block volume's loop device node is bound onto a file inside it. Each
+// pod's publish is then a bind of what is staged. Works from the request and the local disk
+// alone, so pods keep mounting when the control plane is down.
 import { parseCapability } from '../common/capability.js'
-import { alreadyExists, failedPrecondition } from '../common/errors.js'
+import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
 import { requireId, requirePath, requireString } from '../common/validate.js'
-import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeDir, volumeKind } from './checks.js'
+import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
 import type { NodeDeps } from './deps.js'
-import { sameObject } from './mounter.js'
-import { parseBindFlags } from './mountflags.js'
+import { belongsTo, blockStagingFile, locate } from './locate.js'
+import { loopDeviceOf } from './loops.js'
+import { parseBindFlags, parseFsMountFlags } from './mountflags.js'
+
+const NO_FLAGS = parseBindFlags('', [], false)
 
 export function stageHandlers(d: NodeDeps): ServiceHandlers {
   async function NodeStageVolume(req: any): Promise<unknown> {
@@ -16,31 +21,63 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
     requireString('volume_id', req.volume_id)
     const staging = requirePath('staging_target_path', req.staging_target_path)
     const cap = parseCapability('volume_capability', req.volume_capability)
-    checkCapability('volume_capability', cap)
-    volumeKind(req.volume_context)
+    const kind = volumeKind(req.volume_context)
+    checkCapability('volume_capability', cap, kind)
     checkOutsideRoot(d, 'staging_target_path', staging)
     const id = requireId('volume_id', req.volume_id, 'v')
-    // Checked here so a bad option fails at stage, not later at publish.
-    parseBindFlags('volume_capability.mount.mount_flags', cap.mountFlags, false)
-    // plan: the staging bind carries no flags; publish applies them per pod.
-    const flags = parseBindFlags('volume_capability.mount.mount_flags', [], false)
+    // plan: dir binds carry no flags at stage (publish applies them per pod); a filesystem mount
+    // takes the capability's options, which are checked here so a bad one fails at stage.
+    parseBindFlags('volume_capability.mount.mount_flags', kind === 'dir' ? cap.mountFlags : [], false)
+    const fsOpts = parseFsMountFlags('volume_capability.mount.mount_flags', cap.mountFlags, false)
+    const ctxFs = req.volume_context?.['tscsi.dev/fsType'] as string | undefined
+    if (ctxFs && cap.fsType && ctxFs !== cap.fsType) {
+      throw invalid('volume_capability.mount.fs_type', `the volume holds ${ctxFs}, not ${cap.fsType}`)
+    }
     // effects
     return d.locks.run(id, `volume ${id}`, () => {
-      const vol = volumeDir(d, id)
+      const vol = locate(d, id)
       const st = d.mounter.inspect(staging)
       if (!st) throw failedPrecondition(`staging_target_path ${staging} does not exist; the CO creates it before NodeStageVolume`)
       checkDirectory('staging_target_path', staging, st)
-      if (st.isMountRoot) {
-        if (sameObject(st, vol.info)) {
-          d.index.add(id, staging)
-          return {}
+      if (vol.kind === 'dir' && cap.accessType === 'block') throw invalid('volume_capability', `volume ${id} is a directory; it cannot be used as a block device`)
+      if (cap.accessType === 'block') {
+        const file = blockStagingFile(staging)
+        let fi = d.mounter.inspect(file)
+        if (fi?.isMountRoot) {
+          if (belongsTo(d, vol, fi, file)) return ok(file)
+          throw alreadyExists(`staging_target_path ${staging} already holds a different device`)
         }
+        const device = d.mounter.attachImage(vol.path)
+        const created = !fi
+        try {
+          if (!fi) {
+            d.mounter.createFile(file)
+            fi = d.mounter.inspect(file)!
+          }
+          d.mounter.bind(device, file, NO_FLAGS, { target: fi })
+        } catch (e) {
+          d.mounter.detachImage(device, vol.path)
+          if (created) d.mounter.removeFile(file)
+          throw e
+        }
+        return ok(file)
+      }
+      if (st.isMountRoot) {
+        if (belongsTo(d, vol, st, staging)) return ok(staging)
         throw alreadyExists(`staging_target_path ${staging} already has a different mount on it`)
       }
-      d.mounter.bind(vol.path, staging, flags, { target: st })
-      d.index.add(id, staging)
-      return {}
+      if (vol.kind === 'dir') d.mounter.bind(vol.path, staging, NO_FLAGS, { target: st })
+      else {
+        d.mounter.mountImage(vol.path, staging, ctxFs || cap.fsType || 'ext4', fsOpts.bits, fsOpts.data, { target: st })
+        d.index.add(id, staging) // before anything asks belongsTo about it (btrfs)
+      }
+      return ok(staging)
     })
+
+    function ok(mountPoint: string): object {
+      d.index.add(requireId('volume_id', req.volume_id, 'v'), mountPoint)
+      return {}
+    }
   }
 
   async function NodeUnstageVolume(req: any): Promise<unknown> {
@@ -55,8 +92,18 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
         return {}
       }
       if (st.type === 'symlink') throw failedPrecondition(`staging_target_path ${staging} is a symbolic link; the driver never follows links at CO paths`)
-      // The staging directory belongs to the CO (it created it); only the mount is ours.
-      unmountVolume(d, id, 'staging_target_path', staging, st)
+      // A block volume: its device node bound inside the staging directory, and the loop device.
+      const file = blockStagingFile(staging)
+      const fi = d.mounter.inspect(file)
+      if (fi && fi.type !== 'dir') {
+        const device = fi.isMountRoot ? loopDeviceOf(fi.rdev) : undefined
+        unmountVolume(d, id, 'staging_target_path', file, fi)
+        if (device) d.mounter.detachImage(device, locate(d, id).path)
+        d.mounter.removeFile(file)
+      }
+      // The staging directory belongs to the CO (it created it); only the mount is ours. An
+      // image's loop device goes with its last mount (autoclear).
+      unmountVolume(d, id, 'staging_target_path', staging, d.mounter.inspect(staging)!)
       return {}
     })
   }

@@ -27,16 +27,32 @@ if [ -z "$summary" ]; then tf=1; fi
 passed=$((passed + ${tp:-0}))
 failed=$((failed + ${tf:-0}))
 
-for mode in "" "--enable-attach"; do
-  echo "== csi-sanity ${mode:-(without attach)}"
-  bash scripts/sanity.sh $mode 2>&1 | tee "$log"
+# csi-sanity in every mode the driver serves: dir volumes (as deployed, and with attach),
+# raw block, and images of each filesystem (sized above each mkfs minimum).
+ext4_skip=()
+# ext4 grows online only with CAP_SYS_RESOURCE (bit 24), which some sandboxes withhold even from
+# root; then that one spec is skipped for ext4 and says why. xfs and btrfs still run it.
+if [ $(( 0x$(awk '/^CapEff/ {print $2}' /proc/self/status) >> 24 & 1 )) -eq 0 ]; then
+  echo "note: no CAP_SYS_RESOURCE here: ext4 online expansion spec skipped (xfs and btrfs run it)"
+  ext4_skip=(--ginkgo.skip "should work if node-expand is called after node-publish")
+fi
+run_sanity() {
+  local label="$1"; shift
+  echo "== csi-sanity: $label"
+  bash scripts/sanity.sh "$@" 2>&1 | tee "$log"
   line="$(grep -E '^SANITY passed=' "$log" | tail -1)"
   sp="$(sed -nE 's/.*passed=([0-9]+).*/\1/p' <<<"$line")"
   sf="$(sed -nE 's/.*failed=([0-9]+).*/\1/p' <<<"$line")"
   if [ -z "$line" ]; then sf=1; fi
   passed=$((passed + ${sp:-0}))
   failed=$((failed + ${sf:-0}))
-done
+}
+run_sanity "dir volumes"
+run_sanity "dir volumes, --enable-attach" --enable-attach
+run_sanity "raw block volumes" -- --csi.testvolumeaccesstype block
+run_sanity "ext4 images" -- --csi.testvolumeparameters test/sanity/image-ext4.yaml "${ext4_skip[@]}"
+run_sanity "xfs images" -- --csi.testvolumeparameters test/sanity/image-xfs.yaml --csi.testvolumesize 314572800
+run_sanity "btrfs images" -- --csi.testvolumeparameters test/sanity/image-btrfs.yaml --csi.testvolumesize 134217728
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

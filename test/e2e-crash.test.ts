@@ -10,6 +10,8 @@ const MiB = 1 << 20
 if (process.getuid?.() !== 0) {
   t.skip('crash tests mount filesystems and need root')
 } else {
+  // Process starts dominate; on a loaded 2-core machine the file needs more than .taprc's 120 s.
+  t.setTimeout(360_000)
   t.test('node plugin killed between NodeStageVolume and NodePublishVolume: restart, finish, nothing leaked', async (t) => {
     const rig = testRig(t)
     const dir = rig.dir

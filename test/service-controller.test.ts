@@ -100,7 +100,7 @@ t.test('a repeat whose parameters arrive in another key order is the same volume
 t.test('an unknown parameter is INVALID_ARGUMENT naming it, and nothing is stored', async (t) => {
   const c = await cluster(t)
   await rejectsCsi(t, c.call('CreateVolume', createReq('pvc-1', { parameters: { knd: 'dir' } })), status.INVALID_ARGUMENT, /knd/)
-  await rejectsCsi(t, c.call('CreateVolume', createReq('pvc-1', { parameters: { kind: 'image' } })), status.INVALID_ARGUMENT, /image/)
+  await rejectsCsi(t, c.call('CreateVolume', createReq('pvc-1', { parameters: { kind: 'tape' } })), status.INVALID_ARGUMENT, /tape/)
   t.same(await c.ctrlStore.volumes.list(), [])
 })
 

@@ -170,7 +170,9 @@ t.test('unsupported capabilities are INVALID_ARGUMENT', async (t) => {
   const e = nodeEnv(t)
   await rejectsCsi(t, e.call('NodeStageVolume', e.stageReq({ volume_capability: mountCap('MULTI_NODE_MULTI_WRITER') })), status.INVALID_ARGUMENT, /MULTI_NODE_MULTI_WRITER/)
   await rejectsCsi(t, e.call('NodeStageVolume', e.stageReq({ volume_capability: { block: {}, access_type: 'block', access_mode: { mode: 'SINGLE_NODE_WRITER' } } })), status.INVALID_ARGUMENT, /block/)
-  await rejectsCsi(t, e.call('NodeStageVolume', e.stageReq({ volume_context: { 'tscsi.dev/kind': 'image' } })), status.INVALID_ARGUMENT, /tscsi\.dev\/kind/)
+  await rejectsCsi(t, e.call('NodeStageVolume', e.stageReq({ volume_context: { 'tscsi.dev/kind': 'tape' } })), status.INVALID_ARGUMENT, /tscsi\.dev\/kind/)
+  await rejectsCsi(t, e.call('NodeStageVolume', e.stageReq({ volume_context: { 'tscsi.dev/kind': 'image' }, volume_capability: { block: {}, access_type: 'block', access_mode: { mode: 'SINGLE_NODE_WRITER' } } })),
+    status.INVALID_ARGUMENT, /directory/, 'a dir volume staged as block (a context that lies) is refused')
 })
 
 t.test('NodeGetVolumeStats: published target is normal, an unmounted dir abnormal, a relative path NOT_FOUND', async (t) => {

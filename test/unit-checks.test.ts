@@ -15,7 +15,8 @@ t.test('volumeKind: dir, or absent meaning dir; anything else INVALID_ARGUMENT',
   t.equal(volumeKind(undefined), 'dir')
   t.equal(volumeKind({}), 'dir')
   t.equal(volumeKind({ 'tscsi.dev/kind': 'dir', other: 'x' }), 'dir')
-  for (const kind of ['image', '', 'DIR', '../dir']) {
+  t.equal(volumeKind({ 'tscsi.dev/kind': 'image' }), 'image')
+  for (const kind of ['tape', '', 'DIR', '../dir']) {
     t.throws(() => volumeKind({ 'tscsi.dev/kind': kind }), { code: status.INVALID_ARGUMENT, message: /volume_context\[tscsi\.dev\/kind\]/ }, JSON.stringify(kind))
   }
 })

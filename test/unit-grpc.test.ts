@@ -53,9 +53,12 @@ t.test('every plugin capability is a PluginCapability.Service.Type value', async
   const names = enumNames('csi.v1.PluginCapability.Service.Type')
   for (const controllerService of [true, false]) {
     const h = identityHandlers({ driverName: 'local.tscsi.dev', controllerService, ready: async () => true })
-    const res = (await handler(h, 'GetPluginCapabilities')({})) as { capabilities: { service: { type: string } }[] }
-    t.equal(res.capabilities.some((c) => c.service.type === 'CONTROLLER_SERVICE'), controllerService)
-    for (const c of res.capabilities) t.ok(names.includes(c.service.type) && c.service.type !== 'UNKNOWN', c.service.type)
+    const res = (await handler(h, 'GetPluginCapabilities')({})) as { capabilities: { service?: { type: string }; volume_expansion?: { type: string } }[] }
+    t.equal(res.capabilities.some((c) => c.service?.type === 'CONTROLLER_SERVICE'), controllerService)
+    for (const c of res.capabilities) {
+      if (c.service) t.ok(names.includes(c.service.type) && c.service.type !== 'UNKNOWN', c.service.type)
+      else t.ok(enumNames('csi.v1.PluginCapability.VolumeExpansion.Type').includes(c.volume_expansion!.type), `volume_expansion ${c.volume_expansion!.type}`)
+    }
   }
 })
 

@@ -69,13 +69,14 @@ t.test('fitsRange', async (t) => {
 })
 
 t.test('parseParameters: known keys and values, provisioner keys kept, the rest INVALID_ARGUMENT', async (t) => {
-  t.same(parseParameters(undefined), { kind: 'dir', pool: 'default', raw: {} })
-  t.same(parseParameters({ kind: 'dir' }), { kind: 'dir', pool: 'default', raw: { kind: 'dir' } })
+  t.same(parseParameters(undefined), { kind: undefined, pool: 'default', fsType: undefined, raw: {} })
+  t.same(parseParameters({ kind: 'dir' }), { kind: 'dir', pool: 'default', fsType: undefined, raw: { kind: 'dir' } })
   const k8s = { 'csi.storage.k8s.io/pvc/name': 'data', 'csi.storage.k8s.io/pv/name': 'pv-1' }
-  t.same(parseParameters(k8s), { kind: 'dir', pool: 'default', raw: k8s })
+  t.same(parseParameters(k8s), { kind: undefined, pool: 'default', fsType: undefined, raw: k8s })
   const bad: [unknown, RegExp][] = [
     [{ kindd: 'dir' }, /parameters\[kindd\].*unknown/],
-    [{ kind: 'image' }, /parameters\[kind\]/],
+    [{ kind: 'tape' }, /parameters\[kind\]/],
+    [{ kind: 'image', fsType: 'ntfs' }, /parameters\[fsType\]/],
     [{ kind: '' }, /parameters\[kind\]/],
     [{ 'csi.storage.k8s.io': 'x' }, /unknown/],
     [{ kind: 'dir', quota: 'auto' }, /parameters\[quota\]/],
@@ -103,7 +104,8 @@ t.test('checkSupported and capabilitiesMatch', async (t) => {
   const multi = parseCapability('c', mountCap('MULTI_NODE_MULTI_WRITER'))
   t.equal(codeOf(() => checkSupported('volume_capabilities', [mount])), 'ok')
   t.throws(() => checkSupported('volume_capabilities', [mount, multi]), { code: status.INVALID_ARGUMENT, message: /volume_capabilities\[1\]/ })
-  t.equal(codeOf(() => checkSupported('volume_capabilities', [block])), status.INVALID_ARGUMENT)
+  t.equal(codeOf(() => checkSupported('volume_capabilities', [block], 'dir')), status.INVALID_ARGUMENT, 'block needs an image')
+  t.equal(codeOf(() => checkSupported('volume_capabilities', [block], 'image')), 'ok')
   t.equal(capabilitiesMatch(spec, [mount]), undefined)
   t.match(capabilitiesMatch(spec, [multi]), /MULTI_NODE_MULTI_WRITER/)
   t.match(capabilitiesMatch({ ...spec, accessType: 'block' }, [mount]), /access type/)

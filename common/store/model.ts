@@ -3,7 +3,9 @@
 // spec/status split), so two processes never write the same document.
 import type { AccessType } from '../capability.js'
 
-export type VolumeKind = 'dir'
+/** dir: a directory; image: a sparse file holding a filesystem (or raw, for block access). */
+export type VolumeKind = 'dir' | 'image'
+export const FS_TYPES = ['ext4', 'xfs', 'btrfs'] as const
 
 export interface Publication {
   readonly: boolean
@@ -16,6 +18,8 @@ export interface VolumeSpec {
   kind: VolumeKind
   /** The node's pool (named data root) that holds the data. */
   pool: string
+  /** For image volumes: the filesystem made in the image; '' for a raw (block) image. */
+  fsType?: string
   /** Bytes, as a decimal string: JSON has no 64-bit integers. */
   capacityBytes: string
   accessType: AccessType

@@ -12,8 +12,8 @@
 // - bind() refuses a target whose object differs from expect.target (the native layer's
 //   O_PATH re-check), a symlink or non-directory at either end, and a missing source;
 //   rmdir() of a mounted directory fails with EBUSY; unmount() of a non-mount with EINVAL.
-import { lstatSync, mkdirSync, rmdirSync, type BigIntStats } from 'node:fs'
-import { aborted } from '../../common/errors.js'
+import { lstatSync, mkdirSync, rmdirSync, unlinkSync, writeFileSync, type BigIntStats } from 'node:fs'
+import { aborted, failedPrecondition } from '../../common/errors.js'
 import { ErrnoError, errnoNumber, fromNodeError, ST, type StatVfs } from '../../native/index.js'
 import type { BindFlags } from '../../node/mountflags.js'
 import type { Mounter, PathInfo } from '../../node/mounter.js'
@@ -194,5 +194,34 @@ export class FakeMounter implements Mounter {
     } catch (e) {
       throw fromNodeError(e, 'rmdir', path)
     }
+  }
+
+  // Image and block volumes need loop devices and real filesystems: they are tested as root
+  // with the real kernel (test/e2e-image.test.ts), not through this stand-in.
+  mountImage(): string {
+    throw new Error('fake mounter: image volumes are tested with real loop devices')
+  }
+
+  attachImage(): string {
+    throw new Error('fake mounter: image volumes are tested with real loop devices')
+  }
+
+  detachImage(): void {}
+
+  refreshLoopCapacity(): void {}
+
+  createFile(path: string): void {
+    writeFileSync(path, '', { flag: 'wx' })
+  }
+
+  removeFile(path: string): void {
+    let st
+    try {
+      st = lstatSync(path)
+    } catch {
+      return
+    }
+    if (!st.isFile() || st.size !== 0) throw failedPrecondition(`${path} is not an empty file the driver made; not removing it`)
+    unlinkSync(path)
   }
 }

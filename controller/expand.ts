@@ -1,0 +1,46 @@
+// ControllerExpandVolume: records the larger size; the node that holds the volume grows the
+// image file (or, for a dir volume, the quota) and reports it, bounded, like a create. For an
+// image the filesystem is grown afterwards by NodeExpandVolume, online, so the answer says so.
+import { aborted, exhausted, invalid, notFound, outOfRange } from '../common/errors.js'
+import type { ServiceHandlers } from '../common/grpc.js'
+import { requireId, requireString } from '../common/validate.js'
+import { awaitNodeAct } from './await.js'
+import type { ControllerDeps } from './deps.js'
+import { roomOf } from './placement.js'
+import { MiB, parseRange } from './request.js'
+
+export function expandHandlers(d: ControllerDeps): ServiceHandlers {
+  async function ControllerExpandVolume(req: any): Promise<unknown> {
+    requireString('volume_id', req.volume_id)
+    if (!req.capacity_range) throw invalid('capacity_range', 'must be set')
+    const range = parseRange(req.capacity_range)
+    if (range.required === 0n && range.limit === 0n) throw invalid('capacity_range', 'required_bytes or limit_bytes must be set')
+    const id = requireId('volume_id', req.volume_id, 'v')
+    return d.locks.run(id, `volume ${id}`, async () => {
+      const obj = await d.store.volumes.refresh(id)
+      if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
+      const s = obj.spec
+      const image = s.kind === 'image'
+      const cur = BigInt(s.capacityBytes)
+      if (range.limit > 0n && range.limit < cur) throw outOfRange(`volume ${id} has ${cur} bytes; shrinking to ${range.limit} is not supported`)
+      let want = range.required > 0n ? range.required : cur
+      if (image) want = ((want + MiB - 1n) / MiB) * MiB
+      if (range.limit > 0n && want > range.limit) throw outOfRange(`an image grows in whole MiB: ${want} bytes exceeds limit_bytes ${range.limit}`)
+      if (want > cur) {
+        await d.placement.run('placement', async () => {
+          const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
+          const room = roomOf(nodes, volumes, s.pool).find((r) => r.id === s.node)
+          if (!room || room.free < want - cur) {
+            throw exhausted(`node ${s.node} has ${room?.free ?? 0n} bytes free in pool ${JSON.stringify(s.pool)}; growing volume ${id} by ${want - cur} needs more`)
+          }
+          await d.store.volumes.putSpec(id, { ...s, capacityBytes: want.toString(), generation: s.generation + 1 })
+        })
+        const out = await awaitNodeAct(d, id, 'expand')
+        if ('err' in out) throw out.err
+        if ('gone' in out) throw aborted(`volume ${id} was deleted while being expanded`)
+      }
+      return { capacity_bytes: (want > cur ? want : cur).toString(), node_expansion_required: image }
+    })
+  }
+  return { ControllerExpandVolume }
+}

@@ -1,0 +1,56 @@
+// The filesystem tools the node may run as child processes (no syscall does their job): mkfs at
+// creation, and the online grow tools at expansion. Never mount(8), umount(8) or losetup.
+import { execFile } from 'node:child_process'
+import { statfsSync } from 'node:fs'
+import { promisify } from 'node:util'
+import { internal } from '../common/errors.js'
+
+const run = promisify(execFile)
+
+async function tool(cmd: string, args: string[], timeoutMs = 120_000): Promise<void> {
+  try {
+    await run(cmd, args, { timeout: timeoutMs })
+  } catch (e) {
+    const err = e as { stderr?: string; message: string }
+    const text = (err.stderr || err.message).trim()
+    // ext4's online resize needs CAP_SYS_RESOURCE, which some sandboxes withhold even from root.
+    const hint = /Permission denied to resize filesystem/.test(text) ? ' (online ext4 resize needs CAP_SYS_RESOURCE in the node plugin)' : ''
+    throw internal(`${cmd} ${args.join(' ')} failed: ${text.split('\n').slice(-3).join(' | ')}${hint}`)
+  }
+}
+
+/** Makes a filesystem in an image file (not attached to anything yet). */
+export async function mkfs(image: string, fsType: string): Promise<void> {
+  switch (fsType) {
+    case 'ext4':
+      return tool('mkfs.ext4', ['-q', '-F', image])
+    case 'xfs':
+      return tool('mkfs.xfs', ['-q', '-f', image])
+    case 'btrfs':
+      return tool('mkfs.btrfs', ['-q', '-f', image])
+    default:
+      throw internal(`no mkfs for filesystem ${JSON.stringify(fsType)}`)
+  }
+}
+
+// statfs(2) f_type magic numbers (linux/magic.h).
+const MAGIC: Record<number, string> = { 0xef53: 'ext4', 0x58465342: 'xfs', 0x9123683e: 'btrfs' }
+
+/** The filesystem mounted at mountPoint, from statfs's magic number. */
+export function mountedFsType(mountPoint: string): string | undefined {
+  return MAGIC[Number(statfsSync(mountPoint).type)]
+}
+
+/** Grows a mounted filesystem to fill its (already grown) device, online. */
+export async function growFs(fsType: string, device: string, mountPoint: string): Promise<void> {
+  switch (fsType) {
+    case 'ext4':
+      return tool('resize2fs', [device])
+    case 'xfs':
+      return tool('xfs_growfs', [mountPoint])
+    case 'btrfs':
+      return tool('btrfs', ['filesystem', 'resize', 'max', mountPoint])
+    default:
+      throw internal(`cannot grow filesystem ${JSON.stringify(fsType)} at ${mountPoint}`)
+  }
+}
