@@ -40,6 +40,17 @@ export function roomOf(nodes: NodeObject[], volumes: VolumeObject[], pool: strin
   return out
 }
 
+/** Project ids start high, clear of ids an administrator may use by hand. */
+export const FIRST_PROJECT_ID = 1_000_000
+
+/** The lowest project id no volume on node's pool uses. */
+export function freeProjectId(volumes: VolumeObject[], node: string, pool: string): number {
+  const used = new Set(volumes.filter((v) => v.spec.node === node && v.spec.pool === pool && v.spec.projectId !== undefined).map((v) => v.spec.projectId))
+  let id = FIRST_PROJECT_ID
+  while (used.has(id)) id++
+  return id
+}
+
 export function matches(nodeTopology: Record<string, string>, t: Topology): boolean {
   const segs = Object.entries(t.segments ?? {})
   return segs.length > 0 && segs.every(([k, v]) => nodeTopology[k] === v)

@@ -58,6 +58,8 @@ export const PARAMETERS: Record<string, { check: (v: string) => string | undefin
     check: (v) => (POOL_NAME.test(v) ? undefined : `${JSON.stringify(v)} is not a pool name (lower-case letters, digits, '-', at most 32)`),
     help: 'the node pool (named data root, --pool on the node plugin) that holds the volume; default: default',
   },
+  quota: { ...oneOf('auto', 'required', 'off'), help: 'dir volumes: hold the directory to its size with a project quota: auto (where the filesystem can, else say it is unenforced), required (refuse CreateVolume where it cannot), off' },
+  quotaInodes: { check: (v) => (/^[1-9][0-9]{0,17}$/.test(v) ? undefined : `${JSON.stringify(v)} is not a positive integer`), help: 'dir volumes with a quota: also limit the number of files and directories' },
   onDelete: { ...oneOf('delete', 'retain', 'archive'), help: 'what DeleteVolume does with the data: delete it, retain it in place, or archive it (renamed aside with a timestamp)' },
   onLostNode: { ...oneOf('fail', 'forget'), help: 'DeleteVolume when the volume\'s node is gone: fail (FAILED_PRECONDITION) or forget the volume (its data stays on the lost node)' },
 }
@@ -109,6 +111,7 @@ export function planShape(params: Parameters, caps: Capability[], range: Range):
   const block = caps.some((c) => c.accessType === 'block')
   const kind: VolumeKind = params.kind ?? (block ? 'image' : 'dir')
   checkSupported('volume_capabilities', caps, kind)
+  if (kind === 'image' && (params.raw['quota'] ?? 'off') !== 'off') throw invalid('parameters[quota]', 'applies to dir volumes; an image is held to its size by its own filesystem')
   const capFs = caps.find((c) => c.fsType !== '')?.fsType
   if (kind === 'dir') return { kind, fsType: undefined, size: planSize(range) }
   if (capFs !== undefined && params.fsType !== undefined && capFs !== params.fsType) {
@@ -147,6 +150,7 @@ export function csiVolume(obj: VolumeObject): Record<string, unknown> {
     volume_context: {
       'tscsi.dev/kind': obj.spec.kind, 'tscsi.dev/node': obj.spec.node, 'tscsi.dev/pool': obj.spec.pool,
       ...(obj.spec.kind === 'image' && { 'tscsi.dev/fsType': obj.spec.fsType ?? '' }),
+      ...(obj.status?.quota && { 'tscsi.dev/quota': obj.status.quota.slice(0, 128) }),
     },
     content_source: null,
     accessible_topology: [{ segments: { [TOPOLOGY_KEY]: obj.spec.node } }],

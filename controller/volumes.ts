@@ -9,7 +9,7 @@ import type { VolumeObject } from '../common/store/types.js'
 import { awaitNodeAct, type Outcome } from './await.js'
 import { checkMap, ownIdOrUndefined, requireId, requireString, sameMap } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
-import { chooseNode, matches, roomOf } from './placement.js'
+import { chooseNode, freeProjectId, matches, roomOf } from './placement.js'
 import {
   capabilitiesMatch, checkSupported, csiVolume, fitsRange, parseParameters, parseRange, parseRequirements, planShape, publishedNodes,
   volumeCondition, volumeIdFor,
@@ -61,9 +61,13 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
         await d.placement.run('placement', async () => {
           const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
           const node = chooseNode(roomOf(nodes, volumes, params.pool, kind), size, reqs, params.pool)
+          // Project ids are handed out here, under the placement lock, so two volumes on one
+          // node and pool never share one (a shared id would pool their limits).
+          const quota = kind === 'dir' && (params.raw['quota'] ?? 'auto') !== 'off'
           const spec: VolumeSpec = {
             name, node: node.id, kind, pool: params.pool, capacityBytes: size.toString(), accessType,
-            ...(fsType !== undefined && { fsType }), parameters: params.raw, createdAt: now(), generation: 1,
+            ...(fsType !== undefined && { fsType }), ...(quota && { projectId: freeProjectId(volumes, node.id, params.pool) }),
+            parameters: params.raw, createdAt: now(), generation: 1,
           }
           await d.store.volumes.putSpec(id, spec)
         })

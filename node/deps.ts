@@ -4,6 +4,7 @@ import type { Logger } from '../common/log.js'
 import type { Layout } from './layout.js'
 import type { Mounter } from './mounter.js'
 import { MountIndex } from './mountindex.js'
+import type { QuotaOps } from './quota.js'
 
 export interface NodeDeps {
   nodeId: string
@@ -15,6 +16,8 @@ export interface NodeDeps {
   /** Keyed by volume (stage/unstage) and by volume+target (publish/unpublish). */
   locks: TryLocks
   log: Logger
+  /** Project quotas; absent where none can be set up (tests without the kernel). */
+  quota?: QuotaOps
 }
 
 export function nodeDeps(p: Pick<NodeDeps, 'nodeId' | 'maxVolumes' | 'layout' | 'mounter' | 'log'> & Partial<NodeDeps>): NodeDeps {

@@ -4,6 +4,7 @@ import type { ServiceHandlers } from '../common/grpc.js'
 import { TOPOLOGY_KEY } from '../common/store/model.js'
 import { checkString, requireId, requireString } from '../common/validate.js'
 import { statSync } from 'node:fs'
+import { getProjectId } from '../native/index.js'
 import { belongsTo, locate } from './locate.js'
 import type { NodeDeps } from './deps.js'
 
@@ -30,6 +31,14 @@ export function infoHandlers(d: NodeDeps): ServiceHandlers {
     if (vol.kind === 'image' && at.type !== 'dir') {
       // A block volume: the device's size is all there is to report.
       return { usage: [{ unit: 'BYTES', total: String(statSync(vol.path).size), available: '0', used: '0' }], volume_condition: condition }
+    }
+    if (vol.kind === 'dir' && d.quota?.support(vol.pool).supported) {
+      // Under a project quota the volume's own numbers, not its filesystem's.
+      const q = d.quota.usage(vol.pool, getProjectId(vol.path).projectId)
+      const avail = (n: bigint, used: bigint) => (n > used ? n - used : 0n).toString()
+      const usage = [{ unit: 'BYTES', total: q.limitBytes.toString(), available: avail(q.limitBytes, q.usedBytes), used: q.usedBytes.toString() }]
+      if (q.limitInodes > 0n) usage.push({ unit: 'INODES', total: q.limitInodes.toString(), available: avail(q.limitInodes, q.usedInodes), used: q.usedInodes.toString() })
+      return { usage, volume_condition: condition }
     }
     const fs = d.mounter.statfs(mounted || vol.kind === 'image' ? volumePath : vol.path)
     const unit = BigInt(fs.fragmentSize || fs.blockSize)

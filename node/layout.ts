@@ -50,6 +50,16 @@ export class Layout {
     return path.join(this.pools.get(pool) ?? this.dataRoot, 'archive')
   }
 
+  /** A pool's root with symlinks resolved (as written if it cannot be resolved). */
+  realRootOf(pool: string): string {
+    const root = this.pools.get(pool) ?? this.dataRoot
+    try {
+      return realpathSync.native(root)
+    } catch {
+      return root
+    }
+  }
+
   /** Every pool root as written and with symlinks resolved (computed once; roots exist after start-up). */
   allRoots(): string[] {
     const out: string[] = []

@@ -20,6 +20,7 @@ import { nativeMounter } from './mounter.js'
 import { volumeMounts } from './mountindex.js'
 import { instrumentMounter, nodeMetrics } from './metrics.js'
 import { detachOrphanLoops, imageMounts } from './loops.js'
+import { nativeQuota } from './quota.js'
 import { Realiser } from './realiser.js'
 import { serveRegistration } from './registration.js'
 import { buildNode } from './server.js'
@@ -69,7 +70,7 @@ runMain(async () => {
   const metrics = processMetrics('node')
   const deps = nodeDeps({
     nodeId, maxVolumes: parseCount('max-volumes-per-node', f['max-volumes-per-node']), layout,
-    mounter: instrumentMounter(nativeMounter, metrics.registry), log,
+    mounter: instrumentMounter(nativeMounter, metrics.registry), log, quota: nativeQuota(layout, log),
   })
   // The one full read of the mount table: what a previous run of this plugin left mounted.
   const table = readMountInfo()

@@ -101,10 +101,16 @@ export class Realiser {
     try {
       const d = this.o.deps
       if (!d.layout.pools.has(obj.spec.pool)) throw failedPrecondition(`node ${d.nodeId} does not serve pool ${JSON.stringify(obj.spec.pool)}`)
-      if (obj.spec.kind === 'image') await ensureImage(d.layout.imagePath(obj.id, obj.spec.pool), BigInt(obj.spec.capacityBytes), obj.spec.fsType ?? '')
-      else await ensureVolumeDir(d.layout.volumeDir(obj.id, obj.spec.pool))
-      this.o.log.info({ volume_id: obj.id, name: obj.spec.name }, 'volume realised')
-      return { phase: 'Ready', ...this.base(obj) }
+      if (obj.spec.kind === 'image') {
+        await ensureImage(d.layout.imagePath(obj.id, obj.spec.pool), BigInt(obj.spec.capacityBytes), obj.spec.fsType ?? '')
+        this.o.log.info({ volume_id: obj.id, name: obj.spec.name }, 'volume realised')
+        return { phase: 'Ready', ...this.base(obj) }
+      }
+      const dir = d.layout.volumeDir(obj.id, obj.spec.pool)
+      await ensureVolumeDir(dir)
+      const quota = this.applyQuota(obj, dir)
+      this.o.log.info({ volume_id: obj.id, name: obj.spec.name, quota }, 'volume realised')
+      return { phase: 'Ready', ...(quota && { quota }), ...this.base(obj) }
     } catch (e) {
       const err = toCsiError(e)
       this.o.metrics?.reconcileError()
@@ -114,6 +120,21 @@ export class Realiser {
       const code = err.code === Code.NOT_FOUND ? 'INTERNAL' : codeName(err.code)
       return { phase: 'Failed', code, message: err.message, ...this.base(obj) }
     }
+  }
+
+  /** Sets (or, after an expansion, raises) a dir volume's quota; says whether it is enforced. */
+  private applyQuota(obj: VolumeObject, dir: string): string | undefined {
+    const mode = obj.spec.parameters['quota'] ?? 'auto'
+    if (mode === 'off' || obj.spec.projectId === undefined) return undefined
+    const q = this.o.deps.quota
+    const support = q ? q.support(obj.spec.pool) : { supported: false, reason: 'this node plugin runs without quota support' }
+    if (!support.supported) {
+      if (mode === 'required') throw failedPrecondition(`quota: required, but project quotas cannot be enforced here: ${support.reason}`)
+      return `unenforced: ${support.reason}`
+    }
+    const inodes = obj.spec.parameters['quotaInodes']
+    q!.apply(obj.spec.pool, dir, obj.spec.projectId, BigInt(obj.spec.capacityBytes), inodes === undefined ? undefined : BigInt(inodes))
+    return 'enforced'
   }
 
   private async remove(obj: VolumeObject): Promise<VolumeStatus> {

@@ -79,7 +79,7 @@ t.test('parseParameters: known keys and values, provisioner keys kept, the rest 
     [{ kind: 'image', fsType: 'ntfs' }, /parameters\[fsType\]/],
     [{ kind: '' }, /parameters\[kind\]/],
     [{ 'csi.storage.k8s.io': 'x' }, /unknown/],
-    [{ kind: 'dir', quota: 'auto' }, /parameters\[quota\]/],
+    [{ kind: 'dir', quota: 'sometimes' }, /parameters\[quota\]/],
     [{ kind: 1 }, /parameters\[kind\]/],
     [{ ['k'.repeat(129)]: 'v' }, /parameters/],
   ]

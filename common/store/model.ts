@@ -20,6 +20,8 @@ export interface VolumeSpec {
   pool: string
   /** For image volumes: the filesystem made in the image; '' for a raw (block) image. */
   fsType?: string
+  /** For dir volumes under a quota: the project id, unique among the node's volumes in the pool. */
+  projectId?: number
   /** Bytes, as a decimal string: JSON has no 64-bit integers. */
   capacityBytes: string
   accessType: AccessType
@@ -43,6 +45,8 @@ export interface VolumeStatus {
   message?: string
   /** Set when deletion was requested but refused (volume still mounted on the node). */
   deleteBlocked?: string
+  /** For dir volumes: "enforced", or "unenforced: <why>" (quota: auto where the kernel cannot). */
+  quota?: string
   updatedAt: string
 }
 
