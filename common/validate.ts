@@ -10,7 +10,7 @@ export const MAX_PATH_BYTES = 4096
 
 // Ids we mint: a kind prefix and 32 hex digits (128 bits of a name's hash). Nothing else is
 // ever used as a path component, so `..`, `/`, NUL or look-alike characters cannot reach disk.
-const OWN_ID = /^(v|s|g)-[0-9a-f]{32}$/
+const OWN_ID = /^(v|s|g|e)-[0-9a-f]{32}$/
 /** Pool names (StorageClass `pool`, node `--pool NAME=PATH`): short DNS labels. */
 export const POOL_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/
 // Node ids come from --nodeid / the host name: DNS-1123-ish, plus dots and underscores.
@@ -34,8 +34,8 @@ export function checkString(field: string, value: string, maxBytes = MAX_STRING_
   return value
 }
 
-export type IdKind = 'v' | 's' | 'g'
-const KIND_NAMES: Record<IdKind, string> = { v: 'volume', s: 'snapshot', g: 'group snapshot' }
+export type IdKind = 'v' | 's' | 'g' | 'e'
+const KIND_NAMES: Record<IdKind, string> = { v: 'volume', s: 'snapshot', g: 'group snapshot', e: 'ephemeral volume' }
 
 /**
  * Validates an id from a request. Malformed strings are INVALID_ARGUMENT; well-formed strings

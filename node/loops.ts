@@ -24,7 +24,7 @@ export function imageVolumeId(layout: Layout, file: string): string | undefined 
   for (const pool of layout.pools.keys()) {
     const dir = layout.imagesDirOf(pool)
     if (path.dirname(file) !== dir) continue
-    const m = /^(v-[0-9a-f]{32})\.img$/.exec(path.basename(file))
+    const m = /^([ve]-[0-9a-f]{32})\.img$/.exec(path.basename(file))
     if (m) return m[1]
   }
   return undefined

@@ -6,7 +6,8 @@
 import path from 'node:path'
 import type { MountInfo } from '../native/index.js'
 
-const OWN_VOLUME = /^v-[0-9a-f]{32}$/
+// Persistent (v-) and ephemeral inline (e-) volumes live side by side in a pool.
+const OWN_VOLUME = /^[ve]-[0-9a-f]{32}$/
 
 export class MountIndex {
   private readonly byVolume = new Map<string, Set<string>>()

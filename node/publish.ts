@@ -4,9 +4,10 @@
 import { isReadOnlyMode, parseCapability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
-import { requireId, requirePath, requireString } from '../common/validate.js'
+import { checkMap, ownIdOrUndefined, requireId, requirePath, requireString } from '../common/validate.js'
 import { isErrno } from '../native/index.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
+import { ephemeralIdFor, isEphemeral, planEphemeral, publishEphemeral, unpublishEphemeral } from './ephemeral.js'
 import { locate, stagedSource } from './locate.js'
 import type { NodeDeps } from './deps.js'
 import { sameObject, type PathInfo } from './mounter.js'
@@ -18,6 +19,14 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
     requireString('volume_id', req.volume_id)
     const target = requirePath('target_path', req.target_path)
     const cap = parseCapability('volume_capability', req.volume_capability)
+    if (isEphemeral(req.volume_context)) {
+      checkCapability('volume_capability', cap, 'dir')
+      checkOutsideRoot(d, 'target_path', target)
+      const plan = planEphemeral(checkMap('volume_context', req.volume_context))
+      const flags = parseBindFlags('volume_capability.mount.mount_flags', cap.mountFlags, Boolean(req.readonly) || isReadOnlyMode(cap.mode))
+      const eid = ephemeralIdFor(req.volume_id)
+      return d.locks.run(`${eid}@${target}`, `ephemeral volume at ${target}`, () => publishEphemeral(d, eid, plan, target, cap, flags))
+    }
     checkCapability('volume_capability', cap, volumeKind(req.volume_context))
     const block = cap.accessType === 'block'
     if (!req.staging_target_path) {
@@ -91,6 +100,12 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
     requireString('volume_id', req.volume_id)
     const target = requirePath('target_path', req.target_path)
     checkOutsideRoot(d, 'target_path', target)
+    // kubelet names an ephemeral inline volume itself; ours are v-… and never collide with it,
+    // so any other id is an inline volume (or what is left of one: the call is idempotent).
+    if (!ownIdOrUndefined('volume_id', req.volume_id, 'v')) {
+      const eid = ephemeralIdFor(req.volume_id)
+      return d.locks.run(`${eid}@${target}`, `ephemeral volume at ${target}`, () => unpublishEphemeral(d, eid, target))
+    }
     const id = requireId('volume_id', req.volume_id, 'v')
     return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, () => {
       const tgt = d.mounter.inspect(target)

@@ -1,0 +1,120 @@
+// CSI ephemeral inline volumes (a pod's `csi:` volume with volumeAttributes): made at
+// NodePublishVolume from the attributes, removed at NodeUnpublishVolume, never seen by the
+// controller or the store. kubelet's volume id is an arbitrary string, so the data lives under
+// an id of ours derived from it (`e-` + 128 bits of its hash), in the default pool.
+import { createHash } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import type { Capability } from '../common/capability.js'
+import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
+import { FS_TYPES } from '../common/store/model.js'
+import { isErrno } from '../native/index.js'
+import { checkDirectory, unmountVolume } from './checks.js'
+import { ensureImage, ensureVolumeDir, removeVolumeDir } from './datadir.js'
+import type { NodeDeps } from './deps.js'
+import { belongsTo, findVolume } from './locate.js'
+import type { BindFlags } from './mountflags.js'
+import { parseFsMountFlags } from './mountflags.js'
+
+export const EPHEMERAL_KEY = 'csi.storage.k8s.io/ephemeral'
+
+export function isEphemeral(ctx: Record<string, string> | undefined): boolean {
+  return ctx?.[EPHEMERAL_KEY] === 'true'
+}
+
+export function ephemeralIdFor(coVolumeId: string): string {
+  return 'e-' + createHash('sha256').update('ephemeral\0' + coVolumeId).digest('hex').slice(0, 32)
+}
+
+const UNITS: Record<string, bigint> = { '': 1n, k: 1000n, M: 1000n ** 2n, G: 1000n ** 3n, T: 1000n ** 4n, Ki: 1024n, Mi: 1024n ** 2n, Gi: 1024n ** 3n, Ti: 1024n ** 4n }
+
+/** A Kubernetes quantity as bytes: "64Mi", "1Gi", "500M", "1048576". */
+export function parseQuantity(field: string, v: string): bigint {
+  const m = /^([0-9]{1,15})(k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(v)
+  if (!m) throw invalid(field, `${JSON.stringify(v)} is not a size such as 64Mi, 1Gi or a number of bytes`)
+  return BigInt(m[1]!) * UNITS[m[2] ?? '']!
+}
+
+export interface EphemeralPlan {
+  kind: 'dir' | 'image'
+  size: bigint
+  fsType: string
+}
+
+const MiB = 1024n * 1024n
+
+/** Reads the volume attributes: kind (dir|image), size (images; default 1Gi), fsType (ext4). */
+export function planEphemeral(ctx: Record<string, string>): EphemeralPlan {
+  for (const k of Object.keys(ctx)) {
+    if (!k.startsWith('csi.storage.k8s.io/') && !['kind', 'size', 'fsType'].includes(k)) {
+      throw invalid(`volume_context[${k}]`, 'unknown volume attribute; an ephemeral volume takes kind, size and fsType')
+    }
+  }
+  const kind = ctx['kind'] ?? 'dir'
+  if (kind !== 'dir' && kind !== 'image') throw invalid('volume_context[kind]', `${JSON.stringify(kind)} is not dir or image`)
+  const fsType = ctx['fsType'] ?? 'ext4'
+  if (!(FS_TYPES as readonly string[]).includes(fsType)) throw invalid('volume_context[fsType]', `${JSON.stringify(fsType)} is not one of ${FS_TYPES.join(', ')}`)
+  const size = ctx['size'] === undefined ? 1024n * MiB : parseQuantity('volume_context[size]', ctx['size'])
+  return { kind, size: ((size + MiB - 1n) / MiB) * MiB, fsType }
+}
+
+export async function publishEphemeral(d: NodeDeps, eid: string, plan: EphemeralPlan, target: string, cap: Capability, flags: BindFlags): Promise<object> {
+  if (cap.accessType === 'block') throw invalid('volume_capability', 'ephemeral inline volumes are filesystems; block access is not offered')
+  const existing = findVolume(d, eid)
+  let tgt = d.mounter.inspect(target)
+  if (tgt) {
+    checkDirectory('target_path', target, tgt)
+    if (tgt.isMountRoot) {
+      if (existing && belongsTo(d, existing, tgt, target)) return {}
+      throw alreadyExists(`target_path ${target} already has a different volume mounted`)
+    }
+  }
+  const dir = d.layout.volumeDir(eid)
+  const image = d.layout.imagePath(eid)
+  const created = !tgt
+  try {
+    if (plan.kind === 'dir') await ensureVolumeDir(dir)
+    else await ensureImage(image, plan.size, plan.fsType)
+    if (!tgt) {
+      try {
+        d.mounter.mkdir(target)
+      } catch (e) {
+        if (isErrno(e, 'ENOENT')) throw failedPrecondition(`the parent directory of target_path ${target} does not exist`)
+        throw e
+      }
+      tgt = d.mounter.inspect(target)!
+    }
+    if (plan.kind === 'dir') d.mounter.bind(dir, target, flags, { target: tgt })
+    else {
+      const fs = parseFsMountFlags('volume_capability.mount.mount_flags', cap.mountFlags, flags.readonly)
+      d.mounter.mountImage(image, target, plan.fsType, fs.bits, fs.data, { target: tgt })
+    }
+  } catch (e) {
+    // Nothing half-made stays behind: no target, no data.
+    if (created && d.mounter.inspect(target)?.isMountRoot === false) d.mounter.rmdir(target)
+    await removeData(d, eid)
+    throw e
+  }
+  d.index.add(eid, target)
+  return {}
+}
+
+/** Unmounts and removes an ephemeral volume; idempotent (nothing there is fine). */
+export async function unpublishEphemeral(d: NodeDeps, eid: string, target: string): Promise<object> {
+  const tgt = d.mounter.inspect(target)
+  if (tgt) {
+    checkDirectory('target_path', target, tgt)
+    unmountVolume(d, eid, 'target_path', target, tgt)
+    try {
+      d.mounter.rmdir(target)
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT')) throw e
+    }
+  }
+  await removeData(d, eid)
+  return {}
+}
+
+async function removeData(d: NodeDeps, eid: string): Promise<void> {
+  await removeVolumeDir(d.layout.volumeDir(eid))
+  await fsp.rm(d.layout.imagePath(eid), { force: true })
+}
