@@ -4,6 +4,7 @@ import { csiPackage, implement, newServer, type CallObserver } from '../common/g
 import { identityHandlers } from '../common/identity.js'
 import type { ControllerDeps } from './deps.js'
 import { expandHandlers } from './expand.js'
+import { modifyHandlers } from './modify.js'
 import { publishHandlers } from './publish.js'
 import { volumeHandlers } from './volumes.js'
 
@@ -13,7 +14,7 @@ export interface ControllerOptions {
 }
 
 export function controllerCapabilities(enableAttach: boolean): string[] {
-  const caps = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'GET_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME']
+  const caps = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'GET_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME', 'MODIFY_VOLUME']
   // Published node ids are only meaningful when publications are recorded.
   if (enableAttach) caps.push('PUBLISH_UNPUBLISH_VOLUME', 'LIST_VOLUMES_PUBLISHED_NODES', 'PUBLISH_READONLY')
   return caps
@@ -37,6 +38,7 @@ export function buildController(d: ControllerDeps, opts: ControllerOptions): grp
     implement('Controller', csi.Controller.service, {
       ...volumeHandlers(d),
       ...expandHandlers(d),
+      ...modifyHandlers(d),
       ...(d.enableAttach ? publishHandlers(d) : {}),
       ControllerGetCapabilities: async () => ({ capabilities: caps.map((type) => ({ rpc: { type } })) }),
     }, boundary),

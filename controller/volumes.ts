@@ -7,6 +7,12 @@ import type { ServiceHandlers } from '../common/grpc.js'
 import type { VolumeSpec, VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { awaitNodeAct, type Outcome } from './await.js'
+import { MUTABLE_PARAMETERS, parseMutable } from './modify.js'
+
+/** The parameters a repeated CreateVolume must match: ModifyVolume may have changed the rest. */
+function immutable(p: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(p).filter(([k]) => !(MUTABLE_PARAMETERS as readonly string[]).includes(k)))
+}
 import { checkMap, ownIdOrUndefined, requireId, requireString, sameMap } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { chooseNode, freeProjectId, matches, roomOf } from './placement.js'
@@ -25,7 +31,10 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     const name = requireString('name', req.name)
     const range = parseRange(req.capacity_range)
     const caps = parseCapabilities('volume_capabilities', req.volume_capabilities)
-    const params = parseParameters(req.parameters)
+    const base = parseParameters(req.parameters)
+    // A VolumeAttributesClass at creation: its keys join the parameters (they may differ later).
+    const mutable = parseMutable(req.mutable_parameters)
+    const params = { ...base, raw: { ...base.raw, ...mutable } }
     if (req.volume_content_source) {
       throw invalid('volume_content_source', 'creating a volume from a snapshot or another volume is not supported by this version')
     }
@@ -47,7 +56,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
             ? `is of kind ${s.kind}${s.fsType ? ` (${s.fsType})` : ''}, not ${kind}${fsType ? ` (${fsType})` : ''}`
             : s.accessType !== accessType
               ? `has access type ${s.accessType}, not ${accessType}`
-              : !sameMap(s.parameters, params.raw)
+              : !sameMap(immutable(s.parameters), immutable(params.raw))
                 ? 'was created with different parameters'
                 : reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches({ 'topology.tscsi.dev/node': s.node }, t))
                   ? `lives on node ${s.node}, outside the requested topology`

@@ -47,7 +47,7 @@ run_sanity() {
   passed=$((passed + ${sp:-0}))
   failed=$((failed + ${sf:-0}))
 }
-run_sanity "dir volumes"
+run_sanity "dir volumes (with mutable parameters)" -- --csi.testvolumemutableparameters test/sanity/mutable.yaml
 run_sanity "dir volumes, --enable-attach" --enable-attach
 run_sanity "raw block volumes" -- --csi.testvolumeaccesstype block
 run_sanity "ext4 images" -- --csi.testvolumeparameters test/sanity/image-ext4.yaml "${ext4_skip[@]}"
