@@ -44,7 +44,9 @@ export function driverVersion(): string {
 export function identityHandlers(opts: IdentityOptions): ServiceHandlers {
   // Expansion is online: images grow while mounted (NodeExpandVolume runs resize2fs/xfs_growfs).
   const capabilities: object[] = [{ service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } }, { volume_expansion: { type: 'ONLINE' } }]
-  if (opts.controllerService) capabilities.unshift({ service: { type: 'CONTROLLER_SERVICE' } })
+  // The group controller is served beside the controller, so both are advertised together (the
+  // node's Identity too: csi-sanity decides from the node socket what to test).
+  if (opts.controllerService) capabilities.unshift({ service: { type: 'CONTROLLER_SERVICE' } }, { service: { type: 'GROUP_CONTROLLER_SERVICE' } })
   return {
     GetPluginInfo: async () => ({ name: opts.driverName, vendor_version: driverVersion(), manifest: {} }),
     GetPluginCapabilities: async () => ({ capabilities }),

@@ -8,6 +8,7 @@ import { DEFAULT_POOL, FS_TYPES, TOPOLOGY_KEY, type VolumeKind, type VolumeSpec,
 import type { VolumeObject } from '../common/store/types.js'
 import { checkMap, parseBytes, POOL_NAME } from '../common/validate.js'
 import type { Requirements, Topology } from './placement.js'
+import { csiContentSource } from './sources.js'
 
 export const MiB = 1024n ** 2n
 export const GiB = 1024n ** 3n
@@ -152,7 +153,7 @@ export function csiVolume(obj: VolumeObject): Record<string, unknown> {
       ...(obj.spec.kind === 'image' && { 'tscsi.dev/fsType': obj.spec.fsType ?? '' }),
       ...(obj.status?.quota && { 'tscsi.dev/quota': obj.status.quota.slice(0, 128) }),
     },
-    content_source: null,
+    content_source: csiContentSource(obj.spec.contentSource),
     accessible_topology: [{ segments: { [TOPOLOGY_KEY]: obj.spec.node } }],
   }
 }

@@ -4,7 +4,9 @@ import { csiPackage, implement, newServer, type CallObserver } from '../common/g
 import { identityHandlers } from '../common/identity.js'
 import type { ControllerDeps } from './deps.js'
 import { expandHandlers } from './expand.js'
+import { groupHandlers } from './groups.js'
 import { modifyHandlers } from './modify.js'
+import { snapshotHandlers } from './snapshots.js'
 import { publishHandlers } from './publish.js'
 import { volumeHandlers } from './volumes.js'
 
@@ -14,7 +16,10 @@ export interface ControllerOptions {
 }
 
 export function controllerCapabilities(enableAttach: boolean): string[] {
-  const caps = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'GET_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME', 'MODIFY_VOLUME']
+  const caps = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'GET_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME', 'MODIFY_VOLUME',
+    // GetSnapshot is served, but its capability (alpha in CSI 1.12) is not advertised:
+    // csi-sanity v5.4.0 rejects capabilities it does not know.
+    'CREATE_DELETE_SNAPSHOT', 'LIST_SNAPSHOTS', 'CLONE_VOLUME']
   // Published node ids are only meaningful when publications are recorded.
   if (enableAttach) caps.push('PUBLISH_UNPUBLISH_VOLUME', 'LIST_VOLUMES_PUBLISHED_NODES', 'PUBLISH_READONLY')
   return caps
@@ -39,9 +44,11 @@ export function buildController(d: ControllerDeps, opts: ControllerOptions): grp
       ...volumeHandlers(d),
       ...expandHandlers(d),
       ...modifyHandlers(d),
+      ...snapshotHandlers(d),
       ...(d.enableAttach ? publishHandlers(d) : {}),
       ControllerGetCapabilities: async () => ({ capabilities: caps.map((type) => ({ rpc: { type } })) }),
     }, boundary),
   )
+  server.addService(csi.GroupController.service, implement('GroupController', csi.GroupController.service, groupHandlers(d), boundary))
   return server
 }

@@ -8,6 +8,7 @@ import type { VolumeSpec, VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { awaitNodeAct, type Outcome } from './await.js'
 import { MUTABLE_PARAMETERS, parseMutable } from './modify.js'
+import { parseContentSource, placeFromSource, sameSource } from './sources.js'
 
 /** The parameters a repeated CreateVolume must match: ModifyVolume may have changed the rest. */
 function immutable(p: Record<string, string>): Record<string, string> {
@@ -35,9 +36,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     // A VolumeAttributesClass at creation: its keys join the parameters (they may differ later).
     const mutable = parseMutable(req.mutable_parameters)
     const params = { ...base, raw: { ...base.raw, ...mutable } }
-    if (req.volume_content_source) {
-      throw invalid('volume_content_source', 'creating a volume from a snapshot or another volume is not supported by this version')
-    }
+    const source = parseContentSource(req.volume_content_source)
     const reqs = parseRequirements(req.accessibility_requirements)
     // plan
     const id = volumeIdFor(name)
@@ -58,6 +57,8 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
               ? `has access type ${s.accessType}, not ${accessType}`
               : !sameMap(immutable(s.parameters), immutable(params.raw))
                 ? 'was created with different parameters'
+                : !sameSource(s.contentSource, source)
+                  ? 'was made from another content source'
                 : reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches({ 'topology.tscsi.dev/node': s.node }, t))
                   ? `lives on node ${s.node}, outside the requested topology`
                   : undefined
@@ -69,14 +70,16 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
       } else {
         await d.placement.run('placement', async () => {
           const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
-          const node = chooseNode(roomOf(nodes, volumes, params.pool, kind), size, reqs, params.pool)
+          const at = source
+            ? await placeFromSource(d, source, { kind, fsType, size }, range, reqs, accessType, base.kind !== undefined)
+            : { node: chooseNode(roomOf(nodes, volumes, params.pool, kind), size, reqs, params.pool).id, pool: params.pool, kind, fsType, size }
           // Project ids are handed out here, under the placement lock, so two volumes on one
           // node and pool never share one (a shared id would pool their limits).
-          const quota = kind === 'dir' && (params.raw['quota'] ?? 'auto') !== 'off'
+          const quota = at.kind === 'dir' && (params.raw['quota'] ?? 'auto') !== 'off'
           const spec: VolumeSpec = {
-            name, node: node.id, kind, pool: params.pool, capacityBytes: size.toString(), accessType,
-            ...(fsType !== undefined && { fsType }), ...(quota && { projectId: freeProjectId(volumes, node.id, params.pool) }),
-            parameters: params.raw, createdAt: now(), generation: 1,
+            name, node: at.node, kind: at.kind, pool: at.pool, capacityBytes: at.size.toString(), accessType,
+            ...(at.fsType !== undefined && { fsType: at.fsType }), ...(quota && { projectId: freeProjectId(volumes, at.node, at.pool) }),
+            ...(source && { contentSource: source }), parameters: params.raw, createdAt: now(), generation: 1,
           }
           await d.store.volumes.putSpec(id, spec)
         })

@@ -37,3 +37,17 @@ export {
 } from './quota.js'
 export type { ProjectLimits, ProjectQuota, QuotaSupport } from './quota.js'
 export { freeze, isReflinkUnsupported, reflinkFile, reflinkRange, thaw, withFrozen, withFrozenAsync } from './fsioc.js'
+export {
+  copyXattrs,
+  encodeTimespecs,
+  getXattr,
+  isNoXattr,
+  isXattrUnsupported,
+  listXattrs,
+  mknod,
+  removeXattr,
+  setTimesNs,
+  setXattr,
+} from './xattr.js'
+export type { RawPath } from './xattr.js'
+export { seekData, seekHole } from './seek.js'

@@ -46,6 +46,13 @@ export async function growFs(fsType: string, device: string, mountPoint: string)
   switch (fsType) {
     case 'ext4':
       return tool('resize2fs', [device])
+    case 'ext4-offline':
+      // An unmounted image file: resize2fs wants a fresh e2fsck first. Exit 1 means "errors
+      // corrected", which a snapshot of a frozen filesystem should not have, but is fine.
+      await run('e2fsck', ['-f', '-y', device], { timeout: 300_000 }).catch((e: { code?: number }) => {
+        if (e.code !== 1) throw internal(`e2fsck -f -y ${device} failed with exit code ${e.code}`)
+      })
+      return tool('resize2fs', [device])
     case 'xfs':
       return tool('xfs_growfs', [mountPoint])
     case 'btrfs':

@@ -45,6 +45,12 @@ export class Layout {
     return path.join(root, 'images')
   }
 
+  /** Where a snapshot's copy lives: a directory tree (dir volumes) or an image file. */
+  snapshotPath(id: string, pool: string, kind: 'dir' | 'image'): string {
+    const root = this.pools.get(pool) ?? this.dataRoot
+    return path.join(root, 'snapshots', kind === 'image' ? `${id}.img` : id)
+  }
+
   /** Where retired volume data goes with onDelete: archive. */
   archiveDir(pool: string): string {
     return path.join(this.pools.get(pool) ?? this.dataRoot, 'archive')

@@ -7,6 +7,7 @@ import type { Logger } from '../common/log.js'
 import type { NodeStatus, VolumeStatus } from '../common/store/model.js'
 import type { Store, VolumeObject } from '../common/store/types.js'
 import { ensureImage, ensureVolumeDir, retire } from './datadir.js'
+import { fillFromSource, removeSnapshot, takeSnapshots } from './snapshots.js'
 import type { NodeDeps } from './deps.js'
 import { topologyOf } from './info.js'
 import type { NodeMetrics } from './metrics.js'
@@ -22,6 +23,8 @@ export interface RealiserOptions {
 
 export class Realiser {
   private readonly queue = new Mutexes()
+  private readonly copies = new Mutexes()
+  private readonly copying = new Set<string>()
   private readonly scheduled = new Set<string>()
   private unwatch: (() => void) | undefined
   private timer: NodeJS.Timeout | undefined
@@ -36,8 +39,10 @@ export class Realiser {
     const d = this.o.deps
     await this.o.store.nodes.putSpec(d.nodeId, { topology: topologyOf(d.nodeId), maxVolumes: d.maxVolumes, kinds: ['dir', 'image'], pools: [...d.layout.pools.keys()] })
     await this.reportCapacity()
-    this.unwatch = this.o.store.volumes.watch((id) => this.schedule(id))
-    for (const v of await this.o.store.volumes.list()) if (v.spec.node === d.nodeId) this.schedule(v.id)
+    const unwatchVolumes = this.o.store.volumes.watch((id) => this.schedule(id))
+    const unwatchSnapshots = this.o.store.snapshots.watch((id) => this.schedule(id))
+    this.unwatch = () => { unwatchVolumes(); unwatchSnapshots() }
+    await this.resync()
     this.timer = setInterval(() => {
       this.reportCapacity().catch((e) => this.o.log.warn({ err: e }, 'capacity report failed'))
       this.resync().catch((e) => this.o.log.warn({ err: e }, 'resync failed'))
@@ -57,6 +62,7 @@ export class Realiser {
 
   private async resync(): Promise<void> {
     for (const v of await this.o.store.volumes.list()) if (v.spec.node === this.o.deps.nodeId) this.schedule(v.id)
+    for (const s of await this.o.store.snapshots.list()) if (s.spec.node === this.o.deps.nodeId) this.schedule(s.id)
   }
 
   /** Coalesces bursts of notifications for one id into one reconcile, one id at a time. */
@@ -75,6 +81,7 @@ export class Realiser {
   }
 
   private async reconcile(id: string): Promise<void> {
+    if (id.startsWith('s-')) return this.reconcileSnapshot(id)
     const obj = await this.o.store.volumes.get(id)
     if (!obj || obj.spec.node !== this.o.deps.nodeId) return
     const { spec, status } = obj
@@ -82,6 +89,48 @@ export class Realiser {
     const next = spec.deletionRequestedAt ? await this.remove(obj) : await this.create(obj)
     await this.o.store.volumes.putStatus(id, next)
     this.capacityChanged()
+  }
+
+  /**
+   * Snapshots: copy (status Copying, then Ready) or remove. A Copying status this process did
+   * not write is a copy cut short by a restart: it starts again from scratch (the partial copy
+   * was only ever under a temporary name). Copies run one at a time per node.
+   */
+  private async reconcileSnapshot(id: string): Promise<void> {
+    const snap = await this.o.store.snapshots.get(id)
+    if (!snap || snap.spec.node !== this.o.deps.nodeId) return
+    const { spec, status } = snap
+    const stamp = () => ({ observedGeneration: spec.generation, updatedAt: this.clock().toISOString() })
+    if (spec.deletionRequestedAt) {
+      if (status?.phase === 'Deleted' && status.observedGeneration >= spec.generation) return
+      await removeSnapshot(this.o.deps, snap)
+      await this.o.store.snapshots.putStatus(id, { phase: 'Deleted', ...stamp() })
+      this.capacityChanged()
+      return
+    }
+    if (status && status.observedGeneration >= spec.generation && status.phase !== 'Copying') return
+    if (this.copying.has(id)) return
+    // A group snapshot's members on this node are taken together, whichever one woke us.
+    const batch = spec.groupId
+      ? (await this.o.store.snapshots.list()).filter((s) => s.spec.groupId === spec.groupId && s.spec.node === spec.node &&
+          !s.spec.deletionRequestedAt && !this.copying.has(s.id) && !(s.status?.phase === 'Ready' && s.status.observedGeneration >= s.spec.generation))
+      : [snap]
+    const stampOf = (s: typeof snap) => ({ observedGeneration: s.spec.generation, updatedAt: this.clock().toISOString() })
+    for (const s of batch) this.copying.add(s.id)
+    try {
+      for (const s of batch) await this.o.store.snapshots.putStatus(s.id, { phase: 'Copying', ...stampOf(s) })
+      await this.copies.run('copy', () => takeSnapshots(this.o.deps, batch))
+      for (const s of batch) await this.o.store.snapshots.putStatus(s.id, { phase: 'Ready', ...stampOf(s) })
+      this.o.log.info({ snapshot_ids: batch.map((s) => s.id), group: spec.groupId }, 'snapshot ready')
+    } catch (e) {
+      const err = toCsiError(e)
+      this.o.metrics?.reconcileError()
+      this.o.log.warn({ snapshot_id: id, err: e }, 'snapshot failed')
+      for (const s of batch) await this.o.store.snapshots.putStatus(s.id, { phase: 'Failed', code: codeName(err.code), message: err.message, ...stampOf(s) }).catch(() => undefined)
+    } finally {
+      for (const s of batch) this.copying.delete(s.id)
+      this.capacityChanged()
+    }
   }
 
   /** Debounced: a burst of creates costs one capacity write, not one each. */
@@ -101,6 +150,10 @@ export class Realiser {
     try {
       const d = this.o.deps
       if (!d.layout.pools.has(obj.spec.pool)) throw failedPrecondition(`node ${d.nodeId} does not serve pool ${JSON.stringify(obj.spec.pool)}`)
+      if (obj.spec.contentSource) {
+        const src = obj.spec.contentSource
+        await fillFromSource(d, obj, 'snapshotId' in src ? await this.o.store.snapshots.get(src.snapshotId) : undefined)
+      }
       if (obj.spec.kind === 'image') {
         await ensureImage(d.layout.imagePath(obj.id, obj.spec.pool), BigInt(obj.spec.capacityBytes), obj.spec.fsType ?? '')
         this.o.log.info({ volume_id: obj.id, name: obj.spec.name }, 'volume realised')

@@ -37,7 +37,7 @@ if (process.getuid?.() !== 0) {
     api = await startApiServer(path.join(dir, 'api'))
     const kubeconfig = api.kubeconfigPath
     await run(KUBECTL, ['--kubeconfig', kubeconfig, 'apply', '-f', path.join(ROOT, 'deploy/kubernetes/crds')])
-    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'wait', '--for', 'condition=established', '--timeout=60s', 'crd/tscsivolumes.tscsi.dev', 'crd/tscsinodes.tscsi.dev'])
+    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'wait', '--for', 'condition=established', '--timeout=60s', 'crd/tscsivolumes.tscsi.dev', 'crd/tscsinodes.tscsi.dev', 'crd/tscsisnapshots.tscsi.dev'])
 
     // node-a gets 64 MiB, node-b 256 MiB: Immediate binding must choose node-b.
     const nodeDirs: Record<string, string> = {}
@@ -166,7 +166,7 @@ if (process.getuid?.() === 0 && (!missing.length || ci)) {
     api = await startApiServer(path.join(dir, 'api'))
     const kubeconfig = api.kubeconfigPath
     await run(KUBECTL, ['--kubeconfig', kubeconfig, 'apply', '-f', path.join(ROOT, 'deploy/kubernetes/crds')])
-    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'wait', '--for', 'condition=established', '--timeout=60s', 'crd/tscsivolumes.tscsi.dev', 'crd/tscsinodes.tscsi.dev'])
+    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'wait', '--for', 'condition=established', '--timeout=60s', 'crd/tscsivolumes.tscsi.dev', 'crd/tscsinodes.tscsi.dev', 'crd/tscsisnapshots.tscsi.dev'])
     const fast = path.join(dir, 'fast')
     mkdirSync(fast)
     mount('tmpfs', fast, 'tmpfs', MS.NOSUID | MS.NODEV, 'size=32m')

@@ -11,7 +11,7 @@
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node'
 import { failedPrecondition, unavailable } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { NodeSpec, NodeStatus, VolumeSpec, VolumeStatus } from './model.js'
+import type { NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
 import type { Collection, EventSink, Store, StoredObject } from './types.js'
 
 export const GROUP = 'tscsi.dev'
@@ -259,6 +259,7 @@ export class KubeStore implements Store {
   private constructor(
     readonly volumes: KubeCollection<VolumeSpec, VolumeStatus>,
     readonly nodes: KubeCollection<NodeSpec, NodeStatus>,
+    readonly snapshots: KubeCollection<SnapshotSpec, SnapshotStatus>,
     private readonly api: CustomObjectsApi,
     core: CoreV1Api,
     log: Logger,
@@ -307,9 +308,19 @@ export class KubeStore implements Store {
       onDeleting: (spec, at) => (spec.deletionRequestedAt ? spec : { ...spec, deletionRequestedAt: at, generation: spec.generation + 1 }),
     }, log)
     const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, kc, { plural: 'tscsinodes', kind: 'TscsiNode', ownerReferences: () => owner }, log)
+    const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, kc, {
+      plural: 'tscsisnapshots',
+      kind: 'TscsiSnapshot',
+      ...(o.nodeId && { labelSelector: `${NODE_LABEL}=${o.nodeId}` }),
+      labelsFor: (spec) => ({ [NODE_LABEL]: spec.node }),
+      finalizer: DATA_FINALIZER,
+      releases: (status) => status.phase === 'Deleted',
+      onDeleting: (spec, at) => (spec.deletionRequestedAt ? spec : { ...spec, deletionRequestedAt: at, generation: spec.generation + 1 }),
+    }, log)
     await volumes.open()
     await nodes.open()
-    return new KubeStore(volumes, nodes, api, core, log)
+    await snapshots.open()
+    return new KubeStore(volumes, nodes, snapshots, api, core, log)
   }
 
   async healthy(): Promise<boolean> {
@@ -324,5 +335,6 @@ export class KubeStore implements Store {
   async close(): Promise<void> {
     this.volumes.close()
     this.nodes.close()
+    this.snapshots.close()
   }
 }

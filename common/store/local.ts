@@ -8,7 +8,7 @@ import { failedPrecondition, invalid, unavailable } from '../errors.js'
 import { Mutexes } from '../lock.js'
 import type { Logger } from '../log.js'
 import { removeStaleTemps, syncDir, writeFileAtomic } from './atomic.js'
-import type { NodeSpec, NodeStatus, VolumeSpec, VolumeStatus } from './model.js'
+import type { NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
 import type { Collection, Store, StoredObject } from './types.js'
 
 // Ids become file names: only the characters our ids and node ids use.
@@ -234,6 +234,7 @@ export class LocalCollection<S, T> implements Collection<S, T> {
 export class LocalStore implements Store {
   readonly volumes: LocalCollection<VolumeSpec, VolumeStatus>
   readonly nodes: LocalCollection<NodeSpec, NodeStatus>
+  readonly snapshots: LocalCollection<SnapshotSpec, SnapshotStatus>
 
   private constructor(
     readonly root: string,
@@ -242,12 +243,14 @@ export class LocalStore implements Store {
   ) {
     this.volumes = new LocalCollection(path.join(root, 'volumes'), log, rescanMs)
     this.nodes = new LocalCollection(path.join(root, 'nodes'), log, rescanMs)
+    this.snapshots = new LocalCollection(path.join(root, 'snapshots'), log, rescanMs)
   }
 
   static async open(root: string, log: Logger, rescanMs = 30_000): Promise<LocalStore> {
     const store = new LocalStore(root, log, rescanMs)
     await store.volumes.open()
     await store.nodes.open()
+    await store.snapshots.open()
     return store
   }
 
@@ -263,5 +266,6 @@ export class LocalStore implements Store {
   async close(): Promise<void> {
     this.volumes.close()
     this.nodes.close()
+    this.snapshots.close()
   }
 }

@@ -33,6 +33,36 @@ export interface VolumeSpec {
   deletionRequestedAt?: string
   /** ControllerPublishVolume records, by node id (only with --enable-attach). */
   publications?: Record<string, Publication>
+  /** What the volume's data is copied from when it is made (restore or clone). */
+  contentSource?: { snapshotId: string } | { volumeId: string }
+}
+
+/** A point-in-time copy of a volume, kept on the node that holds the volume. */
+export interface SnapshotSpec {
+  name: string
+  sourceVolumeId: string
+  node: string
+  pool: string
+  kind: VolumeKind
+  fsType?: string
+  /** The source's size when the snapshot was taken: restores are at least this big. */
+  sizeBytes: string
+  accessType: AccessType
+  createdAt: string
+  generation: number
+  deletionRequestedAt?: string
+  /** Set for members of a volume group snapshot. */
+  groupId?: string
+}
+
+export interface SnapshotStatus {
+  /** Copying until every byte is in place; only then Ready (and ready_to_use). */
+  phase: 'Copying' | 'Ready' | 'Failed' | 'Deleted'
+  observedGeneration: number
+  code?: string
+  message?: string
+  deleteBlocked?: string
+  updatedAt: string
 }
 
 export type VolumePhase = 'Ready' | 'Failed' | 'Deleted'

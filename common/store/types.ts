@@ -11,7 +11,7 @@
 // - watch() tells listeners the id of every object that changed, in this process or another,
 //   at least once per change (duplicates allowed); listeners re-read with get().
 // - Errors thrown are CsiErrors (UNAVAILABLE when the backing store cannot be reached).
-import type { NodeSpec, NodeStatus, VolumeSpec, VolumeStatus } from './model.js'
+import type { NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
 
 export interface StoredObject<S, T> {
   id: string
@@ -44,6 +44,7 @@ export interface EventSink {
 export interface Store {
   volumes: Collection<VolumeSpec, VolumeStatus>
   nodes: Collection<NodeSpec, NodeStatus>
+  snapshots: Collection<SnapshotSpec, SnapshotStatus>
   /** Only where there is a cluster to record events in. */
   events?: EventSink
   /** True when the backing store answers; Probe reports it. */
@@ -53,3 +54,4 @@ export interface Store {
 
 export type VolumeObject = StoredObject<VolumeSpec, VolumeStatus>
 export type NodeObject = StoredObject<NodeSpec, NodeStatus>
+export type SnapshotObject = StoredObject<SnapshotSpec, SnapshotStatus>

@@ -58,7 +58,7 @@ export async function start(kind: 'controller' | 'node', dir: string, extra: str
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
   // Ready once the socket answers Probe.
   const id = client('Identity', socket)
-  const until = Date.now() + 15_000
+  const until = Date.now() + 60_000
   for (;;) {
     try {
       const res = await id.Probe!({}, 1000)

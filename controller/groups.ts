@@ -1,0 +1,95 @@
+// The GroupController service: a volume group snapshot is a set of member snapshots taken
+// together of volumes on one node (the node freezes the mounted image filesystems of all
+// members before copying any of them, so the set is consistent).
+import { createHash } from 'node:crypto'
+import { aborted, alreadyExists, CsiError, Code, invalid, notFound } from '../common/errors.js'
+import type { ServiceHandlers } from '../common/grpc.js'
+import type { SnapshotSpec } from '../common/store/model.js'
+import type { SnapshotObject } from '../common/store/types.js'
+import { ownIdOrUndefined, requireId, requireString } from '../common/validate.js'
+import type { ControllerDeps } from './deps.js'
+import { awaitSnapshot, csiSnapshot, deleteSnapshot } from './snapshots.js'
+
+export function groupIdFor(name: string): string {
+  return 'g-' + createHash('sha256').update('group\0' + name).digest('hex').slice(0, 32)
+}
+
+function memberIdFor(groupId: string, volumeId: string): string {
+  return 's-' + createHash('sha256').update(`member\0${groupId}\0${volumeId}`).digest('hex').slice(0, 32)
+}
+
+async function members(d: ControllerDeps, groupId: string): Promise<SnapshotObject[]> {
+  return (await d.store.snapshots.list()).filter((s) => s.spec.groupId === groupId && !s.spec.deletionRequestedAt)
+}
+
+function csiGroup(groupId: string, snaps: SnapshotObject[]): Record<string, unknown> {
+  const list = snaps.map(csiSnapshot)
+  const first = list[0]?.['creation_time'] ?? { seconds: '0', nanos: 0 }
+  return { group_snapshot_id: groupId, snapshots: list, creation_time: first, ready_to_use: list.every((s) => s['ready_to_use']) }
+}
+
+export function groupHandlers(d: ControllerDeps): ServiceHandlers {
+  async function CreateVolumeGroupSnapshot(req: any): Promise<unknown> {
+    const name = requireString('name', req.name, 256)
+    const raw: unknown[] = Array.isArray(req.source_volume_ids) ? req.source_volume_ids : []
+    if (raw.length === 0) throw invalid('source_volume_ids', 'at least one volume is required')
+    const ids = [...new Set(raw.map((v, i) => requireId(`source_volume_ids[${i}]`, v, 'v')))].sort()
+    const gid = groupIdFor(name)
+    return d.locks.run(gid, `group snapshot ${JSON.stringify(name)}`, async () => {
+      const existing = await members(d, gid)
+      if (existing.length > 0) {
+        const had = existing.map((s) => s.spec.sourceVolumeId).sort()
+        if (JSON.stringify(had) !== JSON.stringify(ids)) throw alreadyExists(`group snapshot name ${JSON.stringify(name)} is taken by a group of other volumes`)
+      } else {
+        const vols = await Promise.all(ids.map((id) => d.store.volumes.refresh(id)))
+        vols.forEach((v, i) => {
+          if (!v || v.spec.deletionRequestedAt) throw notFound(`volume ${ids[i]} does not exist`)
+        })
+        const nodes = new Set(vols.map((v) => v!.spec.node))
+        if (nodes.size > 1) throw invalid('source_volume_ids', `the volumes live on different nodes (${[...nodes].join(', ')}); a group snapshot is taken on one node`)
+        const now = d.clock().toISOString()
+        for (const v of vols) {
+          const spec: SnapshotSpec = {
+            name: `${name}/${v!.id}`, sourceVolumeId: v!.id, node: v!.spec.node, pool: v!.spec.pool, kind: v!.spec.kind,
+            ...(v!.spec.fsType !== undefined && { fsType: v!.spec.fsType }), sizeBytes: v!.spec.capacityBytes,
+            accessType: v!.spec.accessType, createdAt: now, generation: 1, groupId: gid,
+          }
+          await d.store.snapshots.putSpec(memberIdFor(gid, v!.id), spec)
+        }
+      }
+      for (const id of ids) {
+        const out = await awaitSnapshot(d, memberIdFor(gid, id), false, d.realiseTimeoutMs)
+        if (!out) throw new CsiError(Code.DEADLINE_EXCEEDED, `the node did not start group snapshot ${gid}; the call can be retried`)
+        if ('err' in out) throw out.err
+        if ('gone' in out) throw aborted(`group snapshot ${gid} was deleted while being created`)
+      }
+      return { group_snapshot: csiGroup(gid, await members(d, gid)) }
+    })
+  }
+
+  async function DeleteVolumeGroupSnapshot(req: any): Promise<unknown> {
+    const gid = ownIdOrUndefined('group_snapshot_id', req.group_snapshot_id, 'g')
+    if (!gid) return {}
+    return d.locks.run(gid, `group snapshot ${gid}`, async () => {
+      const snaps = await members(d, gid)
+      const named: string[] = Array.isArray(req.snapshot_ids) ? req.snapshot_ids : []
+      if (named.length > 0 && JSON.stringify([...named].sort()) !== JSON.stringify(snaps.map((s) => s.id).sort())) {
+        throw invalid('snapshot_ids', `do not match the members of group snapshot ${gid}`)
+      }
+      for (const s of snaps) await d.locks.run(s.id, `snapshot ${s.id}`, () => deleteSnapshot(d, s.id))
+      return {}
+    })
+  }
+
+  async function GetVolumeGroupSnapshot(req: any): Promise<unknown> {
+    const gid = requireId('group_snapshot_id', req.group_snapshot_id, 'g')
+    const snaps = await members(d, gid)
+    if (snaps.length === 0) throw notFound(`group snapshot ${gid} does not exist`)
+    return { group_snapshot: csiGroup(gid, snaps) }
+  }
+
+  return {
+    CreateVolumeGroupSnapshot, DeleteVolumeGroupSnapshot, GetVolumeGroupSnapshot,
+    GroupControllerGetCapabilities: async () => ({ capabilities: [{ rpc: { type: 'CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT' } }] }),
+  }
+}

@@ -1,0 +1,133 @@
+// CreateSnapshot, DeleteSnapshot, ListSnapshots, GetSnapshot. A snapshot is an object in the
+// store that the node holding the source volume realises by copying the data (reflink where the
+// filesystem can). CreateSnapshot waits a little for the copy, then answers; a longer copy goes
+// on in the background with ready_to_use false, and the external-snapshotter polls.
+import { createHash } from 'node:crypto'
+import { aborted, alreadyExists, CsiError, Code, failedPrecondition, invalid, notFound } from '../common/errors.js'
+import type { ServiceHandlers } from '../common/grpc.js'
+import type { SnapshotSpec, SnapshotStatus } from '../common/store/model.js'
+import type { SnapshotObject } from '../common/store/types.js'
+import { waitFor } from '../common/store/wait.js'
+import { checkMap, ownIdOrUndefined, requireId, requireString } from '../common/validate.js'
+import type { ControllerDeps } from './deps.js'
+
+export function snapshotIdFor(name: string): string {
+  return 's-' + createHash('sha256').update('snapshot\0' + name).digest('hex').slice(0, 32)
+}
+
+const SNAPSHOT_ID = /^s-[0-9a-f]{32}$/
+
+export function csiSnapshot(o: SnapshotObject): Record<string, unknown> {
+  const created = new Date(o.spec.createdAt)
+  return {
+    snapshot_id: o.id,
+    source_volume_id: o.spec.sourceVolumeId,
+    size_bytes: o.spec.sizeBytes,
+    creation_time: { seconds: String(Math.floor(created.getTime() / 1000)), nanos: (created.getTime() % 1000) * 1e6 },
+    ready_to_use: o.status?.phase === 'Ready' && o.status.observedGeneration >= o.spec.generation,
+    group_snapshot_id: o.spec.groupId ?? '',
+  }
+}
+
+type Done = { obj: SnapshotObject } | { err: CsiError } | { gone: true }
+
+/** Waits until the node has acted on the snapshot's spec: copied (or failed), or deleted. */
+export async function awaitSnapshot(d: ControllerDeps, id: string, untilReady: boolean, timeoutMs: number): Promise<Done | undefined> {
+  return waitFor<SnapshotSpec, SnapshotStatus, Done>(d.store.snapshots, id, (o) => {
+    if (!o) return { gone: true }
+    const s = o.status
+    if (!s || s.observedGeneration < o.spec.generation) return undefined
+    if (s.deleteBlocked && o.spec.deletionRequestedAt) return { err: failedPrecondition(s.deleteBlocked) }
+    if (s.phase === 'Failed') return { err: new CsiError(Code.INTERNAL, s.message ?? 'the snapshot failed on the node') }
+    if (o.spec.deletionRequestedAt) return s.phase === 'Deleted' ? { obj: o } : undefined
+    if (untilReady && s.phase !== 'Ready') return undefined
+    return { obj: o }
+  }, timeoutMs)
+}
+
+/** How long CreateSnapshot waits for a copy before answering ready_to_use: false. */
+const READY_WAIT_MS = 3_000
+
+export function snapshotHandlers(d: ControllerDeps): ServiceHandlers {
+  async function CreateSnapshot(req: any): Promise<unknown> {
+    const name = requireString('name', req.name, 256)
+    requireString('source_volume_id', req.source_volume_id)
+    checkMap('parameters', req.parameters)
+    const volumeId = requireId('source_volume_id', req.source_volume_id, 'v')
+    const id = snapshotIdFor(name)
+    return d.locks.run(id, `snapshot ${JSON.stringify(name)}`, async () => {
+      const existing = await d.store.snapshots.refresh(id)
+      if (existing) {
+        if (existing.spec.sourceVolumeId !== volumeId) throw alreadyExists(`snapshot name ${JSON.stringify(name)} is taken by a snapshot of volume ${existing.spec.sourceVolumeId}`)
+        if (existing.spec.deletionRequestedAt) throw aborted(`snapshot ${JSON.stringify(name)} is being deleted; retry once that is done`)
+      } else {
+        const vol = await d.store.volumes.refresh(volumeId)
+        if (!vol || vol.spec.deletionRequestedAt) throw notFound(`volume ${volumeId} does not exist`)
+        const spec: SnapshotSpec = {
+          name, sourceVolumeId: volumeId, node: vol.spec.node, pool: vol.spec.pool, kind: vol.spec.kind,
+          ...(vol.spec.fsType !== undefined && { fsType: vol.spec.fsType }), sizeBytes: vol.spec.capacityBytes,
+          accessType: vol.spec.accessType, createdAt: d.clock().toISOString(), generation: 1,
+        }
+        await d.store.snapshots.putSpec(id, spec)
+      }
+      return { snapshot: csiSnapshot(await settle(id)) }
+    })
+  }
+
+  /** Waits for the node's first word on a snapshot, and a little longer for the copy. */
+  async function settle(id: string): Promise<SnapshotObject> {
+    const ready = await awaitSnapshot(d, id, true, Math.min(READY_WAIT_MS, d.realiseTimeoutMs))
+    const out = ready ?? (await awaitSnapshot(d, id, false, d.realiseTimeoutMs))
+    if (!out) throw new CsiError(Code.DEADLINE_EXCEEDED, `the node did not start snapshot ${id} within ${d.realiseTimeoutMs} ms; the call can be retried`)
+    if ('err' in out) throw out.err
+    if ('gone' in out) throw aborted(`snapshot ${id} was deleted while being created; retry`)
+    return out.obj
+  }
+
+  async function DeleteSnapshot(req: any): Promise<unknown> {
+    const id = ownIdOrUndefined('snapshot_id', req.snapshot_id, 's')
+    if (!id) return {}
+    return d.locks.run(id, `snapshot ${id}`, () => deleteSnapshot(d, id))
+  }
+
+  async function ListSnapshots(req: any): Promise<unknown> {
+    const max = Number(req.max_entries ?? 0)
+    if (!Number.isInteger(max) || max < 0) throw invalid('max_entries', 'must not be negative')
+    const token = typeof req.starting_token === 'string' ? req.starting_token : ''
+    if (token !== '' && !SNAPSHOT_ID.test(token)) throw aborted(`starting_token ${JSON.stringify(token)} is not a token this driver issued`)
+    let all = (await d.store.snapshots.list()).filter((s) => !s.spec.deletionRequestedAt)
+    if (req.snapshot_id) all = all.filter((s) => s.id === req.snapshot_id)
+    if (req.source_volume_id) all = all.filter((s) => s.spec.sourceVolumeId === req.source_volume_id)
+    const start = token === '' ? 0 : all.findIndex((s) => s.id > token)
+    const from = start === -1 ? all.length : start
+    const page = max > 0 ? all.slice(from, from + max) : all.slice(from)
+    const more = from + page.length < all.length
+    return { entries: page.map((s) => ({ snapshot: csiSnapshot(s) })), next_token: more && page.length > 0 ? page[page.length - 1]!.id : '' }
+  }
+
+  async function GetSnapshot(req: any): Promise<unknown> {
+    const id = requireId('snapshot_id', req.snapshot_id, 's')
+    const s = await d.store.snapshots.get(id)
+    if (!s || s.spec.deletionRequestedAt) throw notFound(`snapshot ${id} does not exist`)
+    return { snapshot: csiSnapshot(s) }
+  }
+
+  return { CreateSnapshot, DeleteSnapshot, ListSnapshots, GetSnapshot }
+}
+
+/** Asks the node to remove a snapshot's data and drops the object once it has. */
+export async function deleteSnapshot(d: ControllerDeps, id: string): Promise<object> {
+  const obj = await d.store.snapshots.refresh(id)
+  if (!obj) return {}
+  if (!(await d.store.nodes.get(obj.spec.node))) {
+    throw failedPrecondition(`snapshot ${id} lives on node ${obj.spec.node}, which is no longer registered; its data cannot be removed`)
+  }
+  if (!obj.spec.deletionRequestedAt) {
+    await d.store.snapshots.putSpec(id, { ...obj.spec, deletionRequestedAt: d.clock().toISOString(), generation: obj.spec.generation + 1 })
+  }
+  const out = await awaitSnapshot(d, id, false, d.realiseTimeoutMs)
+  if (!out) throw new CsiError(Code.DEADLINE_EXCEEDED, `node ${obj.spec.node} did not delete snapshot ${id} within ${d.realiseTimeoutMs} ms; the call can be retried`)
+  if ('err' in out) throw out.err
+  await d.store.snapshots.remove(id)
+  return {}
+}

@@ -1,0 +1,397 @@
+// The copy engine behind snapshots, restores and clones: reflink where the
+// filesystem can (xfs reflink=1, btrfs), else a sparse copy, keeping every
+// piece of metadata a workload could notice.
+//
+// The source may be a live volume of an untrusted workload, so no name it
+// controls is resolved twice: each directory is held open and its children
+// are reached as /proc/self/fd/<dirfd>/<name> (Node has no openat), with
+// O_NOFOLLOW / lstat / l*xattr on the last component; a directory swapped
+// for a symlink mid-copy cannot lead the copy out of the volume. The
+// destination is fresh and private, addressed by plain paths. Names and
+// symlink targets are Buffers throughout, so non-UTF-8 names survive.
+
+import { createHash } from 'node:crypto'
+import { constants as C, promises as fsp, type BigIntStats } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import { ErrnoError, fromNodeError, fstatx, isReflinkUnsupported, reflinkRange, seekData, seekHole } from '../native/index.js'
+import { copyXattrs, getXattr, listXattrs, mknod, setTimesNs } from '../native/index.js'
+
+export interface CopyOptions {
+  /** false: never try a reflink (always copy the data). Default: try. */
+  reflink?: boolean
+  /** Called as data is handled, with the cumulative byte count (holes and reflinked ranges included). */
+  onProgress?: (bytes: number) => void
+  /** Aborting rejects with signal.reason at the next chunk or entry. */
+  signal?: AbortSignal
+}
+
+/** `bytes`: the file's size. */
+export interface CopyFileResult {
+  reflinked: boolean
+  bytes: number
+}
+
+/**
+ * files: non-directory entries created (regular files, extra hard-link
+ * names, symlinks, fifos, devices); bytes: sum of regular file sizes, each
+ * inode once; reflinked: regular files reflinked rather than copied;
+ * skipped: relative paths of sockets, which are not copied (a socket file
+ * means something only to its live listener).
+ */
+export interface CopyTreeResult {
+  files: number
+  bytes: number
+  reflinked: number
+  skipped: string[]
+}
+
+/**
+ * CROSSES_MOUNT: a mount (another filesystem, or a bind mount) sits inside
+ * the source; copying through it would put foreign data in a snapshot.
+ * CHANGED: an entry was replaced between being listed and opened.
+ */
+export class CopyError extends Error {
+  constructor(readonly code: 'CROSSES_MOUNT' | 'CHANGED', readonly path: string, message: string) {
+    super(message)
+    this.name = 'CopyError'
+  }
+}
+
+const CHUNK = 1 << 20
+// Reflinks go in ranges this big (a multiple of any block size): one
+// synchronous ioctl never holds the event loop long on a huge fragmented
+// image, and an abort is noticed between ranges.
+const REFLINK_RANGE = 256 * CHUNK
+const ZERO = Buffer.alloc(CHUNK)
+// O_NONBLOCK: if a regular file is swapped for a fifo after the lstat, open
+// must not hang waiting for a writer; the fstat check then refuses it.
+const SRC_FILE = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK
+const SRC_DIR = SRC_FILE | C.O_DIRECTORY
+const DST_FILE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW
+const [EOPNOTSUPP, EXDEV] = [95, 18]
+
+type Path = string | Buffer
+const join = (dir: Buffer, name: Buffer): Buffer => Buffer.concat([dir, Buffer.from('/'), name])
+const fmtOf = (st: BigIntStats): number => Number(st.mode) & C.S_IFMT
+
+/** State shared by every file of one copyFile/copyTree call. */
+class Job {
+  bytes = 0
+  /** tryReflink is cleared after EOPNOTSUPP/EXDEV, which hold for the whole filesystem pair. */
+  constructor(readonly opts: CopyOptions, public tryReflink = opts.reflink !== false) {}
+  report(n: number): void {
+    this.opts.onProgress?.((this.bytes += n))
+  }
+  checkAbort = (): void => this.opts.signal?.throwIfAborted()
+}
+
+/**
+ * Copies the regular file `src` (not a symlink: ELOOP) to `dst`, which must
+ * not exist: created O_EXCL, mode 0600 until owner and mode are applied.
+ * Reflinks unless opts.reflink === false or the filesystem (pair) cannot,
+ * else copies sparsely; then owner, xattrs, mode and times. On failure, an
+ * abort included, the partial `dst` is removed.
+ */
+export async function copyFile(src: string, dst: string, opts: CopyOptions = {}): Promise<CopyFileResult> {
+  let created = false
+  try {
+    const r = await copyRegular(new Job(opts), src, dst, () => (created = true))
+    await applyMeta(src, dst, r.st)
+    return { reflinked: r.reflinked, bytes: Number(r.st.size) }
+  } catch (e) {
+    if (created) await fsp.rm(dst, { force: true }).catch(() => undefined)
+    throw domainError(e, src)
+  }
+}
+
+/**
+ * Copies a volume's backing image file (copyFile). It freezes nothing: to
+ * snapshot a mounted image, wrap it in withFrozenAsync on the volume's mount
+ * point; the image lives on another filesystem, so the copy cannot block.
+ */
+export const copyImage: (src: string, dst: string, opts?: CopyOptions) => Promise<CopyFileResult> = copyFile
+
+interface TreeCtx {
+  job: Job
+  srcRoot: string
+  rootDev: bigint
+  rootMnt: bigint
+  /** dev:ino of a multiply-linked source inode -> its first copy. */
+  links: Map<string, Buffer>
+  result: CopyTreeResult
+}
+
+/**
+ * Copies the directory tree `src` to `dst`, which must not exist (its parent
+ * must). Keeps file types (regular, directory, symlink, fifo, char and block
+ * devices; sockets are skipped and listed), permission bits with
+ * setuid/setgid/sticky, owners, atime/mtime to the nanosecond, all xattrs
+ * this process can read (all, as root; ACLs included), hard links within
+ * the tree, sparse holes and empty files. Never follows a symlink; `src`
+ * itself must not be one (ENOTDIR). A mount inside `src`: CopyError
+ * CROSSES_MOUNT. Not kept: ctime/btime (unsettable), inode numbers, chattr
+ * flags (immutable, nodatacow...), block allocation (zeroed blocks may turn
+ * into holes). Not a point-in-time copy of a tree being written to. On an
+ * error or abort, `dst` is left for the caller to remove; nothing is ever
+ * written outside it.
+ */
+export async function copyTree(src: string, dst: string, opts: CopyOptions = {}): Promise<CopyTreeResult> {
+  opts.signal?.throwIfAborted()
+  const result: CopyTreeResult = { files: 0, bytes: 0, reflinked: 0, skipped: [] }
+  let root: FileHandle | undefined
+  try {
+    root = await fsp.open(src, SRC_DIR)
+    const st = await root.stat({ bigint: true })
+    const ctx: TreeCtx = { job: new Job(opts), srcRoot: src, rootDev: st.dev, rootMnt: fstatx(root.fd).mntId, links: new Map(), result }
+    const d = Buffer.from(dst)
+    await fsp.mkdir(d, 0o700).catch((e: unknown) => Promise.reject(domainError(e, dst)))
+    await copyDir(ctx, root, d, '')
+    await applyMeta(src, d, st)
+    return result
+  } catch (e) {
+    throw domainError(e, src)
+  } finally {
+    await root?.close()
+  }
+}
+
+async function copyDir(ctx: TreeCtx, dir: FileHandle, dst: Buffer, rel: string): Promise<void> {
+  const base = Buffer.from(`/proc/self/fd/${dir.fd}`)
+  // Sorted: which name of a hard-linked inode is copied first (and which
+  // error is met first) should not depend on directory order.
+  for (const name of (await fsp.readdir(base, { encoding: 'buffer' })).sort(Buffer.compare)) {
+    ctx.job.checkAbort()
+    const r = rel === '' ? name.toString() : `${rel}/${name.toString()}`
+    await copyEntry(ctx, join(base, name), join(dst, name), r).catch((e: unknown) => Promise.reject(domainError(e, `${ctx.srcRoot}/${r}`)))
+  }
+}
+
+async function copyEntry(ctx: TreeCtx, s: Buffer, d: Buffer, rel: string): Promise<void> {
+  const st = await fsp.lstat(s, { bigint: true })
+  if (st.dev !== ctx.rootDev) throw crossesMount(ctx, rel)
+  const fmt = fmtOf(st)
+  const key = fmt !== C.S_IFDIR && st.nlink > 1n ? `${st.dev}:${st.ino}` : ''
+  const first = ctx.links.get(key)
+  if (first !== undefined) {
+    await fsp.link(first, d)
+    ctx.result.files++
+    return
+  }
+  let meta = st
+  if (fmt === C.S_IFDIR) {
+    const fh = await fsp.open(s, SRC_DIR)
+    try {
+      await checkOpened(ctx, fh, st, rel)
+      await fsp.mkdir(d, 0o700)
+      await copyDir(ctx, fh, d, rel)
+    } finally {
+      await fh.close()
+    }
+  } else if (fmt === C.S_IFREG) {
+    const r = await copyRegular(ctx.job, s, d, undefined, (fh) => checkOpened(ctx, fh, st, rel))
+    meta = r.st
+    ctx.result.bytes += Number(r.st.size)
+    if (r.reflinked) ctx.result.reflinked++
+  } else if (fmt === C.S_IFLNK) {
+    await fsp.symlink(await fsp.readlink(s, { encoding: 'buffer' }), d)
+  } else if (fmt === C.S_IFIFO || fmt === C.S_IFCHR || fmt === C.S_IFBLK) {
+    mknod(d, fmt | 0o600, st.rdev)
+  } else {
+    ctx.result.skipped.push(rel)
+    return
+  }
+  if (fmt !== C.S_IFDIR) ctx.result.files++
+  await applyMeta(s, d, meta)
+  if (key !== '') ctx.links.set(key, d)
+}
+
+const crossesMount = (ctx: TreeCtx, rel: string, p = `${ctx.srcRoot}/${rel}`): CopyError =>
+  new CopyError('CROSSES_MOUNT', p, `copy: ${p} is on another mount than ${ctx.srcRoot}; refusing to copy across it`)
+
+// The object opened must be the one lstat'ed, and on the source's mount: a
+// bind mount from the same filesystem shares st_dev, not the mount id.
+async function checkOpened(ctx: TreeCtx, fh: FileHandle, st: BigIntStats, rel: string): Promise<void> {
+  const now = await fh.stat({ bigint: true })
+  const p = `${ctx.srcRoot}/${rel}`
+  if (now.ino !== st.ino || now.dev !== st.dev || fmtOf(now) !== fmtOf(st)) throw new CopyError('CHANGED', p, `copy: ${p} was replaced meanwhile`)
+  const x = fstatx(fh.fd)
+  if (x.isMountRoot || (ctx.rootMnt !== 0n && x.mntId !== 0n && x.mntId !== ctx.rootMnt)) throw crossesMount(ctx, rel)
+}
+
+/**
+ * Opens `src` (no symlinks), creates `dst` (O_EXCL, 0600), fills it. Returns
+ * the fstat of the source copied, from before reading: the pre-copy atime.
+ */
+async function copyRegular(
+  job: Job, src: Path, dst: Path, onCreate?: () => void, check?: (fh: FileHandle) => Promise<void>,
+): Promise<{ reflinked: boolean; st: BigIntStats }> {
+  const sfh = await openSource(src)
+  let dfh: FileHandle | undefined
+  try {
+    if (check !== undefined) await check(sfh)
+    const st = await sfh.stat({ bigint: true })
+    if (!st.isFile()) throw new ErrnoError(22 /* EINVAL */, 'copy', String(src))
+    dfh = await fsp.open(dst, DST_FILE, 0o600)
+    onCreate?.()
+    const size = Number(st.size)
+    const reflinked = job.tryReflink && size > 0 && (await reflinkAll(job, sfh, dfh, size))
+    if (!reflinked) await sparseCopy(job, sfh, dfh, size)
+    return { reflinked, st }
+  } finally {
+    await dfh?.close()
+    await sfh.close()
+  }
+}
+
+/**
+ * FICLONERANGE over the whole file, range by range; the last range has
+ * length 0 ("to EOF"), which covers a size that is not block-aligned, and
+ * when it is the only one this is exactly FICLONE. False if the filesystem
+ * cannot reflink this pair, which can only show on the first range.
+ */
+async function reflinkAll(job: Job, sfh: FileHandle, dfh: FileHandle, size: number): Promise<boolean> {
+  for (let off = 0; off < size; off += REFLINK_RANGE) {
+    if (off > 0) await yieldToLoop()
+    job.checkAbort()
+    const last = off + REFLINK_RANGE >= size
+    try {
+      reflinkRange(sfh.fd, dfh.fd, off, last ? 0 : REFLINK_RANGE, off)
+    } catch (e) {
+      if (off > 0 || !isReflinkUnsupported(e)) throw e
+      // EINVAL can be specific to one file (btrfs nodatacow vs cow).
+      if (e.errno === EOPNOTSUPP || e.errno === EXDEV) job.tryReflink = false
+      return false
+    }
+    job.report(last ? size - off : REFLINK_RANGE)
+  }
+  return true
+}
+
+async function openSource(p: Path): Promise<FileHandle> {
+  // O_NOATIME: a snapshot should not change the source's atimes. Allowed only
+  // to the owner or CAP_FOWNER, hence the retry without it.
+  try {
+    return await fsp.open(p, SRC_FILE | C.O_NOATIME)
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'EPERM') throw e
+    return fsp.open(p, SRC_FILE)
+  }
+}
+
+/**
+ * Copies only the data extents (SEEK_DATA/SEEK_HOLE) in 1 MiB chunks through
+ * the thread pool, then ftruncates to the exact size: holes, a trailing one
+ * too, stay holes. All-zero chunks are not written either (they read back
+ * the same as holes). Stops at the size seen at open, for a growing file.
+ */
+async function sparseCopy(job: Job, sfh: FileHandle, dfh: FileHandle, size: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(CHUNK)
+  let done = 0 // progress counts holes as done once passed, so it adds up to the size
+  const advance = (to: number): void => {
+    if (to > done) job.report(to - done)
+    done = Math.max(done, to)
+  }
+  for (let off = 0; off < size; ) {
+    const data = seekData(sfh.fd, off)
+    if (data === null || data >= size) break
+    const end = Math.min(seekHole(sfh.fd, data) ?? size, size)
+    for (let pos = data; pos < end; ) {
+      job.checkAbort()
+      const { bytesRead: n } = await sfh.read(buf, 0, Math.min(CHUNK, end - pos), pos)
+      if (n === 0) break // truncated under us
+      if (buf.compare(ZERO, 0, n, 0, n) !== 0) {
+        for (let w = 0; w < n; ) w += (await dfh.write(buf, w, n - w, pos + w)).bytesWritten
+      }
+      pos += n
+      advance(pos)
+    }
+    off = end
+  }
+  job.checkAbort()
+  await dfh.truncate(size)
+  advance(size)
+}
+
+/**
+ * Owner, xattrs, mode, times: the only order that keeps them all. chown
+ * clears setuid/setgid and security.capability; an ACL xattr rewrites the
+ * mode; all of them change ctime only, so times go last. Directories get
+ * this after their content, which would bump their mtime.
+ */
+async function applyMeta(src: Path, dst: Path, st: BigIntStats): Promise<void> {
+  await fsp.lchown(dst, Number(st.uid), Number(st.gid))
+  copyXattrs(src, dst)
+  // There is no lchmod on Linux: a symlink's own mode is always 0777.
+  if (!st.isSymbolicLink()) await fsp.chmod(dst, Number(st.mode) & 0o7777)
+  setTimesNs(dst, st.atimeNs, st.mtimeNs)
+}
+
+const located = new WeakSet<object>()
+
+/**
+ * Node fs errors become ErrnoError (the driver's one syscall-error shape),
+ * named after the source entry being copied rather than an internal
+ * /proc/self/fd path; the innermost entry names it. CopyError, abort
+ * reasons and bugs pass through unchanged.
+ */
+function domainError(e: unknown, path: string): unknown {
+  if (e instanceof CopyError || (e instanceof Object && located.has(e))) return e
+  try {
+    const err = e instanceof ErrnoError ? e : fromNodeError(e, (e as { syscall?: string }).syscall ?? 'copy', path)
+    const out = Object.assign(new ErrnoError(err.errno, err.syscall, path), { cause: e })
+    located.add(out)
+    return out
+  } catch {
+    return e
+  }
+}
+
+/**
+ * sha256 over a canonical listing of the tree at `root`, to prove two trees
+ * equal "bit for bit, metadata included". One record per entry, in bytewise
+ * name order, the root included as "": relative path bytes, file type,
+ * permission bits with setuid/setgid/sticky (not for symlinks: always 0777),
+ * uid, gid, mtime in ns, size (regular files and symlinks; directory sizes
+ * are filesystem-specific), device number (char/block), symlink target
+ * bytes, every readable xattr as sorted name=hex(value), the sha256 of
+ * regular file content, and for non-directories the first name in this
+ * order with the same inode (hard-link grouping). Excluded: atime (though
+ * this reads with O_NOATIME), ctime/btime (unsettable), inode numbers, link
+ * counts (links from outside the tree), block allocation. Walks by plain
+ * paths: meant for trees the caller controls.
+ */
+export async function treeDigest(root: string): Promise<string> {
+  const h = createHash('sha256')
+  const firstName = new Map<string, string>()
+  const walk = async (p: Buffer, rel: Buffer): Promise<void> => {
+    const st = await fsp.lstat(p, { bigint: true })
+    const fmt = fmtOf(st)
+    const is = (...f: number[]): boolean => f.includes(fmt)
+    const inode = is(C.S_IFDIR) ? '' : `${st.dev}:${st.ino}`
+    if (!firstName.has(inode)) firstName.set(inode, rel.toString('hex'))
+    const record = [
+      rel.toString('hex'), fmt.toString(8), is(C.S_IFLNK) ? '' : (Number(st.mode) & 0o7777).toString(8),
+      `${st.uid}`, `${st.gid}`, `${st.mtimeNs}`, is(C.S_IFREG, C.S_IFLNK) ? `${st.size}` : '',
+      is(C.S_IFCHR, C.S_IFBLK) ? `${st.rdev}` : '',
+      is(C.S_IFLNK) ? (await fsp.readlink(p, { encoding: 'buffer' })).toString('hex') : '',
+      listXattrs(p).sort().map((n) => `${n}=${getXattr(p, n).toString('hex')}`),
+      is(C.S_IFREG) ? await fileSha256(p) : '',
+      inode === '' ? '' : firstName.get(inode),
+    ]
+    h.update(JSON.stringify(record) + '\n')
+    if (!is(C.S_IFDIR)) return
+    for (const n of (await fsp.readdir(p, { encoding: 'buffer' })).sort(Buffer.compare)) {
+      await walk(join(p, n), rel.length === 0 ? n : join(rel, n))
+    }
+  }
+  await walk(Buffer.from(root), Buffer.alloc(0))
+  return h.digest('hex')
+}
+
+async function fileSha256(p: Buffer): Promise<string> {
+  const h = createHash('sha256')
+  // The stream closes the handle at the end and on error.
+  for await (const chunk of (await openSource(p)).createReadStream({ highWaterMark: CHUNK })) h.update(chunk as Buffer)
+  return h.digest('hex')
+}
