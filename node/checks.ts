@@ -28,14 +28,39 @@ export function checkCapability(field: string, cap: Capability, kind: 'dir' | 'i
  * that is a symlink into the root would otherwise carry mkdir and mount inside another volume.
  */
 export function checkOutsideRoot(d: NodeDeps, field: string, p: string): void {
-  const roots = d.layout.allRoots()
-  for (const candidate of [p, resolveExisting(p)]) {
+  const roots = [...d.layout.allRoots(), ...d.privateRoots]
+  const real = resolveExisting(p)
+  for (const candidate of [p, real]) {
     for (const root of roots) {
       if (candidate === root || candidate.startsWith(root + '/') || root.startsWith(candidate + '/')) {
         throw invalid(field, `${p} overlaps the driver's data root ${root}`)
       }
     }
   }
+  // The path must lie under one of kubelet's folders as written, and no component below that
+  // folder may be a symlink (kubelet never makes one there): a symlinked parent, a /proc/self/root
+  // detour or a swapped-in link cannot carry a mount or an rmdir anywhere else.
+  if (d.coPathPrefixes.length === 0) return
+  const within = (x: string, pre: string) => pre === '/' || x === pre || x.startsWith(pre + '/')
+  const pre = d.coPathPrefixes.find((q) => within(p, q) || within(p, realPrefix(q)))
+  if (!pre) throw invalid(field, `${p} is outside the folders CO paths may use (${d.coPathPrefixes.join(', ')}; --co-path-prefix)`)
+  const base = within(p, pre) ? pre : realPrefix(pre)
+  const expected = path.join(realPrefix(pre), p.slice(base === '/' ? 0 : base.length))
+  if (real !== expected) throw failedPrecondition(`${field} ${p} resolves to ${real}: a component below ${pre} is a symbolic link, which the driver never follows`)
+}
+
+const realPrefixes = new Map<string, string>()
+function realPrefix(p: string): string {
+  let r = realPrefixes.get(p)
+  if (r === undefined) {
+    try {
+      r = realpathSync.native(p)
+    } catch {
+      r = p
+    }
+    realPrefixes.set(p, r)
+  }
+  return r
 }
 
 /** The path with its nearest existing ancestor's symlinks resolved (the rest kept as written). */

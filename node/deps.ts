@@ -18,8 +18,15 @@ export interface NodeDeps {
   log: Logger
   /** Project quotas; absent where none can be set up (tests without the kernel). */
   quota?: QuotaOps
+  /**
+   * Folders CO paths must resolve into (symlinks in their parents resolved): kubelet's
+   * directory in a cluster. Empty means no such restriction (service tests).
+   */
+  coPathPrefixes: string[]
+  /** Folders of ours no CO path may touch besides the pools (the state dir). */
+  privateRoots: string[]
 }
 
 export function nodeDeps(p: Pick<NodeDeps, 'nodeId' | 'maxVolumes' | 'layout' | 'mounter' | 'log'> & Partial<NodeDeps>): NodeDeps {
-  return { index: new MountIndex(), locks: new TryLocks(), ...p }
+  return { index: new MountIndex(), locks: new TryLocks(), coPathPrefixes: [], privateRoots: [], ...p }
 }

@@ -107,6 +107,7 @@ export async function unpublishEphemeral(d: NodeDeps, eid: string, target: strin
     try {
       d.mounter.rmdir(target)
     } catch (e) {
+      if (isErrno(e, 'ENOTEMPTY')) throw failedPrecondition(`target_path ${target} is not empty and holds no volume of ours; not removing it`)
       if (!isErrno(e, 'ENOENT')) throw e
     }
   }

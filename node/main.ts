@@ -36,6 +36,7 @@ export const NODE_FLAGS = {
   'has-controller': { type: 'boolean', default: true, help: 'advertise CONTROLLER_SERVICE in this node\'s Identity (the deployment runs a controller)' },
   'capacity-interval': { type: 'string', default: '60s', help: 'how often the node reports its free space and re-checks its volumes' },
   'metrics-socket': { type: 'string', default: '', help: 'unix socket serving Prometheus metrics to the sidecar (default: <csi socket>-metrics.sock beside the CSI socket; off to disable). The node plugin opens no TCP port' },
+  'co-path-prefix': { type: 'string', multiple: true, help: 'a folder staging and target paths must resolve into, symlinks included (repeatable; default /var/lib/kubelet)' },
   'registration-dir': { type: 'string', default: '', help: 'serve kubelet plugin registration in this folder (e.g. /var/lib/kubelet/plugins_registry), making node-driver-registrar optional; empty: off' },
   'kubelet-registration-path': { type: 'string', default: '', help: 'the CSI socket path as kubelet on the host sees it (default: the --endpoint socket path)' },
   ...STORE_FLAGS,
@@ -44,6 +45,14 @@ export const NODE_FLAGS = {
 
 function fail(message: string): never {
   throw new FlagError(message)
+}
+
+function realOrSelf(p: string): string {
+  try {
+    return realpathSync(path.resolve(p))
+  } catch {
+    return path.resolve(p)
+  }
 }
 
 function parsePools(values: string[]): Record<string, string> {
@@ -71,6 +80,8 @@ runMain(async () => {
   const deps = nodeDeps({
     nodeId, maxVolumes: parseCount('max-volumes-per-node', f['max-volumes-per-node']), layout,
     mounter: instrumentMounter(nativeMounter, metrics.registry), log, quota: nativeQuota(layout, log),
+    coPathPrefixes: (f['co-path-prefix'].length > 0 ? f['co-path-prefix'] : ['/var/lib/kubelet']).map(realOrSelf),
+    privateRoots: [realOrSelf(path.resolve(f['state-dir']))],
   })
   // The one full read of the mount table: what a previous run of this plugin left mounted.
   const table = readMountInfo()

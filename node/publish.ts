@@ -2,7 +2,7 @@
 // pod's flags (readonly, nosuid, ...). The target directory is the driver's to create and to
 // remove, as the spec says; nothing else at a CO path is ever removed.
 import { isReadOnlyMode, parseCapability } from '../common/capability.js'
-import { alreadyExists, failedPrecondition } from '../common/errors.js'
+import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
 import { checkMap, ownIdOrUndefined, requireId, requirePath, requireString } from '../common/validate.js'
 import { isErrno } from '../native/index.js'
@@ -33,6 +33,9 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
       throw failedPrecondition('staging_target_path is empty, but this driver stages volumes (STAGE_UNSTAGE): call NodeStageVolume first')
     }
     const staging = requirePath('staging_target_path', req.staging_target_path)
+    if (target === staging || target.startsWith(staging + '/') || staging.startsWith(target + '/')) {
+      throw invalid('target_path', `${target} overlaps staging_target_path ${staging}`)
+    }
     checkOutsideRoot(d, 'target_path', target)
     checkOutsideRoot(d, 'staging_target_path', staging)
     // plan

@@ -9,7 +9,7 @@ import type { ServiceHandlers } from '../common/grpc.js'
 import { requireId, requirePath, requireString } from '../common/validate.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
 import type { NodeDeps } from './deps.js'
-import { belongsTo, blockStagingFile, locate } from './locate.js'
+import { belongsTo, blockStagingFile, findVolume, locate } from './locate.js'
 import { loopDeviceOf } from './loops.js'
 import { parseBindFlags, parseFsMountFlags } from './mountflags.js'
 
@@ -93,12 +93,15 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
       }
       if (st.type === 'symlink') throw failedPrecondition(`staging_target_path ${staging} is a symbolic link; the driver never follows links at CO paths`)
       // A block volume: its device node bound inside the staging directory, and the loop device.
+      // Only a raw image is staged as a device node inside a staging folder that is itself not a
+      // mount; anywhere else `device` could be a pod's file and is none of our business.
+      const vol = findVolume(d, id)
       const file = blockStagingFile(staging)
-      const fi = d.mounter.inspect(file)
+      const fi = vol?.kind === 'image' && !st.isMountRoot ? d.mounter.inspect(file) : undefined
       if (fi && fi.type !== 'dir') {
         const device = fi.isMountRoot ? loopDeviceOf(fi.rdev) : undefined
         unmountVolume(d, id, 'staging_target_path', file, fi)
-        if (device) d.mounter.detachImage(device, locate(d, id).path)
+        if (device) d.mounter.detachImage(device, vol!.path)
         d.mounter.removeFile(file)
       }
       // The staging directory belongs to the CO (it created it); only the mount is ours. An

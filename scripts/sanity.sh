@@ -21,7 +21,7 @@ cleanup() {
 trap cleanup EXIT
 node "$ROOT/dist/controller/main.js" --endpoint "unix://$work/controller.sock" --state-dir "$work/state" --log-level warn "${ctl_args[@]}" >"$work/controller.log" 2>&1 &
 pids+=($!)
-node "$ROOT/dist/node/main.js" --endpoint "unix://$work/node.sock" --state-dir "$work/state" --data-root "$work/data" --nodeid sanity-node --max-volumes-per-node 64 --log-level warn >"$work/node.log" 2>&1 &
+node "$ROOT/dist/node/main.js" --endpoint "unix://$work/node.sock" --state-dir "$work/state" --data-root "$work/data" --nodeid sanity-node --max-volumes-per-node 64 --co-path-prefix "$work" --log-level warn >"$work/node.log" 2>&1 &
 pids+=($!)
 wait_for_socket "$work/controller.sock" && wait_for_socket "$work/node.sock" || { cat "$work"/*.log; echo "SANITY passed=0 failed=1"; exit 1; }
 csi-sanity \

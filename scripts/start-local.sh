@@ -12,7 +12,8 @@ stop() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait; exit
 trap stop INT TERM
 node "$ROOT/dist/controller/main.js" --endpoint "unix://$base/controller.sock" --state-dir "$base/state" "$@" &
 pids+=($!)
-node "$ROOT/dist/node/main.js" --endpoint "unix://$base/node.sock" --state-dir "$base/state" --data-root "$base/data" &
+# Without kubelet, staging and target paths live in /tmp (as in the README's examples) or here.
+node "$ROOT/dist/node/main.js" --endpoint "unix://$base/node.sock" --state-dir "$base/state" --data-root "$base/data" --co-path-prefix /tmp --co-path-prefix "$base" &
 pids+=($!)
 wait_for_socket "$base/controller.sock" && wait_for_socket "$base/node.sock" || stop
 # One metrics/health sidecar per process, as in a cluster (loopback only).

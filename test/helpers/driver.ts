@@ -50,8 +50,13 @@ export async function start(kind: 'controller' | 'node', dir: string, extra: str
   // Test folders have long paths; unix socket paths must stay under 108 bytes.
   const socket = path.join(socketDir(dir), `${kind}.sock`)
   const args = [path.join(ROOT, `dist/${kind}/main.js`), '--endpoint', `unix://${socket}`, '--state-dir', path.join(dir, 'state'), '--log-level', 'warn']
-  if (kind === 'node') args.push('--data-root', path.join(dir, 'data'), '--nodeid', 'e2e-node')
-  const child = spawn(process.execPath, [...args, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // CO paths in tests live in the test folder (a cluster's live under /var/lib/kubelet).
+  if (kind === 'node') args.push('--data-root', path.join(dir, 'data'), '--nodeid', 'e2e-node', '--co-path-prefix', dir)
+  // Without tap's NODE_OPTIONS: its process-info preload makes each driver process take seconds
+  // to start serving.
+  const env = { ...process.env }
+  delete env.NODE_OPTIONS
+  const child = spawn(process.execPath, [...args, ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let logs = ''
   child.stdout!.on('data', (b) => (logs += b))
   child.stderr!.on('data', (b) => (logs += b))

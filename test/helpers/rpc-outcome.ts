@@ -1,0 +1,121 @@
+// Small helpers for suites that drive the real processes and look at gRPC outcomes as data
+// (code + message) rather than as thrown errors.
+import { status } from '@grpc/grpc-js'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import path from 'node:path'
+import { client, requireBuilt, ROOT, type Proc } from './driver.js'
+
+export interface Outcome {
+  code: number
+  message: string
+  res?: any
+}
+
+/** Settles a client call into { code, message, res }: code 0 with res on success. */
+export async function outcome(p: Promise<unknown>): Promise<Outcome> {
+  try {
+    const res = await p
+    return { code: status.OK, message: '', res }
+  } catch (e) {
+    const err = e as { code?: unknown; details?: unknown; message?: unknown }
+    return {
+      code: typeof err.code === 'number' ? err.code : -1,
+      message: typeof err.details === 'string' ? err.details : String(err.message),
+    }
+  }
+}
+
+export function codeName(code: number): string {
+  return status[code] ?? `CODE_${code}`
+}
+
+/**
+ * Like driver.start(), with the child's working directory set to cwd (so a relative path a buggy
+ * driver resolved would land where the test can see it), and faster: it waits for the socket
+ * file before dialling, because a grpc-js client that dials a socket not yet there backs off for
+ * seconds. The socket lives in a short folder under /tmp (unix socket paths stop at 107 bytes),
+ * removed when the test ends.
+ */
+export async function startIn(cwd: string, kind: 'controller' | 'node', dir: string, extra: string[] = [], t?: { teardown(fn: () => unknown): void }): Promise<Proc> {
+  requireBuilt()
+  mkdirSync(dir, { recursive: true })
+  const sockDir = mkdtempSync('/tmp/tscsi-h-')
+  t?.teardown(() => rmSync(sockDir, { recursive: true, force: true }))
+  const socket = path.join(sockDir, `${kind}.sock`)
+  const args = [path.join(ROOT, `dist/${kind}/main.js`), '--endpoint', `unix://${socket}`, '--state-dir', path.join(dir, 'state'), '--log-level', 'warn']
+  if (kind === 'node') args.push('--data-root', path.join(dir, 'data'), '--nodeid', 'e2e-node', '--co-path-prefix', dir)
+  // Without tap's NODE_OPTIONS: its process-info preload makes each driver process take ~4 s
+  // instead of <1 s to serve, and coverage is off (.taprc).
+  const env = { ...process.env }
+  delete env.NODE_OPTIONS
+  const child = spawn(process.execPath, [...args, ...extra], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let logs = ''
+  child.stdout!.on('data', (b) => (logs += b))
+  child.stderr!.on('data', (b) => (logs += b))
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+  const until = Date.now() + 20_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${kind} exited early:\n${logs}`)
+    if (existsSync(socket)) {
+      const id = client('Identity', socket)
+      try {
+        const res = await id.Probe!({}, 1000)
+        if (res.ready?.value) break
+      } catch {
+        /* not serving yet */
+      } finally {
+        id.close()
+      }
+    }
+    if (Date.now() > until) {
+      child.kill('SIGKILL')
+      throw new Error(`${kind} never became ready:\n${logs}`)
+    }
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return { child, socket, logs: () => logs, exited }
+}
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0
+}
+
+/** A seeded PRNG (mulberry32); replayable from the printed seed. */
+export function prng(seed: number): { next(): number; int(n: number): number; pick<T>(a: readonly T[]): T; chance(p: number): boolean } {
+  let s = seed >>> 0
+  const next = (): number => {
+    s = (s + 0x6d2b79f5) >>> 0
+    let x = s
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+  return {
+    next,
+    int: (n) => Math.floor(next() * n),
+    pick: (a) => a[Math.floor(next() * a.length)]!,
+    chance: (p) => next() < p,
+  }
+}
+
+import type { Call } from './driver.js'
+
+export type IdentityMethod = 'GetPluginInfo' | 'GetPluginCapabilities' | 'Probe'
+export type ControllerMethod =
+  | 'CreateVolume' | 'DeleteVolume' | 'ControllerPublishVolume' | 'ControllerUnpublishVolume' | 'ValidateVolumeCapabilities'
+  | 'ListVolumes' | 'GetCapacity' | 'ControllerGetCapabilities' | 'CreateSnapshot' | 'DeleteSnapshot' | 'ListSnapshots'
+  | 'GetSnapshot' | 'ControllerExpandVolume' | 'ControllerGetVolume' | 'ControllerModifyVolume'
+export type NodeMethod =
+  | 'NodeStageVolume' | 'NodeUnstageVolume' | 'NodePublishVolume' | 'NodeUnpublishVolume' | 'NodeGetVolumeStats'
+  | 'NodeExpandVolume' | 'NodeGetCapabilities' | 'NodeGetInfo'
+
+type Typed<M extends string> = Record<M, Call> & { close(): void }
+
+/** driver.client() with its methods typed as present (they are: one per proto method). */
+export function typedClient(service: 'Identity', socket: string): Typed<IdentityMethod>
+export function typedClient(service: 'Controller', socket: string): Typed<ControllerMethod>
+export function typedClient(service: 'Node', socket: string): Typed<NodeMethod>
+export function typedClient(service: 'Identity' | 'Controller' | 'Node', socket: string): unknown {
+  return client(service, socket)
+}
