@@ -37,6 +37,7 @@ export const internal = (message: string): CsiError => new CsiError(status.INTER
 // syscall and path in the message, which is what an operator needs to debug it.
 const ERRNO_TO_STATUS: Record<string, status> = {
   ENOENT: status.NOT_FOUND,
+  ENAMETOOLONG: status.INVALID_ARGUMENT,
   ENOSPC: status.RESOURCE_EXHAUSTED,
   EDQUOT: status.RESOURCE_EXHAUSTED,
   EBUSY: status.FAILED_PRECONDITION,

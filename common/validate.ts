@@ -15,8 +15,21 @@ const OWN_ID = /^(v|s|g|e)-[0-9a-f]{32}$/
 export const POOL_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/
 // Node ids come from --nodeid / the host name: DNS-1123-ish, plus dots and underscores.
 const NODE_ID = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/
+// Ids, paths, keys and values: no control characters at all (C0, DEL, C1). Names follow the
+// spec's own rule, which allows TAB, LF and CR (see requireName).
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+const PATH_CONTROL = CONTROL
+// eslint-disable-next-line no-control-regex
+const NAME_CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/
+
+/** A CreateVolume/CreateSnapshot name: the spec allows any string within 128 bytes except U+0000-0008, U+000B, U+000C, U+000E-001F, U+007F-009F. */
+export function requireName(field: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) throw invalid(field, 'must not be empty')
+  if (byteLength(value) > MAX_STRING_BYTES) throw invalid(field, `is ${byteLength(value)} bytes; at most ${MAX_STRING_BYTES} are allowed`)
+  if (NAME_CONTROL.test(value)) throw invalid(field, 'contains a character the CSI spec forbids in names (NUL or a control other than TAB, LF, CR)')
+  return value
+}
 
 export function byteLength(s: string): number {
   return Buffer.byteLength(s, 'utf8')
@@ -70,8 +83,8 @@ export function requireNodeId(field: string, value: unknown): string {
  */
 export function requirePath(field: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) throw invalid(field, 'must not be empty')
-  if (byteLength(value) > MAX_PATH_BYTES) throw invalid(field, `is longer than ${MAX_PATH_BYTES} bytes`)
-  if (CONTROL.test(value)) throw invalid(field, 'contains a NUL or control character')
+  if (byteLength(value) >= MAX_PATH_BYTES) throw invalid(field, `is ${byteLength(value)} bytes; a path must be shorter than ${MAX_PATH_BYTES} (PATH_MAX)`)
+  if (PATH_CONTROL.test(value)) throw invalid(field, 'contains a NUL or control character')
   if (!value.startsWith('/')) throw invalid(field, `${JSON.stringify(value)} is not an absolute path`)
   if (value === '/') throw invalid(field, 'must not be the root directory')
   const segments = value.slice(1).split('/')
@@ -79,6 +92,7 @@ export function requirePath(field: string, value: unknown): string {
     if (seg === '' || seg === '.' || seg === '..') {
       throw invalid(field, `${JSON.stringify(value)} is not a normalised path (empty, '.' or '..' segment)`)
     }
+    if (byteLength(seg) > 255) throw invalid(field, 'has a component longer than 255 bytes (NAME_MAX)')
   }
   return value
 }

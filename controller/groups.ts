@@ -6,7 +6,7 @@ import { aborted, alreadyExists, CsiError, Code, invalid, notFound } from '../co
 import type { ServiceHandlers } from '../common/grpc.js'
 import type { SnapshotSpec } from '../common/store/model.js'
 import type { SnapshotObject } from '../common/store/types.js'
-import { ownIdOrUndefined, requireId, requireString } from '../common/validate.js'
+import { ownIdOrUndefined, requireId, requireName, requireString } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { awaitSnapshot, csiSnapshot, deleteSnapshot } from './snapshots.js'
 
@@ -30,7 +30,7 @@ function csiGroup(groupId: string, snaps: SnapshotObject[]): Record<string, unkn
 
 export function groupHandlers(d: ControllerDeps): ServiceHandlers {
   async function CreateVolumeGroupSnapshot(req: any): Promise<unknown> {
-    const name = requireString('name', req.name, 256)
+    const name = requireName('name', req.name)
     const raw: unknown[] = Array.isArray(req.source_volume_ids) ? req.source_volume_ids : []
     if (raw.length === 0) throw invalid('source_volume_ids', 'at least one volume is required')
     const ids = [...new Set(raw.map((v, i) => requireId(`source_volume_ids[${i}]`, v, 'v')))].sort()

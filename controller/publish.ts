@@ -5,7 +5,7 @@
 import { parseCapability } from '../common/capability.js'
 import { alreadyExists, exhausted, failedPrecondition, invalid, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
-import { ownIdOrUndefined, requireId, requireString } from '../common/validate.js'
+import { checkString, ownIdOrUndefined, requireId, requireString } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { capabilitiesMatch } from './request.js'
 
@@ -48,7 +48,7 @@ export function publishHandlers(d: ControllerDeps): ServiceHandlers {
 
   async function ControllerUnpublishVolume(req: any): Promise<unknown> {
     const id = ownIdOrUndefined('volume_id', req.volume_id, 'v')
-    const nodeId = typeof req.node_id === 'string' ? req.node_id : ''
+    const nodeId = typeof req.node_id === 'string' ? checkString('node_id', req.node_id) : ''
     // A volume that does not exist is not published anywhere: detaching it has nothing to do.
     // (csi-sanity's cleanup and the external-attacher both rely on this being OK.)
     if (!id) return {}

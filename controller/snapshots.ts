@@ -8,7 +8,7 @@ import type { ServiceHandlers } from '../common/grpc.js'
 import type { SnapshotSpec, SnapshotStatus } from '../common/store/model.js'
 import type { SnapshotObject } from '../common/store/types.js'
 import { waitFor } from '../common/store/wait.js'
-import { checkMap, ownIdOrUndefined, requireId, requireString } from '../common/validate.js'
+import { checkMap, ownIdOrUndefined, requireId, requireName, requireString } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 
 export function snapshotIdFor(name: string): string {
@@ -50,7 +50,7 @@ const READY_WAIT_MS = 3_000
 
 export function snapshotHandlers(d: ControllerDeps): ServiceHandlers {
   async function CreateSnapshot(req: any): Promise<unknown> {
-    const name = requireString('name', req.name, 256)
+    const name = requireName('name', req.name)
     requireString('source_volume_id', req.source_volume_id)
     checkMap('parameters', req.parameters)
     const volumeId = requireId('source_volume_id', req.source_volume_id, 'v')

@@ -14,7 +14,7 @@ import { parseContentSource, placeFromSource, sameSource } from './sources.js'
 function immutable(p: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(p).filter(([k]) => !(MUTABLE_PARAMETERS as readonly string[]).includes(k)))
 }
-import { checkMap, ownIdOrUndefined, requireId, requireString, sameMap } from '../common/validate.js'
+import { checkMap, ownIdOrUndefined, requireId, requireName, requireString, sameMap } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { chooseNode, freeProjectId, matches, roomOf } from './placement.js'
 import {
@@ -29,7 +29,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
 
   async function CreateVolume(req: any): Promise<unknown> {
     // validate
-    const name = requireString('name', req.name)
+    const name = requireName('name', req.name)
     const range = parseRange(req.capacity_range)
     const caps = parseCapabilities('volume_capabilities', req.volume_capabilities)
     const base = parseParameters(req.parameters)
@@ -140,6 +140,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     const id = requireId('volume_id', req.volume_id, 'v')
     const obj = await d.store.volumes.get(id)
     if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
+    checkMap('volume_context', req.volume_context)
     const params = req.parameters && Object.keys(req.parameters).length > 0 ? req.parameters : undefined
     const why = capabilitiesMatch(obj.spec, caps) ??
       (params && !sameMap(checkMap('parameters', params), obj.spec.parameters) ? 'parameters differ from the volume\'s' : undefined)
@@ -186,9 +187,8 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
   async function GetCapacity(req: any): Promise<unknown> {
     const params = parseParameters(req.parameters)
     if (req.volume_capabilities?.length) checkSupported('volume_capabilities', parseCapabilities('volume_capabilities', req.volume_capabilities), params.kind)
-    const topo = req.accessible_topology?.segments && Object.keys(req.accessible_topology.segments).length > 0
-      ? { segments: req.accessible_topology.segments as Record<string, string> }
-      : undefined
+    const segments = checkMap('accessible_topology.segments', req.accessible_topology?.segments)
+    const topo = Object.keys(segments).length > 0 ? { segments } : undefined
     const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
     const rooms = roomOf(nodes, volumes, params.pool, params.kind ?? 'dir').filter((r) => !topo || matches(r.topology, topo))
     // A volume cannot span nodes: the total is what the segment holds, the maximum is what one

@@ -2,7 +2,7 @@
 import { invalid, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
 import { TOPOLOGY_KEY } from '../common/store/model.js'
-import { checkString, requireId, requireString } from '../common/validate.js'
+import { checkString, requireId, requirePath, requireString } from '../common/validate.js'
 import { statSync } from 'node:fs'
 import { getProjectId } from '../native/index.js'
 import { belongsTo, locate } from './locate.js'
@@ -19,7 +19,11 @@ export function infoHandlers(d: NodeDeps): ServiceHandlers {
     requireString('volume_id', req.volume_id)
     if (typeof req.volume_path !== 'string' || req.volume_path === '') throw invalid('volume_path', 'must not be empty')
     const volumePath = checkString('volume_path', req.volume_path, 4096)
+    if (req.staging_target_path) requirePath('staging_target_path', req.staging_target_path)
     const id = requireId('volume_id', req.volume_id, 'v')
+    // A relative path cannot be where a volume is mounted (csi-sanity expects NOT_FOUND); an
+    // absolute one must be normalised like every CO path.
+    if (volumePath.startsWith('/')) requirePath('volume_path', volumePath)
     const vol = locate(d, id)
     // A relative or odd path cannot be where this volume is mounted: it is simply not there.
     const at = volumePath.startsWith('/') ? d.mounter.inspect(volumePath) : undefined

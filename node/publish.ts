@@ -19,6 +19,7 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
     requireString('volume_id', req.volume_id)
     const target = requirePath('target_path', req.target_path)
     const cap = parseCapability('volume_capability', req.volume_capability)
+    checkMap('volume_context', req.volume_context)
     if (isEphemeral(req.volume_context)) {
       checkCapability('volume_capability', cap, 'dir')
       checkOutsideRoot(d, 'target_path', target)

@@ -6,7 +6,7 @@
 import { parseCapability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
-import { requireId, requirePath, requireString } from '../common/validate.js'
+import { checkMap, requireId, requirePath, requireString } from '../common/validate.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
 import type { NodeDeps } from './deps.js'
 import { belongsTo, blockStagingFile, findVolume, locate } from './locate.js'
@@ -21,6 +21,7 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
     requireString('volume_id', req.volume_id)
     const staging = requirePath('staging_target_path', req.staging_target_path)
     const cap = parseCapability('volume_capability', req.volume_capability)
+    checkMap('volume_context', req.volume_context)
     const kind = volumeKind(req.volume_context)
     checkCapability('volume_capability', cap, kind)
     checkOutsideRoot(d, 'staging_target_path', staging)
