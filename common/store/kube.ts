@@ -131,8 +131,15 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     } catch (e) {
       if (httpCode(e) !== 404) throw unavailable(`store: cannot delete ${this.o.kind} ${id}: ${(e as Error).message}`)
     }
-    // A finalizer may keep the object a little longer; the watch reports when it is gone.
-    this.apply(id, await this.fetch(id))
+    // The node releases the finalizer right after it reports the data gone, possibly a moment
+    // after we asked for the delete: wait (bounded) so that a finished DeleteVolume means the
+    // object is gone too.
+    let left = await this.fetch(id)
+    for (let i = 0; left && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      left = await this.fetch(id)
+    }
+    this.apply(id, left)
   }
 
   watch(listener: (id: string) => void): () => void {
