@@ -2,7 +2,6 @@
 import path from 'node:path'
 import { FlagError } from '../flags.js'
 import type { Logger } from '../log.js'
-import { KubeStore } from './kube.js'
 import { LocalStore } from './local.js'
 import type { Store } from './types.js'
 
@@ -15,8 +14,12 @@ export async function openStore(kind: string, o: { stateDir: string; kubeconfig:
   switch (kind) {
     case 'local':
       return LocalStore.open(path.join(path.resolve(o.stateDir), 'store'), log)
-    case 'kubernetes':
+    case 'kubernetes': {
+      // Loaded only here: @kubernetes/client-node costs ~70 MB of RSS, which a node plugin on the
+      // local store should not pay.
+      const { KubeStore } = await import('./kube.js')
       return KubeStore.open({ ...(o.kubeconfig && { kubeconfig: o.kubeconfig }), ...(o.nodeId && { nodeId: o.nodeId }) }, log)
+    }
     default:
       throw new FlagError(`--store ${JSON.stringify(kind)}: expected local or kubernetes`)
   }
