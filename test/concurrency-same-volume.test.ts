@@ -327,6 +327,9 @@ if (!isRoot()) {
 
     // ------------------------------------------------------------------ the store afterwards
     await t.test('the store is intact', async (tt) => {
+      // The node reports its capacity about a second after the last change; let that write end
+      // so its temp file (a write in flight, not one left behind) is gone.
+      await new Promise((r) => setTimeout(r, 1500))
       const problems: string[] = []
       for (const coll of ['volumes', 'nodes']) {
         const d = path.join(storeDir, coll)
