@@ -45,6 +45,7 @@ import {
   umount2,
 } from '../native/index.js'
 import { CopyError, copyFile, copyImage, copyTree, treeDigest } from '../node/copy.js'
+import { loopRig, unmountQuietly } from './helpers/loopfs.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -69,21 +70,7 @@ interface Env {
 }
 
 function setup(t: Test): Env {
-  const mounts: string[] = []
-  let dir = ''
-  t.teardown(() => {
-    for (const m of mounts.reverse()) unmountQuietly(m)
-    for (const d of listLoopDevices()) {
-      if (dir !== '' && parseBackingFile(d.backingFile).path.startsWith(dir + '/')) {
-        try {
-          loopDetach(d.device)
-        } catch (e) {
-          console.error(`teardown: could not detach ${d.device}: ${String(e)}`)
-        }
-      }
-    }
-  })
-  dir = realpathSync(t.testdir({}))
+  const { dir, mounts } = loopRig(t)
   const MKFS = { xfs: ['-q', '-f', '-m', 'reflink=1'], btrfs: ['-q', '-f'] }
   return {
     dir,
@@ -109,20 +96,6 @@ function setup(t: Test): Env {
   }
 }
 
-function unmountQuietly(m: string): void {
-  for (let i = 0; i < 4; i++) {
-    try {
-      if (!statx(m).isMountRoot) return
-      umount2(m, MNT.UMOUNT_NOFOLLOW)
-    } catch {
-      try {
-        umount2(m, MNT.DETACH | MNT.UMOUNT_NOFOLLOW)
-      } catch {
-        return
-      }
-    }
-  }
-}
 
 /** A POSIX ACL in the xattr format (version 2; entries sorted by tag). */
 function acl(entries: [tag: number, perm: number, id?: number][]): Buffer {

@@ -44,6 +44,7 @@ import {
 } from '../native/index.js'
 import { checkFsiocLayouts, encodeFileCloneRange } from '../native/fsioc.js'
 import { ioc } from '../native/ioctl.js'
+import { loopRig, unmountQuietly } from './helpers/loopfs.js'
 
 const MiB = 1024 * 1024
 const hasMkfs = (fs: string): boolean => spawnSync('sh', ['-c', `command -v mkfs.${fs}`]).status === 0
@@ -150,20 +151,6 @@ function setup(t: Test): Env {
   }
 }
 
-function unmountQuietly(m: string): void {
-  for (let i = 0; i < 4; i++) {
-    try {
-      if (!statx(m).isMountRoot) return
-      umount2(m, MNT.UMOUNT_NOFOLLOW)
-    } catch {
-      try {
-        umount2(m, MNT.DETACH | MNT.UMOUNT_NOFOLLOW)
-      } catch {
-        return
-      }
-    }
-  }
-}
 
 function errOf(fn: () => unknown): ErrnoError | undefined {
   try {

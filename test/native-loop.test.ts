@@ -29,6 +29,7 @@ import {
 } from '../native/index.js'
 import { checkLoopLayouts, decodeLoopInfo64, encodeLoopConfig } from '../native/loop.js'
 import { ioc } from '../native/ioctl.js'
+import { loopRig, unmountQuietly } from './helpers/loopfs.js'
 
 const MiB = 1024 * 1024
 const hasMkfs = (fs: string): boolean => spawnSync('sh', ['-c', `command -v mkfs.${fs}`]).status === 0
@@ -86,21 +87,7 @@ interface Env {
 }
 
 function setup(t: Test): Env {
-  const mounts: string[] = []
-  let dir = ''
-  t.teardown(() => {
-    for (const m of mounts.reverse()) unmountQuietly(m)
-    for (const d of listLoopDevices()) {
-      if (dir !== '' && parseBackingFile(d.backingFile).path.startsWith(dir + '/')) {
-        try {
-          loopDetach(d.device)
-        } catch (e) {
-          console.error(`teardown: could not detach ${d.device}: ${String(e)}`)
-        }
-      }
-    }
-  })
-  dir = realpathSync(t.testdir({}))
+  const { dir, mounts } = loopRig(t)
   return {
     dir,
     track: (m) => mounts.push(m),
@@ -113,20 +100,6 @@ function setup(t: Test): Env {
   }
 }
 
-function unmountQuietly(m: string): void {
-  for (let i = 0; i < 4; i++) {
-    try {
-      if (!statx(m).isMountRoot) return
-      umount2(m, MNT.UMOUNT_NOFOLLOW)
-    } catch {
-      try {
-        umount2(m, MNT.DETACH | MNT.UMOUNT_NOFOLLOW)
-      } catch {
-        return
-      }
-    }
-  }
-}
 
 function mkfs(fs: string, device: string, ...args: string[]): void {
   const r = spawnSync(`mkfs.${fs}`, [...args, device], { encoding: 'utf8' })

@@ -45,6 +45,7 @@ import {
   quotaProbeReason,
 } from '../native/quota.js'
 import { ioc } from '../native/ioctl.js'
+import { loopRig, unmountQuietly } from './helpers/loopfs.js'
 
 const MiB = 1024 * 1024
 const hasMkfs = (fs: string): boolean => spawnSync('sh', ['-c', `command -v mkfs.${fs}`]).status === 0
@@ -159,21 +160,7 @@ interface Env {
 }
 
 function setup(t: Test): Env {
-  const mounts: string[] = []
-  let dir = ''
-  t.teardown(() => {
-    for (const m of mounts.reverse()) unmountQuietly(m)
-    for (const d of listLoopDevices()) {
-      if (dir !== '' && parseBackingFile(d.backingFile).path.startsWith(dir + '/')) {
-        try {
-          loopDetach(d.device)
-        } catch (e) {
-          console.error(`teardown: could not detach ${d.device}: ${String(e)}`)
-        }
-      }
-    }
-  })
-  dir = realpathSync(t.testdir({}))
+  const { dir, mounts } = loopRig(t)
   return {
     dir,
     makeFs: (name, fs, size, mkfsArgs, data) => {
@@ -203,20 +190,6 @@ function setup(t: Test): Env {
   }
 }
 
-function unmountQuietly(m: string): void {
-  for (let i = 0; i < 4; i++) {
-    try {
-      if (!statx(m).isMountRoot) return
-      umount2(m, MNT.UMOUNT_NOFOLLOW)
-    } catch {
-      try {
-        umount2(m, MNT.DETACH | MNT.UMOUNT_NOFOLLOW)
-      } catch {
-        return
-      }
-    }
-  }
-}
 
 function mounted(m: Mounted | ErrnoError): Mounted {
   if (m instanceof ErrnoError) throw m
