@@ -31,12 +31,34 @@ export interface CsiPackage {
   GroupController: grpc.ServiceClientConstructor
 }
 
+/** Marks a request whose bytes did not decode; implement() answers it INVALID_ARGUMENT. */
+const UNDECODABLE = Symbol('undecodable request')
+
+/**
+ * grpc-js answers a request that does not decode with INTERNAL before any handler runs. The CSI
+ * spec wants malformed input to be INVALID_ARGUMENT, so the server side's decoder hands a marker
+ * to the boundary instead of throwing. Clients (serialize / deserialize responses) are untouched.
+ */
+function tolerateUndecodable(service: grpc.ServiceDefinition): void {
+  for (const m of Object.values(service) as { requestDeserialize: (b: Buffer) => unknown }[]) {
+    const decode = m.requestDeserialize
+    m.requestDeserialize = (b: Buffer) => {
+      try {
+        return decode(b)
+      } catch (e) {
+        return { [UNDECODABLE]: (e as Error).message }
+      }
+    }
+  }
+}
+
 let cached: CsiPackage | undefined
 export function csiPackage(): CsiPackage {
   if (!cached) {
     const def = protoLoader.loadSync(protoPath(), LOADER_OPTIONS)
     const root = grpc.loadPackageDefinition(def) as unknown as { csi: { v1: CsiPackage } }
     cached = root.csi.v1
+    for (const s of [cached.Identity, cached.Controller, cached.Node, cached.GroupController]) tolerateUndecodable(s.service)
   }
   return cached
 }
@@ -88,8 +110,11 @@ export function implement(
     const handler = handlers[method]
     impl[method] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
       const started = process.hrtime.bigint()
-      const req = (call.request ?? {}) as Record<string, unknown>
-      const run = handler
+      const req = (call.request ?? {}) as Record<string | symbol, unknown>
+      const undecodable = req[UNDECODABLE]
+      const run = undecodable !== undefined
+        ? Promise.reject(new CsiError(Code.INVALID_ARGUMENT, `the request is not a valid ${method} message: ${String(undecodable)}`))
+        : handler
         ? Promise.resolve().then(() => handler(req))
         : Promise.reject(new CsiError(Code.UNIMPLEMENTED, `${serviceName}.${method} is not implemented by this driver`))
       run.then(
