@@ -254,6 +254,12 @@ export class KubeCollection<S, T> implements Collection<S, T> {
   }
 }
 
+interface HeldSpec {
+  node: string
+  generation: number
+  deletionRequestedAt?: string
+}
+
 export interface KubeStoreOptions {
   kubeconfig?: string
   /** Node plugins watch only their own node's volumes. */
@@ -305,25 +311,20 @@ export class KubeStore implements Store {
         log.warn({ err: e, node: o.nodeId }, 'no Node object of this name; the TscsiNode gets no owner')
       }
     }
-    const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, kc, {
-      plural: 'tscsivolumes',
-      kind: 'TscsiVolume',
+    // Volumes and snapshots are data held by one node: labelled with it (node plugins watch only
+    // theirs), kept by a finalizer until that node reports the data gone.
+    const heldByNode = <S extends HeldSpec, T extends { phase: string }>(plural: string, kind: string): KubeCollectionOptions<S, T> => ({
+      plural,
+      kind,
       ...(o.nodeId && { labelSelector: `${NODE_LABEL}=${o.nodeId}` }),
       labelsFor: (spec) => ({ [NODE_LABEL]: spec.node }),
       finalizer: DATA_FINALIZER,
       releases: (status) => status.phase === 'Deleted',
       onDeleting: (spec, at) => (spec.deletionRequestedAt ? spec : { ...spec, deletionRequestedAt: at, generation: spec.generation + 1 }),
-    }, log)
+    })
+    const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, kc, heldByNode('tscsivolumes', 'TscsiVolume'), log)
     const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, kc, { plural: 'tscsinodes', kind: 'TscsiNode', ownerReferences: () => owner }, log)
-    const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, kc, {
-      plural: 'tscsisnapshots',
-      kind: 'TscsiSnapshot',
-      ...(o.nodeId && { labelSelector: `${NODE_LABEL}=${o.nodeId}` }),
-      labelsFor: (spec) => ({ [NODE_LABEL]: spec.node }),
-      finalizer: DATA_FINALIZER,
-      releases: (status) => status.phase === 'Deleted',
-      onDeleting: (spec, at) => (spec.deletionRequestedAt ? spec : { ...spec, deletionRequestedAt: at, generation: spec.generation + 1 }),
-    }, log)
+    const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, kc, heldByNode('tscsisnapshots', 'TscsiSnapshot'), log)
     await volumes.open()
     await nodes.open()
     await snapshots.open()
