@@ -2,7 +2,7 @@
 // taking down a mount only after proving it is the volume's.
 import { realpathSync } from 'node:fs'
 import path from 'node:path'
-import { Code, failedPrecondition, invalid, notFound } from '../common/errors.js'
+import { failedPrecondition, invalid } from '../common/errors.js'
 import { unsupportedReason, type Capability } from '../common/capability.js'
 import type { NodeDeps } from './deps.js'
 import { belongsTo, findVolume } from './locate.js'
@@ -76,31 +76,6 @@ function resolveExisting(p: string): string {
       rest.push(path.basename(head))
       head = path.dirname(head)
     }
-  }
-}
-
-/**
- * The volume's directory on this node, or NOT_FOUND. Looked up in every pool (a handful of
- * statx calls), so the mount path needs neither the volume context nor the store.
- */
-export function volumeDir(d: NodeDeps, id: string): { path: string; info: PathInfo; pool: string } {
-  for (const pool of d.layout.pools.keys()) {
-    const p = d.layout.volumeDir(id, pool)
-    const info = d.mounter.inspect(p)
-    if (!info) continue
-    if (info.type !== 'dir') throw failedPrecondition(`volume ${id}: ${p} is not a directory; refusing to use it`)
-    return { path: p, info, pool }
-  }
-  throw notFound(`volume ${id} does not exist on node ${d.nodeId}`)
-}
-
-/** Like volumeDir, but undefined instead of NOT_FOUND. */
-export function findVolumeDir(d: NodeDeps, id: string): { path: string; info: PathInfo; pool: string } | undefined {
-  try {
-    return volumeDir(d, id)
-  } catch (e) {
-    if ((e as { code?: unknown }).code === Code.NOT_FOUND) return undefined
-    throw e
   }
 }
 
