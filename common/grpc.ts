@@ -120,7 +120,8 @@ export function implement(
       run.then(
         (res) => {
           finish(Code.OK)
-          opts.log.debug({ request: redact(req), response: redact(res) }, 'rpc detail')
+          // The redacted copies cost real time on big answers (ListVolumes): only when logged.
+          if (opts.log.isLevelEnabled('debug')) opts.log.debug({ request: redact(req), response: redact(res) }, 'rpc detail')
           callback(null, res)
         },
         (e: unknown) => {
