@@ -6,7 +6,7 @@ import { aborted, alreadyExists, CsiError, Code, invalid, notFound } from '../co
 import type { ServiceHandlers } from '../common/grpc.js'
 import type { SnapshotSpec } from '../common/store/model.js'
 import type { SnapshotObject } from '../common/store/types.js'
-import { ownIdOrUndefined, requireId, requireName, requireString } from '../common/validate.js'
+import { ownIdOrUndefined, requireId, requireName } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { awaitSnapshot, csiSnapshot, deleteSnapshot } from './snapshots.js'
 

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import type { Capability } from '../common/capability.js'
 import { unsupportedReason } from '../common/capability.js'
-import { invalid, outOfRange } from '../common/errors.js'
+import { aborted, invalid, outOfRange } from '../common/errors.js'
 import { DEFAULT_POOL, FS_TYPES, TOPOLOGY_KEY, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { checkMap, parseBytes, POOL_NAME } from '../common/validate.js'
@@ -156,6 +156,23 @@ export function csiVolume(obj: VolumeObject): Record<string, unknown> {
     content_source: csiContentSource(obj.spec.contentSource),
     accessible_topology: [{ segments: { [TOPOLOGY_KEY]: obj.spec.node } }],
   }
+}
+
+/**
+ * One page of a listing sorted by id. The token is the last id returned, so the next page starts
+ * after it even if that object was deleted meanwhile; a token we could not have issued (the
+ * wrong id shape) is ABORTED, as the spec asks. max_entries 0 means everything.
+ */
+export function paginate<T extends { id: string }>(all: T[], req: { max_entries?: unknown; starting_token?: unknown }, tokenShape: RegExp): { page: T[]; next: string } {
+  const max = Number(req.max_entries ?? 0)
+  if (!Number.isInteger(max) || max < 0) throw invalid('max_entries', 'must not be negative')
+  const token = typeof req.starting_token === 'string' ? req.starting_token : ''
+  if (token !== '' && !tokenShape.test(token)) throw aborted(`starting_token ${JSON.stringify(token)} is not a token this driver issued`)
+  const start = token === '' ? 0 : all.findIndex((o) => o.id > token)
+  const from = start === -1 ? all.length : start
+  const page = max > 0 ? all.slice(from, from + max) : all.slice(from)
+  const more = from + page.length < all.length
+  return { page, next: more && page.length > 0 ? page[page.length - 1]!.id : '' }
 }
 
 export function volumeCondition(status: VolumeStatus | undefined, nodeKnown: boolean): { abnormal: boolean; message: string } {

@@ -3,13 +3,14 @@
 // filesystem can). CreateSnapshot waits a little for the copy, then answers; a longer copy goes
 // on in the background with ready_to_use false, and the external-snapshotter polls.
 import { createHash } from 'node:crypto'
-import { aborted, alreadyExists, CsiError, Code, failedPrecondition, invalid, notFound } from '../common/errors.js'
+import { aborted, alreadyExists, CsiError, Code, failedPrecondition, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
 import type { SnapshotSpec, SnapshotStatus } from '../common/store/model.js'
 import type { SnapshotObject } from '../common/store/types.js'
 import { waitFor } from '../common/store/wait.js'
 import { checkMap, ownIdOrUndefined, requireId, requireName, requireString } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
+import { paginate } from './request.js'
 
 export function snapshotIdFor(name: string): string {
   return 's-' + createHash('sha256').update('snapshot\0' + name).digest('hex').slice(0, 32)
@@ -91,18 +92,11 @@ export function snapshotHandlers(d: ControllerDeps): ServiceHandlers {
   }
 
   async function ListSnapshots(req: any): Promise<unknown> {
-    const max = Number(req.max_entries ?? 0)
-    if (!Number.isInteger(max) || max < 0) throw invalid('max_entries', 'must not be negative')
-    const token = typeof req.starting_token === 'string' ? req.starting_token : ''
-    if (token !== '' && !SNAPSHOT_ID.test(token)) throw aborted(`starting_token ${JSON.stringify(token)} is not a token this driver issued`)
     let all = (await d.store.snapshots.list()).filter((s) => !s.spec.deletionRequestedAt)
     if (req.snapshot_id) all = all.filter((s) => s.id === req.snapshot_id)
     if (req.source_volume_id) all = all.filter((s) => s.spec.sourceVolumeId === req.source_volume_id)
-    const start = token === '' ? 0 : all.findIndex((s) => s.id > token)
-    const from = start === -1 ? all.length : start
-    const page = max > 0 ? all.slice(from, from + max) : all.slice(from)
-    const more = from + page.length < all.length
-    return { entries: page.map((s) => ({ snapshot: csiSnapshot(s) })), next_token: more && page.length > 0 ? page[page.length - 1]!.id : '' }
+    const { page, next } = paginate(all, req, SNAPSHOT_ID)
+    return { entries: page.map((s) => ({ snapshot: csiSnapshot(s) })), next_token: next }
   }
 
   async function GetSnapshot(req: any): Promise<unknown> {

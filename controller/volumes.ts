@@ -2,10 +2,9 @@
 // are pure (request.ts, placement.ts); effects are store writes and a bounded wait for the node
 // that holds the volume to report what it did. The controller never touches a node's disk.
 import { parseCapabilities } from '../common/capability.js'
-import { aborted, alreadyExists, CsiError, Code, failedPrecondition, invalid, notFound } from '../common/errors.js'
+import { aborted, alreadyExists, failedPrecondition, invalid, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
-import type { VolumeSpec, VolumeStatus } from '../common/store/model.js'
-import type { VolumeObject } from '../common/store/types.js'
+import type { VolumeSpec } from '../common/store/model.js'
 import { awaitNodeAct, type Outcome } from './await.js'
 import { MUTABLE_PARAMETERS, parseMutable } from './modify.js'
 import { parseContentSource, placeFromSource, sameSource } from './sources.js'
@@ -18,7 +17,7 @@ import { checkMap, ownIdOrUndefined, requireId, requireName, requireString, same
 import type { ControllerDeps } from './deps.js'
 import { chooseNode, freeProjectId, matches, roomOf } from './placement.js'
 import {
-  capabilitiesMatch, checkSupported, csiVolume, fitsRange, parseParameters, parseRange, parseRequirements, planShape, publishedNodes,
+  capabilitiesMatch, checkSupported, csiVolume, fitsRange, paginate, parseParameters, parseRange, parseRequirements, planShape, publishedNodes,
   volumeCondition, volumeIdFor,
 } from './request.js'
 
@@ -152,24 +151,15 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
   }
 
   async function ListVolumes(req: any): Promise<unknown> {
-    const max = Number(req.max_entries ?? 0)
-    if (!Number.isInteger(max) || max < 0) throw invalid('max_entries', 'must not be negative')
-    const token = typeof req.starting_token === 'string' ? req.starting_token : ''
-    if (token !== '' && !/^v-[0-9a-f]{32}$/.test(token)) throw aborted(`starting_token ${JSON.stringify(token)} is not a token this driver issued`)
     const all = (await d.store.volumes.list()).filter((v) => !v.spec.deletionRequestedAt)
+    const { page, next } = paginate(all, req, /^v-[0-9a-f]{32}$/)
     const nodeIds = new Set((await d.store.nodes.list()).map((n) => n.id))
-    // Tokens are the last id returned: ids are sorted, so the next page starts after it even if
-    // that volume has been deleted meanwhile.
-    const start = token === '' ? 0 : all.findIndex((v) => v.id > token)
-    const from = start === -1 ? all.length : start
-    const page = max > 0 ? all.slice(from, from + max) : all.slice(from)
-    const more = from + page.length < all.length
     return {
       entries: page.map((v) => ({
         volume: csiVolume(v),
         status: { published_node_ids: publishedNodes(v.spec), volume_condition: volumeCondition(v.status, nodeIds.has(v.spec.node)) },
       })),
-      next_token: more && page.length > 0 ? page[page.length - 1]!.id : '',
+      next_token: next,
     }
   }
 
