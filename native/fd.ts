@@ -2,7 +2,8 @@
 // once, so later operations (statx, mount via /proc/self/fd/N) act on that
 // object even if someone swaps a path component for a symlink in between.
 
-import { constants as fsConstants } from 'node:fs'
+import { constants as fsConstants, readlinkSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { ErrnoError } from './errno.js'
 import { checkPath, fns, noTrailingSlash, sys } from './libc.js'
 import { fdType } from './stat.js'
@@ -81,6 +82,36 @@ export function fdPath(fd: number): string {
   checkFd(fd, 'fdPath')
   return `/proc/self/fd/${fd}`
 }
+
+/**
+ * Waits until no rename is in flight in the directory that holds the object behind `fd`.
+ *
+ * rename(2) checks "is either end a mount point?" early and moves the entry later, all under
+ * the parent directory's lock, but mount(2) does not take that lock: a directory can gain a
+ * mount between a rename's check and its move, and the mount then travels with it. A rename
+ * that starts after the mount sees the mount point and fails with EBUSY. So after mounting,
+ * taking and dropping the parent's lock once is enough to know where the mount really ended
+ * up. The lock is taken by renaming a name that does not exist onto itself: the kernel locks
+ * the directory before it looks the name up, then answers ENOENT, having changed nothing.
+ */
+export function settleRenames(fd: number): void {
+  checkFd(fd, 'settleRenames')
+  // A directory knows its parent (".."); for anything else the kernel's name for the object is
+  // the best there is. Either way the parent is only locked and unlocked, never changed.
+  const parent = fdType(fd) === 'dir'
+    ? sys(fns.openat, [fd, '..', O_PATH | O_DIRECTORY | O_CLOEXEC], 'openat', '..')
+    : sys(fns.open, [dirname(readlinkSync(fdPath(fd))), O_PATH | O_DIRECTORY | O_CLOEXEC], 'open')
+  try {
+    // The answer (ENOENT, or 0 for a name someone made) does not matter, only the lock.
+    fns.renameat(parent, BARRIER_NAME, parent, BARRIER_NAME)
+  } finally {
+    close(parent)
+  }
+}
+
+// A name the driver never creates; if someone does, the no-op rename of it onto itself still
+// takes the lock and changes nothing.
+const BARRIER_NAME = '.tscsi-rename-barrier'
 
 /** Opens `path` with openPath, runs `fn`, and always closes the fd. */
 export function withPath<T>(path: string, opts: OpenPathOptions | undefined, fn: (fd: number) => T): T {

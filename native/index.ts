@@ -7,7 +7,7 @@ export { ErrnoError, errnoMessage, errnoName, errnoNumber, fromNodeError, isErrn
 export { MNT, MS, mount, umount2 } from './mount.js'
 export { ST, fstatx, statvfs, statx } from './stat.js'
 export type { StatVfs, Statx, StatxOptions } from './stat.js'
-export { close, fdPath, openDir, openPath, withPath } from './fd.js'
+export { close, fdPath, openDir, openPath, settleRenames, withPath } from './fd.js'
 export type { OpenPathOptions } from './fd.js'
 export { parseMountInfo, readMountInfo } from './mountinfo.js'
 export type { MountInfo } from './mountinfo.js'

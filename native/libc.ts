@@ -68,6 +68,10 @@ export const fns = {
   // exactly as C code calling open(path, O_PATH) does.
   open: declare<[path: string, flags: number]>('int open(const char *path, int flags, ...)'),
   close: declare<[fd: number]>('int close(int fd)'),
+  openat: declare<[dirfd: number, path: string, flags: number]>('int openat(int dirfd, const char *path, int flags, ...)'),
+  renameat: declare<[olddirfd: number, oldpath: string, newdirfd: number, newpath: string]>(
+    'int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)',
+  ),
   // Only used to learn a mount id on kernels whose statx() lacks STATX_MNT_ID.
   nameToHandleAt: declare<[dirfd: number, path: string, handle: Buffer, mountId: Int32Array, flags: number]>(
     'int name_to_handle_at(int dirfd, const char *path, void *handle, int *mount_id, int flags)',

@@ -6,7 +6,7 @@
 import { closeSync, constants as fsConstants, lstatSync, mkdirSync, openSync, rmdirSync, unlinkSync } from 'node:fs'
 import { aborted, failedPrecondition } from '../common/errors.js'
 import {
-  close, fdPath, fromNodeError, fstatx, loopAttach, loopDetach, loopSetCapacity, MNT, MS, mount, openDir, openPath, statvfs, statx, umount2, isErrno,
+  close, fdPath, fromNodeError, fstatx, loopAttach, loopDetach, loopSetCapacity, MNT, MS, mount, openDir, openPath, settleRenames, statvfs, statx, umount2, isErrno,
   type StatVfs, type Statx,
 } from '../native/index.js'
 import { type BindFlags, needsRemount, remountBits } from './mountflags.js'
@@ -27,7 +27,9 @@ export interface Mounter {
    * Bind-mounts source onto target (directories, or a device node onto a file), then applies
    * flags. Both ends are opened O_PATH|O_NOFOLLOW and checked against `expect` first, and the
    * mount is made between the opened objects (/proc/self/fd/N), so a symlink swapped in after
-   * the caller's checks cannot redirect the mount. A failed remount undoes the bind.
+   * the caller's checks cannot redirect the mount. Afterwards the path must show the new mount:
+   * if it was swapped away before mount(2), the mount is taken down through the fd and the call
+   * is ABORTED. A failed remount undoes the bind the same way.
    */
   bind(source: string, target: string, flags: BindFlags, expect: { target: PathInfo }): void
   /**
@@ -69,6 +71,30 @@ export function sameObject(a: PathInfo, b: PathInfo): boolean {
   return a.dev === b.dev && a.ino === b.ino
 }
 
+/**
+ * After mount(2) onto the object behind fd `dst` (what the caller saw as `under`): lets renames
+ * in flight finish, then opens `path` (O_PATH, no symlink followed) and proves it shows a new
+ * mount root, `ok` saying whether that root is what was mounted. Returns the open fd of the mount
+ * root. Otherwise the mount sits wherever the object went: it is taken down through `dst`
+ * (umount2's lookup of /proc/self/fd/N lands on the object and crosses into the mount on it, so
+ * no path is trusted) and the call is ABORTED. Only root can make a mount root appear at a path
+ * and a mount point can no longer be renamed, so a swap by anyone else cannot fake the answer.
+ */
+export function landedAt(dst: number, path: string, under: PathInfo, ok: (now: PathInfo) => boolean): number {
+  settleRenames(dst)
+  let fd: number | undefined
+  try {
+    fd = under.type === 'dir' ? openDir(path) : openPath(path)
+    const now = toPathInfo(fstatx(fd))
+    if (now.isMountRoot && !sameObject(now, under) && ok(now)) return fd
+  } catch {
+    // Gone, or a symlink now: either way not our mount.
+  }
+  if (fd !== undefined) close(fd)
+  umount2(fdPath(dst), MNT.DETACH)
+  throw aborted(`${path} was replaced while the driver mounted onto it; the mount was taken down, retry`)
+}
+
 export const nativeMounter: Mounter = {
   inspect(path) {
     try {
@@ -85,29 +111,28 @@ export const nativeMounter: Mounter = {
     try {
       const dst = dirs ? openDir(target) : openPath(target)
       try {
-        const now = toPathInfo(fstatx(dst))
-        if (!sameObject(now, expect.target)) {
+        const srcInfo = toPathInfo(fstatx(src))
+        if (!sameObject(toPathInfo(fstatx(dst)), expect.target)) {
           throw aborted(`${target} changed between the driver's checks and the mount; refusing, retry`)
         }
         mount(fdPath(src), fdPath(dst), null, MS.BIND, null)
+        // The mount sits on the object opened above, wherever it now is. Prove the path still
+        // leads to it; a swap before mount(2) would otherwise leave the mount at another name.
+        const top = landedAt(dst, target, expect.target, (now) => sameObject(now, srcInfo))
+        try {
+          // Through the fd opened on the new mount's root: the flags hit exactly this mount.
+          if (needsRemount(flags)) mount(null, fdPath(top), null, remountBits(flags, statvfs(fdPath(top)).flags), null)
+        } catch (e) {
+          umount2(fdPath(dst), MNT.DETACH)
+          throw e
+        } finally {
+          close(top)
+        }
       } finally {
         close(dst)
       }
     } finally {
       close(src)
-    }
-    if (!needsRemount(flags)) return
-    try {
-      // Reopen: the path now resolves to the new mount's root, the object the remount must hit.
-      const fd = dirs ? openDir(target) : openPath(target)
-      try {
-        mount(null, fdPath(fd), null, remountBits(flags, statvfs(fdPath(fd)).flags), null)
-      } finally {
-        close(fd)
-      }
-    } catch (e) {
-      umount2(target, MNT.UMOUNT_NOFOLLOW)
-      throw e
     }
   },
 
@@ -125,6 +150,8 @@ export const nativeMounter: Mounter = {
         autoclear: true, directIo: true,
         whileOpen: (a) => mount(a.device, fdPath(dst), fsType, flags, data || null),
       })
+      // Taking a misplaced filesystem down lets autoclear release the loop device too.
+      close(landedAt(dst, staging, expect.target, (now) => now.type === 'dir'))
       return att.device
     } finally {
       close(dst)

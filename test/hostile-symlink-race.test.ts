@@ -43,27 +43,14 @@ process.stdout.write(JSON.stringify({ ok, failed }))
 `
 
 /**
- * Found by this race (node/mounter.ts nativeMounter.bind): the mount is made on the directory
- * opened O_PATH|O_NOFOLLOW, so it never lands on the symlink's target, but nothing checks that the
- * opened directory is still at the requested path when mount(2) runs. An exchange in between
- * puts the mount on the directory under its new name: the call answers OK while target_path is a
- * symlink to a directory outside the roots (kubelet would hand that to the pod) or an unmounted
- * directory, and the real mount leaks where no unpublish will find it. On the read-only path the
- * remount then reopens target_path, fails, and the rollback umount2(target_path) by name answers
- * EINVAL, which leaves as INTERNAL with the mount leaked. Expected: after mount(2), prove the path
- * resolves to the new mount (statx isMountRoot + same object), else detach it through the fd and
- * answer ABORTED; roll back through the fd too, never by path.
+ * What this race found and how node/mounter.ts answers it: the mount is made on the directory
+ * opened O_PATH|O_NOFOLLOW, but an exchange between the open and mount(2), or one already past
+ * its mount-point check when mount(2) ran, moved that directory to the other name with the
+ * mount on it. The mounter now waits for renames in flight in the parent (settleRenames), proves
+ * the path shows the new mount, and otherwise takes the mount down through the fd and answers
+ * ABORTED. A NodeUnstageVolume that resolved `<staging>/device` by path after its checks could
+ * unlink a file outside the roots; it now only touches a device file it proved is a mount.
  */
-const KNOWN_SWAP = 'bug: the bind lands on the opened directory after it was swapped away from target_path/staging_target_path (OK or FAILED_PRECONDITION/INTERNAL with the mount leaked at the other name); node/mounter.ts bind() does not re-check the path after mount(2), and its rollback (and a later unpublish/unstage) umount2(target) by path fails with EINVAL -> INTERNAL'
-
-/**
- * Found by this race (node/stage.ts NodeUnstageVolume, the block branch): the symlink check is
- * made on staging_target_path, but `${staging}/device` is then resolved through the path again;
- * with a symlink swapped in between, the file named `device` in the directory the symlink points
- * to (outside the roots) is unlinked.
- */
-const KNOWN_UNSTAGE = 'bug: NodeUnstageVolume resolves <staging_target_path>/device by path after its symlink check and unlinks it: a symlink swapped in at the staging path makes it delete a file outside the roots (node/stage.ts NodeUnstageVolume, removeFile)'
-
 /**
  * Found by the snapshot race: the copy engine (node/copy.ts) stays inside the volume when a
  * directory is swapped for a symlink mid-copy, but it treats the change as fatal, and the
@@ -167,7 +154,6 @@ if (!isRoot()) {
       const swapper = startSwapper(p, alt, stop)
       const codes = new Map<string, number>()
       const problems: string[] = []
-      // Problems of the known bug (see KNOWN_SWAP below), counted apart so anything new still fails.
       const known: string[] = []
       const unstageKnown: string[] = []
       let canaryMounted = 0
@@ -211,14 +197,14 @@ if (!isRoot()) {
           if (undoTouched.length > 0) {
             const msg = `iteration ${i}: the undo (${codeName(u.code)}) changed the canary: ${undoTouched.join('; ')}`
             canaryTouched.push(msg)
-            // NodeUnstageVolume removing <staging>/device through the swapped-in symlink is KNOWN_UNSTAGE.
+            // NodeUnstageVolume removing <staging>/device through a swapped-in symlink (fixed; kept apart).
             ;(name === 'stage' && undoTouched.every((d) => /^stage(\/device: removed|: (mtimeNs|ctimeNs) )/.test(d)) ? unstageKnown : problems).push(msg)
           }
           if (u.code !== OK && u.code !== PRECONDITION) {
             const msg = `iteration ${i}: undo answered ${codeName(u.code)}: ${u.message}`
-            // The unlink of <staging>/device raced back to a path without it: same bug as KNOWN_UNSTAGE.
+            // The unlink of <staging>/device raced back to a path without it (the same family).
             if (name === 'stage' && /unlink\(.*\/device\): ENOENT/.test(u.message)) unstageKnown.push(msg)
-            // umount2 by path when the mount is no longer at the path (it was swapped away): KNOWN_SWAP.
+            // umount2 by path when the mount is no longer at the path (it was swapped away).
             else if (u.code === 13 && /umount2\(.*EINVAL/.test(u.message)) known.push(msg)
             else problems.push(msg)
           }
@@ -242,8 +228,8 @@ if (!isRoot()) {
       tt.ok(i >= Math.min(ITERATIONS, 50), `${name}: enough iterations ran (${i})`)
       tt.equal(canaryMounted, 0, `${name}: no mount ever landed on the canary`)
       tt.same(problems.slice(0, 20), [], `${name}: every answer was a mount at the real directory, FAILED_PRECONDITION or ABORTED (${problems.length} problems)`)
-      tt.same(known.slice(0, 10), [], `${name}: no mount lands on a directory after it was swapped away from the path (${known.length} times)`, known.length > 0 ? { todo: KNOWN_SWAP } : {})
-      if (name === 'stage') tt.same(unstageKnown.slice(0, 10), [], `${name}: NodeUnstageVolume never touches <staging>/device outside the roots (${unstageKnown.length} times; ENOENT ones answered NOT_FOUND)`, unstageKnown.length > 0 ? { todo: KNOWN_UNSTAGE } : {})
+      tt.same(known.slice(0, 10), [], `${name}: no mount lands on a directory after it was swapped away from the path (${known.length} times)`)
+      if (name === 'stage') tt.same(unstageKnown.slice(0, 10), [], `${name}: NodeUnstageVolume never touches <staging>/device outside the roots (${unstageKnown.length} times)`)
     }
 
     await t.test('NodePublishVolume', async (tt) => {
@@ -333,8 +319,8 @@ if (!isRoot()) {
       tt.same(undeletable, [], 'every snapshot, failed or not, can be deleted')
     })
 
-    t.same(diffSnapshots(original, snapshotTree(canary)), [], 'the canary is byte-for-byte unchanged',
-      canaryTouched.length > 0 ? { todo: `${KNOWN_UNSTAGE} (the canary was rebuilt after: ${canaryTouched.slice(0, 3).join(' | ')})` } : {})
+    t.same(canaryTouched.slice(0, 3), [], 'no undo ever touched the canary (it is rebuilt after each touch)')
+    t.same(diffSnapshots(original, snapshotTree(canary)), [], 'the canary is byte-for-byte unchanged')
     t.equal(node.child.exitCode, null, 'the node plugin is still running')
     await n.NodeUnstageVolume({ volume_id: vol.volume_id, staging_target_path: stagingA })
     t.same(mountPoints().filter((mp) => isUnder(mp, dir)), [], 'no mount is left in the test folder')

@@ -2,7 +2,7 @@
 // Every mount is recorded before assertions run and removed in teardown, so a
 // failing assertion cannot leave a bind mount behind on the host.
 import t, { type Test } from 'tap'
-import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   ErrnoError,
@@ -16,12 +16,15 @@ import {
   openPath,
   mount,
   readMountInfo,
+  settleRenames,
+  fstatx,
   statvfs,
   statx,
   umount2,
   type Statx,
 } from '../native/index.js'
 import { completeFromParent } from '../native/stat.js'
+import { landedAt, nativeMounter } from '../node/mounter.js'
 
 const skip =
   process.platform !== 'linux'
@@ -194,4 +197,50 @@ t.test('error reporting', { skip }, async (t) => {
   t.throws(() => mount(null, `${B}\0/x`, 'tmpfs', 0, null), { code: 'EINVAL' }, 'NUL in a path never reaches the kernel')
   t.throws(() => mount('none', join(dir, 'target'), 'no-such-fs-type', 0, null), { code: 'ENODEV', syscall: 'mount' })
   t.throws(() => mount(null, B, null, -1, null), RangeError)
+})
+
+t.test('settleRenames locks and unlocks the parent and changes nothing', { skip }, async (t) => {
+  const { dir } = setup(t, { d: {}, f: 'x' })
+  for (const name of ['d', 'f']) {
+    const fd = openPath(join(dir, name))
+    try {
+      settleRenames(fd)
+    } finally {
+      close(fd)
+    }
+  }
+  t.same(readdirSync(dir).sort(), ['d', 'f'], 'no entry was created, renamed or removed')
+})
+
+t.test('landedAt: a mount that followed its directory away from the path is taken down and ABORTED', { skip }, async (t) => {
+  const { dir, track } = setup(t, { src: { 'a.txt': 'a' }, target: {}, elsewhere: {} })
+  const target = join(dir, 'target')
+  const moved = join(dir, 'moved')
+  track(target)
+  track(moved)
+  // The order the race suite hits by chance: the directory is opened, then moved away and a
+  // symlink put in its place, then mount(2) runs on the opened object.
+  const seen = nativeMounter.inspect(target)!
+  const src = statx(join(dir, 'src'))
+  const dst = openDir(target)
+  t.teardown(() => close(dst))
+  renameSync(target, moved)
+  symlinkSync(join(dir, 'elsewhere'), target)
+  mount(join(dir, 'src'), fdPath(dst), null, MS.BIND, null)
+  t.ok(statx(moved).isMountRoot, 'the bind landed on the moved directory')
+  t.throws(() => landedAt(dst, target, seen, (now) => now.ino === src.ino), { code: 10 }, 'ABORTED')
+  t.notOk(statx(moved).isMountRoot, 'the misplaced bind was taken down through the fd')
+  t.notOk(readMountInfo().some((m) => m.mountPoint.startsWith(dir + '/')), 'no mount is left under the test folder')
+
+  // And the good case: the path shows the mount, and the fd of its root comes back.
+  rmSync(target)
+  renameSync(moved, target)
+  const seen2 = nativeMounter.inspect(target)!
+  const dst2 = openDir(target)
+  t.teardown(() => close(dst2))
+  mount(join(dir, 'src'), fdPath(dst2), null, MS.BIND, null)
+  const top = landedAt(dst2, target, seen2, (now) => now.ino === src.ino)
+  t.equal(fstatx(top).ino, src.ino, 'the returned fd is the mount root')
+  close(top)
+  umount2(target, MNT.UMOUNT_NOFOLLOW)
 })
