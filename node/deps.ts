@@ -5,6 +5,7 @@ import type { Layout } from './layout.js'
 import type { Mounter } from './mounter.js'
 import { MountIndex } from './mountindex.js'
 import type { QuotaOps } from './quota.js'
+import { StagingNotes } from './staged.js'
 
 export interface NodeDeps {
   nodeId: string
@@ -25,8 +26,10 @@ export interface NodeDeps {
   coPathPrefixes: string[]
   /** Folders of ours no CO path may touch besides the pools (the state dir). */
   privateRoots: string[]
+  /** Which mount of a volume is its staging mount (the kernel cannot tell binds apart). */
+  staged: StagingNotes
 }
 
 export function nodeDeps(p: Pick<NodeDeps, 'nodeId' | 'maxVolumes' | 'layout' | 'mounter' | 'log'> & Partial<NodeDeps>): NodeDeps {
-  return { index: new MountIndex(), locks: new TryLocks(), coPathPrefixes: [], privateRoots: [], ...p }
+  return { index: new MountIndex(), locks: new TryLocks(), coPathPrefixes: [], privateRoots: [], staged: new StagingNotes(p.layout), ...p }
 }

@@ -51,6 +51,11 @@ export class Layout {
     return path.join(root, 'snapshots', kind === 'image' ? `${id}.img` : id)
   }
 
+  /** Records of where volumes are staged (node/staged.ts), kept with the pool's data. */
+  stagedDirOf(pool: string): string {
+    return path.join(this.pools.get(pool) ?? this.dataRoot, 'staged')
+  }
+
   /** Where retired volume data goes with onDelete: archive. */
   archiveDir(pool: string): string {
     return path.join(this.pools.get(pool) ?? this.dataRoot, 'archive')

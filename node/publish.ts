@@ -8,7 +8,7 @@ import { checkMap, ownIdOrUndefined, requireId, requirePath, requireString } fro
 import { isErrno } from '../native/index.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
 import { ephemeralIdFor, isEphemeral, planEphemeral, publishEphemeral, unpublishEphemeral } from './ephemeral.js'
-import { locate, stagedSource } from './locate.js'
+import { findVolume, locate, stagedSource } from './locate.js'
 import type { NodeDeps } from './deps.js'
 import { sameObject, type PathInfo } from './mounter.js'
 import { flagsMismatch, parseBindFlags } from './mountflags.js'
@@ -116,6 +116,10 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
       if (!tgt) {
         d.index.remove(id, target)
         return {}
+      }
+      const vol = findVolume(d, id)
+      if (vol && d.staged.isStaging(vol, target)) {
+        throw failedPrecondition(`target_path ${target} is where volume ${id} is staged, not a publication; NodeUnstageVolume takes that mount down`)
       }
       if (tgt.type !== 'dir') {
         // A block volume's target: a file we created, with the device node bound on it.

@@ -12,6 +12,7 @@ import type { NodeDeps } from './deps.js'
 import { belongsTo, blockStagingFile, findVolume, locate } from './locate.js'
 import { loopDeviceOf } from './loops.js'
 import { parseBindFlags, parseFsMountFlags } from './mountflags.js'
+import { thawBeforeUnmount } from './snapshots.js'
 
 const NO_FLAGS = parseBindFlags('', [], false)
 
@@ -48,6 +49,7 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
           if (belongsTo(d, vol, fi, file)) return ok(file)
           throw alreadyExists(`staging_target_path ${staging} already holds a different device`)
         }
+        d.staged.note(vol, staging)
         const device = d.mounter.attachImage(vol.path)
         const created = !fi
         try {
@@ -59,6 +61,7 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
         } catch (e) {
           d.mounter.detachImage(device, vol.path)
           if (created) d.mounter.removeFile(file)
+          d.staged.forget(vol, staging)
           throw e
         }
         return ok(file)
@@ -67,10 +70,13 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
         if (belongsTo(d, vol, st, staging)) return ok(staging)
         throw alreadyExists(`staging_target_path ${staging} already has a different mount on it`)
       }
-      if (vol.kind === 'dir') d.mounter.bind(vol.path, staging, NO_FLAGS, { target: st })
-      else {
-        d.mounter.mountImage(vol.path, staging, ctxFs || cap.fsType || 'ext4', fsOpts.bits, fsOpts.data, { target: st })
-        d.index.add(id, staging) // before anything asks belongsTo about it (btrfs)
+      d.staged.note(vol, staging)
+      try {
+        if (vol.kind === 'dir') d.mounter.bind(vol.path, staging, NO_FLAGS, { target: st })
+        else d.mounter.mountImage(vol.path, staging, ctxFs || cap.fsType || 'ext4', fsOpts.bits, fsOpts.data, { target: st })
+      } catch (e) {
+        d.staged.forget(vol, staging)
+        throw e
       }
       return ok(staging)
     })
@@ -90,6 +96,8 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
       const st = d.mounter.inspect(staging)
       if (!st) {
         d.index.remove(id, staging)
+        const gone = findVolume(d, id)
+        if (gone) d.staged.forget(gone, staging)
         return {}
       }
       if (st.type === 'symlink') throw failedPrecondition(`staging_target_path ${staging} is a symbolic link; the driver never follows links at CO paths`)
@@ -106,8 +114,10 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
         d.mounter.removeFile(file)
       }
       // The staging directory belongs to the CO (it created it); only the mount is ours. An
-      // image's loop device goes with its last mount (autoclear).
+      // image's loop device goes with its last mount (autoclear), unless the filesystem is frozen.
+      if (vol?.kind === 'image' && st.isMountRoot && st.type === 'dir' && belongsTo(d, vol, st, staging)) thawBeforeUnmount(d, id, staging)
       unmountVolume(d, id, 'staging_target_path', staging, d.mounter.inspect(staging)!)
+      if (vol) d.staged.forget(vol, staging)
       return {}
     })
   }
