@@ -167,7 +167,36 @@ async function copyDir(ctx: TreeCtx, dir: FileHandle, dst: Buffer, rel: string):
   }
 }
 
+/**
+ * A live volume changes while it is copied (databases rename files into place): an entry that
+ * vanished between readdir and lstat is simply not in the copy, and one that changed type or
+ * identity between lstat and open is copied again as it is now. A few attempts; an entry that
+ * keeps changing after them is left to fail the copy.
+ */
 async function copyEntry(ctx: TreeCtx, s: Buffer, d: Buffer, rel: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await copyEntryOnce(ctx, s, d, rel)
+    } catch (e) {
+      const code = (e as { code?: unknown }).code
+      if (code === 'ENOENT' && !(await exists(s))) return
+      if (attempt >= 4 || !CHANGED_UNDERFOOT.has(String(code))) throw e
+      // What the failed attempt made is inside our own destination tree.
+      await fsp.rm(d, { recursive: true, force: true })
+    }
+  }
+}
+
+// What opening, reading a link or reading a file answers when the entry was swapped meanwhile:
+// gone, a symlink where O_NOFOLLOW met it, a non-directory where O_DIRECTORY met it, not a link
+// any more for readlink, or a different object than was lstat'ed (CopyError CHANGED).
+const CHANGED_UNDERFOOT = new Set(['ENOENT', 'ELOOP', 'ENOTDIR', 'EINVAL', 'CHANGED'])
+
+async function exists(p: Buffer): Promise<boolean> {
+  return fsp.lstat(p).then(() => true, () => false)
+}
+
+async function copyEntryOnce(ctx: TreeCtx, s: Buffer, d: Buffer, rel: string): Promise<void> {
   const st = await fsp.lstat(s, { bigint: true })
   if (st.dev !== ctx.rootDev) throw crossesMount(ctx, rel)
   const fmt = fmtOf(st)
