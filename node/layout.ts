@@ -56,6 +56,11 @@ export class Layout {
     return path.join(this.pools.get(pool) ?? this.dataRoot, 'staged')
   }
 
+  /** Notes of volume data kept by onDelete: retain (node/orphans.ts). */
+  retainedDirOf(pool: string): string {
+    return path.join(this.pools.get(pool) ?? this.dataRoot, 'retained')
+  }
+
   /** Where retired volume data goes with onDelete: archive. */
   archiveDir(pool: string): string {
     return path.join(this.pools.get(pool) ?? this.dataRoot, 'archive')

@@ -21,6 +21,7 @@ import { volumeMounts } from './mountindex.js'
 import { instrumentMounter, nodeMetrics } from './metrics.js'
 import { detachOrphanLoops, imageMounts } from './loops.js'
 import { nativeQuota } from './quota.js'
+import { OrphanWatch } from './orphans.js'
 import { Realiser } from './realiser.js'
 import { serveRegistration } from './registration.js'
 import { buildNode } from './server.js'
@@ -34,7 +35,8 @@ export const NODE_FLAGS = {
   pool: { type: 'string', multiple: true, help: 'NAME=PATH: another data root this node serves as pool NAME (repeatable), chosen by the StorageClass parameter pool' },
   'max-volumes-per-node': { type: 'string', default: '0', help: 'volume limit reported in NodeGetInfo (0: no limit)' },
   'has-controller': { type: 'boolean', default: true, help: 'advertise CONTROLLER_SERVICE in this node\'s Identity (the deployment runs a controller)' },
-  'capacity-interval': { type: 'string', default: '60s', help: 'how often the node reports its free space and re-checks its volumes' },
+  'capacity-interval': { type: 'string', default: '60s', help: 'how often the node reports its free space, re-checks its volumes and looks for data no volume or snapshot owns' },
+  'remove-orphans-after': { type: 'string', default: '0', help: 'remove volume data, images and snapshot copies that no store object has owned for this long (e.g. 24h); 0: only report them (log line, tscsi_node_orphaned_data)' },
   'metrics-socket': { type: 'string', default: '', help: 'unix socket serving Prometheus metrics to the sidecar (default: <csi socket>-metrics.sock beside the CSI socket; off to disable). The node plugin opens no TCP port' },
   'co-path-prefix': { type: 'string', multiple: true, help: 'a folder staging and target paths must resolve into, symlinks included (repeatable; default /var/lib/kubelet)' },
   'registration-dir': { type: 'string', default: '', help: 'serve kubelet plugin registration in this folder (e.g. /var/lib/kubelet/plugins_registry), making node-driver-registrar optional; empty: off' },
@@ -92,9 +94,10 @@ runMain(async () => {
   ]))
   log.info({ mountedVolumes: deps.index.volumes().length }, 'mount index rebuilt')
   const store = await openStore(f.store, { stateDir: f['state-dir'], kubeconfig: f.kubeconfig, nodeId }, log)
+  const orphans = new OrphanWatch({ deps, store, log, removeAfterMs: parseDuration('remove-orphans-after', f['remove-orphans-after']) })
   const realiser = new Realiser({
     store, deps, log, capacityIntervalMs: parseDuration('capacity-interval', f['capacity-interval']),
-    metrics: nodeMetrics(metrics.registry, store, deps),
+    metrics: nodeMetrics(metrics.registry, store, deps, orphans), orphans,
   })
   await realiser.start()
   const metricsPath = metricsSocketFlag(f['metrics-socket'], endpoint.socketPath, metricsSocketFor)

@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { Store } from '../common/store/types.js'
 import type { NodeDeps } from './deps.js'
 import type { Mounter } from './mounter.js'
+import type { OrphanWatch } from './orphans.js'
 
 // mount(2)/umount2(2) take microseconds; a slow one (a busy kernel, a stuck filesystem) is
 // exactly what these buckets must show.
@@ -33,7 +34,19 @@ export interface NodeMetrics {
   reconcileError(): void
 }
 
-export function nodeMetrics(registry: Registry, store: Store, d: NodeDeps): NodeMetrics {
+export function nodeMetrics(registry: Registry, store: Store, d: NodeDeps, orphans?: OrphanWatch): NodeMetrics {
+  if (orphans) {
+    new Gauge({
+      name: 'tscsi_node_orphaned_data',
+      help: 'Volume directories, images and snapshot copies in a pool that no store object owns, as of the last scan.',
+      labelNames: ['pool', 'kind'],
+      registers: [registry],
+      collect() {
+        this.reset()
+        for (const o of orphans.current()) this.inc({ pool: o.pool, kind: o.kind })
+      },
+    })
+  }
   const errors = new Counter({ name: 'tscsi_node_reconcile_errors_total', help: 'Volumes the node plugin failed to realise or remove.', registers: [registry] })
   const mine = async () => (await store.volumes.list()).filter((v) => v.spec.node === d.nodeId)
   new Gauge({

@@ -11,6 +11,7 @@ import { fillFromSource, removeSnapshot, takeSnapshots } from './snapshots.js'
 import type { NodeDeps } from './deps.js'
 import { topologyOf } from './info.js'
 import type { NodeMetrics } from './metrics.js'
+import { forgetRetained, noteRetained, type OrphanWatch } from './orphans.js'
 
 export interface RealiserOptions {
   store: Store
@@ -19,6 +20,8 @@ export interface RealiserOptions {
   capacityIntervalMs: number
   clock?: () => Date
   metrics?: NodeMetrics
+  /** Looks for data no object owns after each resync. */
+  orphans?: OrphanWatch
 }
 
 export class Realiser {
@@ -43,9 +46,11 @@ export class Realiser {
     const unwatchSnapshots = this.o.store.snapshots.watch((id) => this.schedule(id))
     this.unwatch = () => { unwatchVolumes(); unwatchSnapshots() }
     await this.resync()
+    void this.scanOrphans()
     this.timer = setInterval(() => {
       this.reportCapacity().catch((e) => this.o.log.warn({ err: e }, 'capacity report failed'))
       this.resync().catch((e) => this.o.log.warn({ err: e }, 'resync failed'))
+      void this.scanOrphans()
     }, this.o.capacityIntervalMs)
     this.timer.unref()
   }
@@ -53,6 +58,17 @@ export class Realiser {
   stop(): void {
     this.unwatch?.()
     if (this.timer) clearInterval(this.timer)
+  }
+
+  /** After the queue drains, so objects just realised are not taken for orphans. */
+  private async scanOrphans(): Promise<void> {
+    if (!this.o.orphans) return
+    try {
+      await this.idle()
+      await this.o.orphans.scan()
+    } catch (e) {
+      this.o.log.warn({ err: e }, 'orphan scan failed')
+    }
   }
 
   /** Waits until nothing is queued; for tests and orderly shutdown. */
@@ -87,7 +103,14 @@ export class Realiser {
     const { spec, status } = obj
     if (status && status.observedGeneration >= spec.generation) return
     const next = spec.deletionRequestedAt ? await this.remove(obj) : await this.create(obj)
-    await this.o.store.volumes.putStatus(id, next)
+    try {
+      await this.o.store.volumes.putStatus(id, next)
+    } catch (e) {
+      // The controller drops a deleted volume's object as soon as it reads "Deleted": nothing is
+      // left to report to, and nothing went wrong.
+      if (next.phase === 'Deleted' && !(await this.o.store.volumes.get(id))) return
+      throw e
+    }
     this.capacityChanged()
   }
 
@@ -150,6 +173,8 @@ export class Realiser {
     try {
       const d = this.o.deps
       if (!d.layout.pools.has(obj.spec.pool)) throw failedPrecondition(`node ${d.nodeId} does not serve pool ${JSON.stringify(obj.spec.pool)}`)
+      // A volume of the same name was deleted with onDelete: retain; its data is owned again.
+      forgetRetained(d, obj.spec.pool, obj.id)
       if (obj.spec.contentSource) {
         const src = obj.spec.contentSource
         await fillFromSource(d, obj, 'snapshotId' in src ? await this.o.store.snapshots.get(src.snapshotId) : undefined)
@@ -198,6 +223,7 @@ export class Realiser {
       return { phase: obj.status?.phase ?? 'Ready', deleteBlocked: `volume ${obj.id} is still mounted on node ${d.nodeId} at ${inUse.join(', ')}`, ...this.base(obj) }
     }
     try {
+      if ((obj.spec.parameters['onDelete'] ?? 'delete') === 'retain') noteRetained(d, obj.spec.pool, obj.id, obj.spec.name)
       const message = await retire(d.layout, obj, this.clock())
       this.o.log.info({ volume_id: obj.id, name: obj.spec.name, onDelete: obj.spec.parameters['onDelete'] ?? 'delete' }, message)
       return { phase: 'Deleted', message, ...this.base(obj) }
