@@ -3,7 +3,7 @@
 // serves Identity + Node.
 import os from 'node:os'
 import path from 'node:path'
-import { realpathSync } from 'node:fs'
+import { chmodSync, chownSync, realpathSync } from 'node:fs'
 import { listen, parseEndpoint } from '../common/grpc.js'
 import { checkDriverName } from '../common/identity.js'
 import { createLogger } from '../common/log.js'
@@ -40,6 +40,7 @@ export const NODE_FLAGS = {
   'metrics-socket': { type: 'string', default: '', help: 'unix socket serving Prometheus metrics to the sidecar (default: <csi socket>-metrics.sock beside the CSI socket; off to disable). The node plugin opens no TCP port' },
   'co-path-prefix': { type: 'string', multiple: true, help: 'a folder staging and target paths must resolve into, symlinks included (repeatable; default /var/lib/kubelet)' },
   'registration-dir': { type: 'string', default: '', help: 'serve kubelet plugin registration in this folder (e.g. /var/lib/kubelet/plugins_registry), making node-driver-registrar optional; empty: off' },
+  'socket-group': { type: 'string', default: '', help: 'numeric group id given the CSI and metrics sockets (mode 0660), so a non-root sidecar in that group can connect; empty: leave them as created' },
   'kubelet-registration-path': { type: 'string', default: '', help: 'the CSI socket path as kubelet on the host sees it (default: the --endpoint socket path)' },
   ...STORE_FLAGS,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
@@ -55,6 +56,12 @@ function realOrSelf(p: string): string {
   } catch {
     return path.resolve(p)
   }
+}
+
+/** The plugin keeps owning the socket; members of gid may connect (connect(2) needs write permission). */
+function shareSocket(sock: string, gid: number): void {
+  chownSync(sock, process.getuid?.() ?? 0, gid)
+  chmodSync(sock, 0o660)
 }
 
 function parsePools(values: string[]): Record<string, string> {
@@ -103,6 +110,10 @@ runMain(async () => {
   const metricsPath = metricsSocketFlag(f['metrics-socket'], endpoint.socketPath, metricsSocketFor)
   const metricsServer = metricsPath ? await serveMetrics(metrics.registry, metricsPath, log) : undefined
   const running = await listen(buildNode(deps, { driverName, controllerService: f['has-controller'], observe: metrics.observe }), endpoint)
+  if (f['socket-group']) {
+    const gid = parseCount('socket-group', f['socket-group'])
+    for (const sock of [endpoint.socketPath, metricsPath]) if (sock) shareSocket(sock, gid)
+  }
   const registration = f['registration-dir']
     ? await serveRegistration({
       driverName, log, registrationDir: path.resolve(f['registration-dir']),

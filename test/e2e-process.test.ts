@@ -1,7 +1,7 @@
 // Process-level behaviour of the real entrypoints: no TCP port on the privileged node plugin,
 // clean SIGTERM, stale sockets, flag errors.
 import t from 'tap'
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, chmodSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { client, ROOT, start, testRig } from './helpers/driver.js'
@@ -80,3 +80,23 @@ if (process.getuid?.() !== 0) {
     }
   })
 }
+
+t.test('--socket-group lets a non-root sidecar in that group connect, and nobody else', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async (t) => {
+  const rig = testRig(t)
+  const node = await start('node', rig.dir, ['--socket-group', '65532'])
+  rig.procs.push(node)
+  const metricsSock = node.socket.replace(/\.sock$/, '-metrics.sock')
+  for (const sock of [node.socket, metricsSock]) {
+    const st = statSync(sock)
+    t.equal(st.mode & 0o777, 0o660, `${path.basename(sock)} has mode 0660`)
+    t.equal(st.gid, 65532, `${path.basename(sock)} belongs to group 65532`)
+  }
+  // A real connect(2) as uid 65532 in and out of that group: only the member gets through. The
+  // test's socket folder is 0700 (mkdtemp); kubelet's plugin folders are searchable.
+  chmodSync(path.dirname(node.socket), 0o711)
+  const probe = (gid: number) => spawnSync(process.execPath, ['-e', `require('net').connect(${JSON.stringify(node.socket)}).on('connect', () => process.exit(0)).on('error', (e) => { console.log(e.code); process.exit(1) })`], { uid: 65532, gid, timeout: 10_000, encoding: 'utf8' })
+  t.equal(probe(65532).status, 0, 'uid 65532 in group 65532 connects')
+  const other = probe(65533)
+  t.equal(other.status, 1, 'uid 65532 in another group is refused')
+  t.match(other.stdout, /EACCES/, '... with EACCES')
+})
