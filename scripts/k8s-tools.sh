@@ -14,7 +14,10 @@
 # Idempotent: a binary is rebuilt only when the wrapper module's files, the Go version or the build
 # flags change (a stamp beside it records them), so a second run takes about a second. Build
 # outputs go to .tools/ (git-ignored); the compile cache is Go's default one.
-# Usage: bash scripts/k8s-tools.sh        (prints one timing line per tool on stderr)
+# With the argument `cluster` it also builds what a whole node needs (kube-controller-manager,
+# kube-scheduler, kubelet) for the end-to-end run (scripts/e2e.sh); the default stays the two
+# binaries `npm test` uses, so the unit suite never pays for a kubelet build.
+# Usage: bash scripts/k8s-tools.sh [cluster]   (prints one timing line per tool on stderr)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,4 +98,9 @@ T0="$(now)"
 ensure_etcd
 build_k8s kube-apiserver
 build_k8s kubectl
+if [ "${1:-}" = cluster ]; then
+  build_k8s kube-controller-manager
+  build_k8s kube-scheduler
+  build_k8s kubelet
+fi
 log "all tools ready in $(elapsed "$T0")s"
