@@ -18,7 +18,7 @@ export async function awaitNodeAct(d: ControllerDeps, id: string, what: 'create'
       const s = obj.status
       if (!s || s.observedGeneration < obj.spec.generation) return undefined
       if (s.deleteBlocked && obj.spec.deletionRequestedAt) return { err: failedPrecondition(s.deleteBlocked) }
-      if (s.phase === 'Failed') return { err: new CsiError(codeByName(s.code), s.message ?? 'failed on the node') }
+      if (s.phase === 'Failed') return { err: nodeFailure(obj.spec, codeByName(s.code), s.message ?? 'failed on the node') }
       if (obj.spec.deletionRequestedAt && s.phase !== 'Deleted') return undefined
       return { obj }
     },
@@ -29,8 +29,18 @@ export async function awaitNodeAct(d: ControllerDeps, id: string, what: 'create'
   throw new CsiError(Code.DEADLINE_EXCEEDED, `node ${node} did not ${what} volume ${id} within ${d.realiseTimeoutMs} ms; is its node plugin running? The call can be retried`)
 }
 
+/**
+ * The error a node's Failed status stands for. Out of space, the message names the pool and the
+ * node (the node's own text names only a path), so an operator knows which disk to free or which
+ * StorageClass pool to move to.
+ */
+export function nodeFailure(spec: Pick<VolumeSpec, 'pool' | 'node'>, code: Code, message: string): CsiError {
+  if (code !== Code.RESOURCE_EXHAUSTED || message.includes(`pool ${JSON.stringify(spec.pool)}`)) return new CsiError(code, message)
+  return new CsiError(code, `pool ${JSON.stringify(spec.pool)} on node ${spec.node} is out of space: ${message}`)
+}
+
 /** The gRPC code a node wrote by name into a status; INTERNAL for anything unknown. */
-function codeByName(name: string | undefined): Code {
+export function codeByName(name: string | undefined): Code {
   const codes = Code as unknown as Record<string, unknown>
   const v = name !== undefined && Object.hasOwn(codes, name) ? codes[name] : undefined
   return typeof v === 'number' ? (v as Code) : Code.INTERNAL

@@ -11,6 +11,7 @@ import { waitFor } from '../common/store/wait.js'
 import { checkMap, ownIdOrUndefined, requireId, requireName, requireString } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { paginate } from './request.js'
+import { codeByName, nodeFailure } from './await.js'
 
 export function snapshotIdFor(name: string): string {
   return 's-' + createHash('sha256').update('snapshot\0' + name).digest('hex').slice(0, 32)
@@ -39,7 +40,7 @@ export async function awaitSnapshot(d: ControllerDeps, id: string, untilReady: b
     const s = o.status
     if (!s || s.observedGeneration < o.spec.generation) return undefined
     if (s.deleteBlocked && o.spec.deletionRequestedAt) return { err: failedPrecondition(s.deleteBlocked) }
-    if (s.phase === 'Failed') return { err: new CsiError(Code.INTERNAL, s.message ?? 'the snapshot failed on the node') }
+    if (s.phase === 'Failed') return { err: nodeFailure(o.spec, codeByName(s.code), s.message ?? 'the snapshot failed on the node') }
     if (o.spec.deletionRequestedAt) return s.phase === 'Deleted' ? { obj: o } : undefined
     if (untilReady && s.phase !== 'Ready') return undefined
     return { obj: o }
@@ -61,6 +62,11 @@ export function snapshotHandlers(d: ControllerDeps): ServiceHandlers {
       if (existing) {
         if (existing.spec.sourceVolumeId !== volumeId) throw alreadyExists(`snapshot name ${JSON.stringify(name)} is taken by a snapshot of volume ${existing.spec.sourceVolumeId}`)
         if (existing.spec.deletionRequestedAt) throw aborted(`snapshot ${JSON.stringify(name)} is being deleted; retry once that is done`)
+        // A previous attempt failed on the node (a full pool, say): ask it once more instead of
+        // repeating the failure, as CreateVolume does.
+        if (existing.status?.phase === 'Failed' && existing.status.observedGeneration >= existing.spec.generation) {
+          await d.store.snapshots.putSpec(id, { ...existing.spec, generation: existing.spec.generation + 1 })
+        }
       } else {
         const vol = await d.store.volumes.refresh(volumeId)
         if (!vol || vol.spec.deletionRequestedAt) throw notFound(`volume ${volumeId} does not exist`)

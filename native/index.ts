@@ -50,4 +50,4 @@ export {
   setXattr,
 } from './xattr.js'
 export type { RawPath } from './xattr.js'
-export { seekData, seekHole } from './seek.js'
+export { allocate, seekData, seekHole } from './seek.js'

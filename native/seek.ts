@@ -45,3 +45,16 @@ export function seekData(fd: number, offset: number): number | null {
 export function seekHole(fd: number, offset: number): number | null {
   return lseek(fd, offset, SEEK_HOLE, 'lseek SEEK_HOLE')
 }
+
+const fallocateFn = declare<[fd: number, mode: number, offset: number, len: number]>('int fallocate(int fd, int mode, int64_t offset, int64_t len)')
+
+/**
+ * fallocate(2) mode 0: reserves blocks for [offset, offset+len) and extends the file to cover
+ * it, without writing them (the extents read as zeros). ENOSPC when the filesystem cannot hold
+ * them; EOPNOTSUPP where the filesystem has no preallocation.
+ */
+export function allocate(fd: number, offset: number, len: number): void {
+  checkFd(fd, 'fallocate')
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(len) || len <= 0) throw new RangeError(`fallocate: invalid range ${offset}+${len}`)
+  sys(fallocateFn, [fd, 0, offset, len], 'fallocate', `/proc/self/fd/${fd}`)
+}

@@ -3,16 +3,31 @@
 // symlink, so deleting a volume cannot reach data outside it.
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
-import { failedPrecondition } from '../common/errors.js'
+import { exhausted, failedPrecondition } from '../common/errors.js'
 import type { VolumeObject } from '../common/store/types.js'
-import { fromNodeError, statx } from '../native/index.js'
+import { allocate, fromNodeError, isErrno, statx } from '../native/index.js'
 import { mkfs } from './fstools.js'
 import type { Layout } from './layout.js'
+
+/**
+ * mkdir -p that reports the real errno. Node's asynchronous recursive mkdir turns a full disk
+ * (ENOSPC) into ENOENT, which would reach a client as NOT_FOUND instead of RESOURCE_EXHAUSTED.
+ * Idempotent: an existing directory is fine; anything else at a path is the kernel's EEXIST.
+ */
+export async function mkdirs(dir: string, mode = 0o700): Promise<void> {
+  let err = await fsp.mkdir(dir, { mode }).then(() => undefined, (e: NodeJS.ErrnoException) => e)
+  if (err?.code === 'ENOENT' && path.dirname(dir) !== dir) {
+    await mkdirs(path.dirname(dir), mode)
+    err = await fsp.mkdir(dir, { mode }).then(() => undefined, (e: NodeJS.ErrnoException) => e)
+  }
+  if (!err || (err.code === 'EEXIST' && (await fsp.stat(dir)).isDirectory())) return
+  throw fromNodeError(err, 'mkdir', dir)
+}
 
 /** Prepares the data root; refuses a volumes folder that is a symlink (it could point anywhere). */
 export async function prepareDataRoot(...dirs: string[]): Promise<void> {
   for (const dir of dirs) {
-    await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
+    await mkdirs(dir)
     const st = await fsp.lstat(dir)
     if (!st.isDirectory()) throw new Error(`${dir} is not a directory (a symlink or file there is refused)`)
   }
@@ -46,7 +61,7 @@ export async function retire(layout: Layout, obj: VolumeObject, now: Date): Prom
   if (policy === 'retain') return `volume data retained at ${dir} (onDelete: retain)`
   if (policy === 'archive') {
     const archive = layout.archiveDir(obj.spec.pool)
-    await fsp.mkdir(archive, { recursive: true, mode: 0o700 })
+    await mkdirs(archive)
     const to = path.join(archive, `${obj.id}-${now.toISOString().replace(/[:.]/g, '-')}${image ? '.img' : ''}`)
     try {
       await fsp.rename(dir, to)
@@ -75,19 +90,23 @@ export async function ensureImage(file: string, size: bigint, fsType: string): P
   }
   if (st) {
     if (!st.isFile()) throw failedPrecondition(`${file} exists and is not a regular file`)
-    if (BigInt(st.size) < size) await fsp.truncate(file, Number(size))
+    if (BigInt(st.size) < size) await preallocate(file, BigInt(st.size), size)
     return
   }
-  await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
+  await mkdirs(path.dirname(file))
+  // The controller placed the image on a view of free space that may be stale (a dir volume
+  // without a quota can fill the pool meanwhile): refuse early, with the numbers. preallocate()
+  // below is what then really reserves the blocks.
+  const fs = await fsp.statfs(path.dirname(file), { bigint: true }).catch((e) => { throw fromNodeError(e, 'statfs', path.dirname(file)) })
+  const free = fs.bavail * fs.bsize
+  if (free < size) throw exhausted(`no room for an image of ${size} bytes in ${path.dirname(file)}: ${free} bytes free`)
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`)
   await fsp.rm(tmp, { force: true })
-  const fh = await fsp.open(tmp, 'wx', 0o600)
+  await fsp.writeFile(tmp, '', { flag: 'wx', mode: 0o600 })
   try {
-    await fh.truncate(Number(size))
-  } finally {
-    await fh.close()
-  }
-  try {
+    await preallocate(tmp, 0n, size)
+    // On a full pool mkfs fails with ENOSPC (fstools reports RESOURCE_EXHAUSTED); the temp
+    // file goes either way, so a failed create leaves nothing behind.
     if (fsType) await mkfs(tmp, fsType)
     await fsp.rename(tmp, file)
   } catch (e) {
@@ -97,6 +116,26 @@ export async function ensureImage(file: string, size: bigint, fsType: string): P
 }
 
 /** Removes a volume directory and its content, staying on its filesystem. Missing is fine. */
+/**
+ * Gives an image file (grown from `from` to `to` bytes) its blocks now. The controller promises
+ * each image its full size; a sparse one would take blocks only as the pod writes, and on a pool
+ * that filled up meanwhile ext4 inside it cannot even write its journal (the next mount fails
+ * with EIO). ENOSPC here is RESOURCE_EXHAUSTED; where a filesystem cannot preallocate, the file
+ * is only extended.
+ */
+async function preallocate(file: string, from: bigint, to: bigint): Promise<void> {
+  const fh = await fsp.open(file, 'r+')
+  try {
+    allocate(fh.fd, Number(from), Number(to - from))
+  } catch (e) {
+    if (isErrno(e, 'ENOSPC') || isErrno(e, 'EDQUOT')) throw exhausted(`no room for ${to - from} more bytes of image in ${path.dirname(file)}`)
+    if (!isErrno(e, 'EOPNOTSUPP')) throw e
+    await fh.truncate(Number(to))
+  } finally {
+    await fh.close()
+  }
+}
+
 export async function removeVolumeDir(dir: string): Promise<void> {
   let st
   try {

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process'
 import { statfsSync } from 'node:fs'
 import { promisify } from 'node:util'
-import { internal } from '../common/errors.js'
+import { exhausted, internal } from '../common/errors.js'
 
 const run = promisify(execFile)
 
@@ -15,19 +15,24 @@ async function tool(cmd: string, args: string[], timeoutMs = 120_000): Promise<v
     const text = (err.stderr || err.message).trim()
     // ext4's online resize needs CAP_SYS_RESOURCE, which some sandboxes withhold even from root.
     const hint = /Permission denied to resize filesystem/.test(text) ? ' (online ext4 resize needs CAP_SYS_RESOURCE in the node plugin)' : ''
-    throw internal(`${cmd} ${args.join(' ')} failed: ${text.split('\n').slice(-3).join(' | ')}${hint}`)
+    const message = `${cmd} ${args.join(' ')} failed: ${text.split('\n').slice(-3).join(' | ')}${hint}`
+    // A full disk is the caller's to fix (free space, another pool), not a driver fault: the
+    // tools print strerror(ENOSPC/EDQUOT), which must come back as RESOURCE_EXHAUSTED.
+    throw /No space left on device|Disk quota exceeded/.test(text) ? exhausted(message) : internal(message)
   }
 }
 
 /** Makes a filesystem in an image file (not attached to anything yet). */
+// Without discard: on a regular file the tools "discard" by punching holes, which would hand back
+// the blocks the image was given (see preallocate in datadir.ts).
 export async function mkfs(image: string, fsType: string): Promise<void> {
   switch (fsType) {
     case 'ext4':
-      return tool('mkfs.ext4', ['-q', '-F', image])
+      return tool('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard', image])
     case 'xfs':
-      return tool('mkfs.xfs', ['-q', '-f', image])
+      return tool('mkfs.xfs', ['-q', '-f', '-K', image])
     case 'btrfs':
-      return tool('mkfs.btrfs', ['-q', '-f', image])
+      return tool('mkfs.btrfs', ['-q', '-f', '-K', image])
     default:
       throw internal(`no mkfs for filesystem ${JSON.stringify(fsType)}`)
   }

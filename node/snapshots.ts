@@ -3,15 +3,17 @@
 // filesystem can (xfs with reflink, btrfs), else sparse-preserving copies that keep metadata.
 // Every copy is built under a temporary name and renamed into place when complete, so a node
 // plugin killed mid-copy never leaves a half copy that looks finished; the copy simply starts
-// again. A mounted image is frozen (FIFREEZE) around its copy, so the copy is crash-consistent.
+// again. A mounted image is frozen (FIFREEZE) around its copy, so the copy is crash-consistent;
+// a freeze that a node plugin killed mid-copy left behind is taken over and thawed by the copy's
+// restart (or by the deletion of the snapshot), so the pod's writers do not hang for good.
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
-import { aborted, failedPrecondition } from '../common/errors.js'
+import { aborted, exhausted, failedPrecondition } from '../common/errors.js'
 import type { SnapshotObject, VolumeObject } from '../common/store/types.js'
 import { syncDir } from '../common/store/atomic.js'
-import { freeze, thaw, withFrozenAsync } from '../native/index.js'
+import { freeze, isErrno, thaw } from '../native/index.js'
 import { copyImage, copyTree } from './copy.js'
-import { removeVolumeDir } from './datadir.js'
+import { mkdirs, removeVolumeDir } from './datadir.js'
 import type { NodeDeps } from './deps.js'
 import { growFs } from './fstools.js'
 import { findVolume, type Located } from './locate.js'
@@ -25,6 +27,76 @@ function fsMountOf(d: NodeDeps, vol: Located): string | undefined {
   })
 }
 
+/**
+ * Filesystems (by device) this process has frozen for a copy and not yet thawed. tscsi freezes
+ * nothing else, so a volume's filesystem that is frozen but not in here was frozen by a node
+ * plugin killed mid-copy: no one else would ever thaw it, and the pod's writers would hang.
+ */
+const frozenHere = new Set<string>()
+
+/**
+ * Freezes the filesystem at mp for a copy and returns the key to thaw it with. One already
+ * frozen by a killed predecessor (EBUSY, and not ours) is adopted: the copy goes on, consistent,
+ * and thawCopy() releases it. One frozen by a copy of this process is ABORTED (retried later).
+ */
+function freezeForCopy(d: NodeDeps, mp: string): string {
+  const key = d.mounter.inspect(mp)?.dev ?? mp
+  if (frozenHere.has(key)) throw aborted(`the filesystem at ${mp} is frozen for another copy; retry`)
+  try {
+    freeze(mp)
+  } catch (e) {
+    if (!isErrno(e, 'EBUSY')) throw e
+    d.log.warn({ mountPoint: mp }, 'a filesystem was left frozen by a node plugin killed mid-copy; this copy takes it over and thaws it')
+  }
+  frozenHere.add(key)
+  return key
+}
+
+function thawCopy(mp: string, key: string): void {
+  try {
+    thaw(mp)
+  } finally {
+    frozenHere.delete(key)
+  }
+}
+
+/**
+ * Thaws the filesystem of a volume if a copy cut short by a kill left it frozen. Probing takes a
+ * freeze of our own (EBUSY means frozen already); freeze and thaw are synchronous, so no copy of
+ * this process can start in between.
+ */
+function thawLeftover(d: NodeDeps, volumeId: string): void {
+  const vol = findVolume(d, volumeId)
+  const mp = vol && fsMountOf(d, vol)
+  if (!mp || frozenHere.has(d.mounter.inspect(mp)?.dev ?? mp)) return
+  try {
+    freeze(mp)
+  } catch (e) {
+    if (!isErrno(e, 'EBUSY')) throw e
+    d.log.warn({ mountPoint: mp, volume_id: volumeId }, 'thawing a filesystem left frozen by a node plugin killed mid-copy')
+  }
+  thaw(mp)
+}
+
+/**
+ * Makes sure the filesystem about to lose its last mount at mp is not frozen: unmounting a
+ * frozen filesystem succeeds, but its superblock stays frozen and holds the loop device for
+ * good. A freeze of this process's own copy is ABORTED (retry once the copy is done); one left by
+ * a killed node plugin is thawed. Errors of the probe other than EBUSY (a filesystem that
+ * cannot freeze) leave the unmount to go on.
+ */
+export function thawBeforeUnmount(d: NodeDeps, volumeId: string, mp: string): void {
+  const key = d.mounter.inspect(mp)?.dev ?? mp
+  if (frozenHere.has(key)) throw aborted(`volume ${volumeId} is frozen for a snapshot's copy; retry once the copy is done`)
+  try {
+    freeze(mp)
+  } catch (e) {
+    if (!isErrno(e, 'EBUSY')) return
+    d.log.warn({ mountPoint: mp, volume_id: volumeId }, 'thawing a filesystem left frozen by a node plugin killed mid-copy before unmounting it')
+  }
+  thaw(mp)
+}
+
 /** Copies a volume's data (dir tree or image) to dst, freezing a mounted image meanwhile. */
 async function copyVolumeData(d: NodeDeps, vol: Located, dst: string): Promise<void> {
   if (vol.kind === 'dir') {
@@ -32,14 +104,22 @@ async function copyVolumeData(d: NodeDeps, vol: Located, dst: string): Promise<v
     return
   }
   const mp = fsMountOf(d, vol)
-  if (mp) await withFrozenAsync(mp, () => copyImage(vol.path, dst))
-  else await copyImage(vol.path, dst)
+  if (!mp) {
+    await copyImage(vol.path, dst)
+    return
+  }
+  const key = freezeForCopy(d, mp)
+  try {
+    await copyImage(vol.path, dst)
+  } finally {
+    thawCopy(mp, key)
+  }
 }
 
 /** Builds final from a copy made at a temporary name beside it; removes a stale temp first. */
 async function buildAtomically(final: string, make: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = path.join(path.dirname(final), `.${path.basename(final)}.tmp`)
-  await fsp.mkdir(path.dirname(final), { recursive: true, mode: 0o700 })
+  await mkdirs(path.dirname(final))
   await removeAny(tmp)
   try {
     await make(tmp)
@@ -80,24 +160,39 @@ export async function takeSnapshots(d: NodeDeps, snaps: SnapshotObject[]): Promi
     if (!vol) throw failedPrecondition(`the data of volume ${snap.spec.sourceVolumeId} is not on node ${d.nodeId}`)
     const final = d.layout.snapshotPath(snap.id, snap.spec.pool, snap.spec.kind)
     if (!(await fsp.lstat(final).catch(() => undefined))) work.push({ snap, vol, final })
+    // Copied before a kill that came ahead of the thaw: the copy is done, the freeze is not.
+    else thawLeftover(d, vol.id)
+  }
+  // A pool with no byte left cannot hold a copy: say so before freezing a pod's filesystem
+  // (whose flush could then only fail with EIO) for a copy that cannot succeed.
+  for (const pool of new Set(work.map((w) => w.snap.spec.pool))) {
+    const root = d.layout.pools.get(pool)
+    if (root !== undefined && d.mounter.statfs(root).bavail === 0n) throw exhausted(`pool ${JSON.stringify(pool)} on node ${d.nodeId} is out of space: no room for a snapshot`)
   }
   const mounts = [...new Set(work.map((w) => fsMountOf(d, w.vol)).filter((m): m is string => m !== undefined))]
-  const frozen: string[] = []
+  const frozen: [string, string][] = []
   try {
-    for (const mp of mounts) {
-      freeze(mp)
-      frozen.push(mp)
-    }
+    for (const mp of mounts) frozen.push([mp, freezeForCopy(d, mp)])
     for (const w of work) {
       await buildAtomically(w.final, (tmp) => (w.vol.kind === 'dir' ? copyTree(w.vol.path, tmp) : copyImage(w.vol.path, tmp)).then(() => undefined))
+        .catch((e: unknown) => { throw outOfSpace(d, w.snap.spec.pool, e) })
     }
   } finally {
     // A frozen filesystem must never stay frozen: writers in the pod would hang.
-    for (const mp of frozen.reverse()) thaw(mp)
+    for (const [mp, key] of frozen.reverse()) thawCopy(mp, key)
   }
 }
 
+/** ENOSPC/EDQUOT as RESOURCE_EXHAUSTED naming the pool (the errno names only a path); else e. */
+function outOfSpace(d: NodeDeps, pool: string, e: unknown): unknown {
+  const code = (e as { code?: unknown })?.code
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return e
+  return exhausted(`pool ${JSON.stringify(pool)} on node ${d.nodeId} is out of space: ${(e as Error).message}`)
+}
+
 export async function removeSnapshot(d: NodeDeps, snap: SnapshotObject): Promise<void> {
+  // Still Copying: the copy may have been cut short by a kill, with its source left frozen.
+  if (snap.status?.phase === 'Copying') thawLeftover(d, snap.spec.sourceVolumeId)
   const final = d.layout.snapshotPath(snap.id, snap.spec.pool, snap.spec.kind)
   await removeAny(path.join(path.dirname(final), `.${path.basename(final)}.tmp`))
   await removeAny(final)

@@ -1,7 +1,7 @@
 // Image and block volumes with the real processes, real loop devices and real ext4/btrfs.
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { closeSync, mkdirSync, openSync, readFileSync, statfsSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync, statfsSync, statSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { blockDeviceSize, listLoopDevices } from '../native/index.js'
 import { client, kill9, mountsUnder, start, testRig } from './helpers/driver.js'
@@ -54,6 +54,8 @@ if (process.getuid?.() !== 0) {
     }
 
     const ext4 = await publish('img-ext4', cap(), { kind: 'image' }, 64 * MiB)
+    const imageFile = path.join(dir, 'data/images', `${ext4.volume.volume_id}.img`)
+    t.ok(statSync(imageFile).blocks * 512 >= 64 * MiB, `the image holds its full 64 MiB from the start, not sparse (${statSync(imageFile).blocks * 512} bytes allocated)`)
     const written = fill(path.join(ext4.target, 'big'), 70 * MiB)
     t.ok(written < 65 * MiB, `writing stops with ENOSPC within 64 MiB (${written / MiB} MiB written)`)
     t.ok(written > 40 * MiB, 'after most of the image was usable')
