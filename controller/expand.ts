@@ -35,6 +35,11 @@ export function expandHandlers(d: ControllerDeps): ServiceHandlers {
           }
           await d.store.volumes.putSpec(id, { ...s, capacityBytes: want.toString(), generation: s.generation + 1 })
         })
+      }
+      // A repeat of a call cut short after the size was recorded finds nothing to record, but
+      // the node may not have grown the volume yet: it waits for the node all the same.
+      const pending = !obj.status || obj.status.observedGeneration < s.generation
+      if (want > cur || pending) {
         const out = await awaitNodeAct(d, id, 'expand')
         if ('err' in out) throw out.err
         if ('gone' in out) throw aborted(`volume ${id} was deleted while being expanded`)

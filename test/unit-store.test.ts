@@ -25,7 +25,8 @@ t.test('writeFileAtomic into a missing folder fails and creates nothing', async 
 })
 
 t.test('removeStaleTemps removes only dot-prefixed .tmp files', async (t) => {
-  const dir = t.testdir({ '.a.json.1.2.tmp': 'x', '.x.tmp': 'x', 'keep.tmp': 'x', '.keep': 'x', 'v.spec.json': '{}' })
+  // 4194305 is above the kernel's largest pid: a writer that cannot be alive.
+  const dir = t.testdir({ '.a.json.4194305.2.tmp': 'x', '.x.tmp': 'x', 'keep.tmp': 'x', '.keep': 'x', 'v.spec.json': '{}' })
   await removeStaleTemps(dir)
   t.same(readdirSync(dir).sort(), ['.keep', 'keep.tmp', 'v.spec.json'])
   t.notOk(existsSync(path.join(dir, '.x.tmp')))

@@ -1,0 +1,140 @@
+// The two real driver processes of a crash run, each restartable in place: kill -9 one, start its
+// successor on the same state dir, data root and socket path. Calls pick up a fresh client after
+// a restart (a grpc-js channel that saw its socket vanish backs off for seconds before redialling).
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import path from 'node:path'
+import { client, requireBuilt, ROOT, type Proc } from '../driver.js'
+
+export type Role = 'controller' | 'node'
+type Client = ReturnType<typeof client>
+
+/**
+ * The tree whose dist/ is run: this checkout, or CRASH_DIST_ROOT (a separate build, so a long run
+ * is not disturbed by a rebuild of the shared dist/ halfway through).
+ */
+const DIST_ROOT = process.env.CRASH_DIST_ROOT || ROOT
+
+/** Lines of each role's logs kept for a failure report (the current and the previous processes). */
+const LOG_TAIL = 6000
+
+export class Cluster {
+  private readonly procs: Partial<Record<Role, Proc>> = {}
+  private readonly clients: Partial<Record<Role, Client>> = {}
+  private readonly up: Partial<Record<Role, Promise<void>>> = {}
+  private readonly pastLogs: Record<Role, string> = { controller: '', node: '' }
+  /** Bumped at every kill: a call that saw its process's epoch change was cut by the kill. */
+  readonly epoch: Record<Role, number> = { controller: 0, node: 0 }
+  readonly sockDir = mkdtempSync('/tmp/tscsi-crash-')
+  startMs = 0
+  starts = 0
+
+  /** `started` collects every process ever started, for the test's teardown (testRig's procs). */
+  constructor(readonly dir: string, readonly started: Proc[] = []) {}
+
+  async startAll(): Promise<void> {
+    await Promise.all([this.start('controller'), this.start('node')])
+  }
+
+  /** Resolves when role serves (at once when it is up). */
+  ready(role: Role): Promise<void> {
+    return this.up[role] ?? Promise.reject(new Error(`${role} was never started`))
+  }
+
+  /** A client for role's current process (the same one until the next restart). */
+  client(role: Role): Client {
+    let c = this.clients[role]
+    if (!c) this.clients[role] = c = client(role === 'controller' ? 'Controller' : 'Node', this.socket(role))
+    return c
+  }
+
+  pid(role: Role): number | undefined {
+    return this.procs[role]?.child.pid
+  }
+
+  /** kill -9, then a successor; resolves once the successor serves. */
+  async killAndRestart(role: Role): Promise<void> {
+    const p = this.procs[role]
+    if (!p) throw new Error(`${role} is not running`)
+    this.epoch[role]++
+    let restarted!: () => void
+    let failed!: (e: unknown) => void
+    this.up[role] = new Promise<void>((res, rej) => { restarted = res; failed = rej })
+    this.up[role]!.catch(() => undefined)
+    p.child.kill('SIGKILL')
+    await p.exited
+    this.pastLogs[role] = (this.pastLogs[role] + p.logs()).slice(-LOG_TAIL)
+    this.clients[role]?.close()
+    delete this.clients[role]
+    try {
+      await this.spawnServing(role)
+      restarted()
+    } catch (e) {
+      failed(e)
+      throw e
+    }
+  }
+
+  logs(role: Role): string {
+    return (this.pastLogs[role] + '\n--- current process ---\n' + (this.procs[role]?.logs() ?? '')).slice(-LOG_TAIL)
+  }
+
+  close(): void {
+    for (const c of Object.values(this.clients)) c?.close()
+    rmSync(this.sockDir, { recursive: true, force: true })
+  }
+
+  private socket(role: Role): string {
+    return path.join(this.sockDir, `${role}.sock`)
+  }
+
+  private async start(role: Role): Promise<void> {
+    this.up[role] = this.spawnServing(role)
+    await this.up[role]
+  }
+
+  private async spawnServing(role: Role): Promise<void> {
+    if (DIST_ROOT === ROOT) requireBuilt()
+    const t0 = Date.now()
+    const dir = this.dir
+    mkdirSync(dir, { recursive: true })
+    const socket = this.socket(role)
+    // Gone before the spawn, so the socket's reappearance means the successor listens.
+    rmSync(socket, { force: true })
+    const args = [path.join(DIST_ROOT, `dist/${role}/main.js`), '--endpoint', `unix://${socket}`, '--state-dir', path.join(dir, 'state'), '--log-level', 'warn']
+    if (role === 'node') args.push('--data-root', path.join(dir, 'data'), '--nodeid', 'crash-node', '--co-path-prefix', dir)
+    // Without tap's NODE_OPTIONS: its preload makes every start take seconds.
+    const env = { ...process.env }
+    delete env.NODE_OPTIONS
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let logs = ''
+    child.stdout!.on('data', (b) => (logs += b))
+    child.stderr!.on('data', (b) => (logs += b))
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+    const proc: Proc = { child, socket, logs: () => logs, exited }
+    this.procs[role] = proc
+    this.started.push(proc)
+    const until = Date.now() + 30_000
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`${role} exited at start-up:\n${logs}`)
+      if (existsSync(socket)) {
+        const id = client('Identity', socket)
+        try {
+          const res = await id.Probe!({}, 1000)
+          if (res.ready?.value) break
+        } catch {
+          /* not serving yet */
+        } finally {
+          id.close()
+        }
+      }
+      if (Date.now() > until) {
+        child.kill('SIGKILL')
+        throw new Error(`${role} never became ready:\n${logs}`)
+      }
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    this.starts++
+    this.startMs += Date.now() - t0
+  }
+}
