@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto'
 import { constants as C, promises as fsp, type BigIntStats } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import { aborted, CsiError } from '../common/errors.js'
 import { ErrnoError, fromNodeError, fstatx, isReflinkUnsupported, reflinkRange, seekData, seekHole } from '../native/index.js'
 import { copyXattrs, getXattr, listXattrs, mknod, setTimesNs } from '../native/index.js'
 
@@ -170,9 +171,10 @@ async function copyDir(ctx: TreeCtx, dir: FileHandle, dst: Buffer, rel: string):
 /**
  * A live volume changes while it is copied (databases rename files into place): an entry that
  * vanished between readdir and lstat is simply not in the copy, and one that changed type or
- * identity between lstat and open is copied again as it is now. A few attempts; an entry that
- * keeps changing after them is left to fail the copy.
+ * identity between lstat and open is copied again as it is now. An entry that keeps changing
+ * through every attempt makes the copy ABORTED, which the CO retries.
  */
+const ATTEMPTS = 8
 async function copyEntry(ctx: TreeCtx, s: Buffer, d: Buffer, rel: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -180,9 +182,13 @@ async function copyEntry(ctx: TreeCtx, s: Buffer, d: Buffer, rel: string): Promi
     } catch (e) {
       const code = (e as { code?: unknown }).code
       if (code === 'ENOENT' && !(await exists(s))) return
-      if (attempt >= 4 || !CHANGED_UNDERFOOT.has(String(code))) throw e
+      if (!CHANGED_UNDERFOOT.has(String(code))) throw e
       // What the failed attempt made is inside our own destination tree.
       await fsp.rm(d, { recursive: true, force: true })
+      // Still changing after all the attempts: the workload is rewriting this entry as fast as
+      // it can be copied. Worth another try later (the CO retries CreateSnapshot), not a failure.
+      if (attempt >= ATTEMPTS) throw aborted(`${ctx.srcRoot}/${rel} kept changing while it was copied (${String(code)}); retry`)
+      await yieldToLoop()
     }
   }
 }
@@ -365,7 +371,7 @@ const located = new WeakSet<object>()
  * reasons and bugs pass through unchanged.
  */
 function domainError(e: unknown, path: string): unknown {
-  if (e instanceof CopyError || (e instanceof Object && located.has(e))) return e
+  if (e instanceof CopyError || e instanceof CsiError || (e instanceof Object && located.has(e))) return e
   try {
     const err = e instanceof ErrnoError ? e : fromNodeError(e, (e as { syscall?: string }).syscall ?? 'copy', path)
     const out = Object.assign(new ErrnoError(err.errno, err.syscall, path), { cause: e })
