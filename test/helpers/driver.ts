@@ -44,38 +44,70 @@ function socketDir(dir: string): string {
   return s
 }
 
-export async function start(kind: 'controller' | 'node', dir: string, extra: string[] = []): Promise<Proc> {
-  requireBuilt()
-  mkdirSync(dir, { recursive: true })
-  // Test folders have long paths; unix socket paths must stay under 108 bytes.
-  const socket = path.join(socketDir(dir), `${kind}.sock`)
-  const args = [path.join(ROOT, `dist/${kind}/main.js`), '--endpoint', `unix://${socket}`, '--state-dir', path.join(dir, 'state'), '--log-level', 'warn']
+export interface SpawnOptions {
+  kind: 'controller' | 'node'
+  /** The test folder: state dir, data root and CO paths live in it. */
+  dir: string
+  socket: string
+  extra?: string[]
+  cwd?: string
+  /** Where dist/ is (the crash harness may run a private build). */
+  distRoot?: string
+  nodeId?: string
+  readyTimeoutMs?: number
+  pollMs?: number
+  /** Called as soon as the process exists, before it serves (so a test can kill it meanwhile). */
+  onSpawn?: (p: Proc) => void
+}
+
+/**
+ * Spawns a real controller or node plugin and waits until its socket answers Probe with ready.
+ * The one place the tests start driver processes.
+ */
+export async function spawnDriver(o: SpawnOptions): Promise<Proc> {
+  const root = o.distRoot ?? ROOT
+  if (root === ROOT) requireBuilt()
+  mkdirSync(o.dir, { recursive: true })
+  const args = [path.join(root, `dist/${o.kind}/main.js`), '--endpoint', `unix://${o.socket}`, '--state-dir', path.join(o.dir, 'state'), '--log-level', 'warn']
   // CO paths in tests live in the test folder (a cluster's live under /var/lib/kubelet).
-  if (kind === 'node') args.push('--data-root', path.join(dir, 'data'), '--nodeid', 'e2e-node', '--co-path-prefix', dir)
+  if (o.kind === 'node') args.push('--data-root', path.join(o.dir, 'data'), '--nodeid', o.nodeId ?? 'e2e-node', '--co-path-prefix', o.dir)
   // Without tap's NODE_OPTIONS: its process-info preload makes each driver process take seconds
   // to start serving.
   const env = { ...process.env }
   delete env.NODE_OPTIONS
-  const child = spawn(process.execPath, [...args, ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...args, ...(o.extra ?? [])], { cwd: o.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let logs = ''
   child.stdout!.on('data', (b) => (logs += b))
   child.stderr!.on('data', (b) => (logs += b))
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-  // Ready once the socket answers Probe.
-  const id = client('Identity', socket)
-  const until = Date.now() + 60_000
+  const proc: Proc = { child, socket: o.socket, logs: () => logs, exited }
+  o.onSpawn?.(proc)
+  const until = Date.now() + (o.readyTimeoutMs ?? 60_000)
   for (;;) {
-    try {
-      const res = await id.Probe!({}, 1000)
-      if (res.ready?.value) break
-    } catch {
-      if (child.exitCode !== null) throw new Error(`${kind} exited early:\n${logs}`)
+    if (child.exitCode !== null) throw new Error(`${o.kind} exited at start-up:\n${logs}`)
+    if (existsSync(o.socket)) {
+      const id = client('Identity', o.socket)
+      try {
+        const res = await id.Probe!({}, 1000)
+        if (res.ready?.value) break
+      } catch {
+        /* not serving yet */
+      } finally {
+        id.close()
+      }
     }
-    if (Date.now() > until) throw new Error(`${kind} never became ready:\n${logs}`)
-    await new Promise((r) => setTimeout(r, 50))
+    if (Date.now() > until) {
+      child.kill('SIGKILL')
+      throw new Error(`${o.kind} never became ready:\n${logs}`)
+    }
+    await new Promise((r) => setTimeout(r, o.pollMs ?? 20))
   }
-  id.close()
-  return { child, socket, logs: () => logs, exited }
+  return proc
+}
+
+export async function start(kind: 'controller' | 'node', dir: string, extra: string[] = []): Promise<Proc> {
+  // Test folders have long paths; unix socket paths must stay under 108 bytes.
+  return spawnDriver({ kind, dir, extra, socket: path.join(socketDir(dir), `${kind}.sock`) })
 }
 
 export async function kill9(p: Proc): Promise<void> {

@@ -1,10 +1,9 @@
 // Small helpers for suites that drive the real processes and look at gRPC outcomes as data
 // (code + message) rather than as thrown errors.
 import { status } from '@grpc/grpc-js'
-import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import path from 'node:path'
-import { client, requireBuilt, ROOT, type Proc } from './driver.js'
+import { client, spawnDriver, type Proc } from './driver.js'
 
 export interface Outcome {
   code: number
@@ -38,43 +37,9 @@ export function codeName(code: number): string {
  * removed when the test ends.
  */
 export async function startIn(cwd: string, kind: 'controller' | 'node', dir: string, extra: string[] = [], t?: { teardown(fn: () => unknown): void }): Promise<Proc> {
-  requireBuilt()
-  mkdirSync(dir, { recursive: true })
   const sockDir = mkdtempSync('/tmp/tscsi-h-')
   t?.teardown(() => rmSync(sockDir, { recursive: true, force: true }))
-  const socket = path.join(sockDir, `${kind}.sock`)
-  const args = [path.join(ROOT, `dist/${kind}/main.js`), '--endpoint', `unix://${socket}`, '--state-dir', path.join(dir, 'state'), '--log-level', 'warn']
-  if (kind === 'node') args.push('--data-root', path.join(dir, 'data'), '--nodeid', 'e2e-node', '--co-path-prefix', dir)
-  // Without tap's NODE_OPTIONS: its process-info preload makes each driver process take ~4 s
-  // instead of <1 s to serve, and coverage is off (.taprc).
-  const env = { ...process.env }
-  delete env.NODE_OPTIONS
-  const child = spawn(process.execPath, [...args, ...extra], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let logs = ''
-  child.stdout!.on('data', (b) => (logs += b))
-  child.stderr!.on('data', (b) => (logs += b))
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-  const until = Date.now() + 20_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${kind} exited early:\n${logs}`)
-    if (existsSync(socket)) {
-      const id = client('Identity', socket)
-      try {
-        const res = await id.Probe!({}, 1000)
-        if (res.ready?.value) break
-      } catch {
-        /* not serving yet */
-      } finally {
-        id.close()
-      }
-    }
-    if (Date.now() > until) {
-      child.kill('SIGKILL')
-      throw new Error(`${kind} never became ready:\n${logs}`)
-    }
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  return { child, socket, logs: () => logs, exited }
+  return spawnDriver({ kind, dir, extra, cwd, socket: path.join(sockDir, `${kind}.sock`), readyTimeoutMs: 20_000 })
 }
 
 export function isRoot(): boolean {

@@ -1,10 +1,9 @@
 // The two real driver processes of a crash run, each restartable in place: kill -9 one, start its
 // successor on the same state dir, data root and socket path. Calls pick up a fresh client after
 // a restart (a grpc-js channel that saw its socket vanish backs off for seconds before redialling).
-import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import path from 'node:path'
-import { client, requireBuilt, ROOT, type Proc } from '../driver.js'
+import { client, ROOT, spawnDriver, type Proc } from '../driver.js'
 
 export type Role = 'controller' | 'node'
 type Client = ReturnType<typeof client>
@@ -94,46 +93,18 @@ export class Cluster {
   }
 
   private async spawnServing(role: Role): Promise<void> {
-    if (DIST_ROOT === ROOT) requireBuilt()
     const t0 = Date.now()
     const dir = this.dir
-    mkdirSync(dir, { recursive: true })
     const socket = this.socket(role)
     // Gone before the spawn, so the socket's reappearance means the successor listens.
     rmSync(socket, { force: true })
-    const args = [path.join(DIST_ROOT, `dist/${role}/main.js`), '--endpoint', `unix://${socket}`, '--state-dir', path.join(dir, 'state'), '--log-level', 'warn']
-    if (role === 'node') args.push('--data-root', path.join(dir, 'data'), '--nodeid', 'crash-node', '--co-path-prefix', dir)
-    // Without tap's NODE_OPTIONS: its preload makes every start take seconds.
-    const env = { ...process.env }
-    delete env.NODE_OPTIONS
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let logs = ''
-    child.stdout!.on('data', (b) => (logs += b))
-    child.stderr!.on('data', (b) => (logs += b))
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-    const proc: Proc = { child, socket, logs: () => logs, exited }
-    this.procs[role] = proc
-    this.started.push(proc)
-    const until = Date.now() + 30_000
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`${role} exited at start-up:\n${logs}`)
-      if (existsSync(socket)) {
-        const id = client('Identity', socket)
-        try {
-          const res = await id.Probe!({}, 1000)
-          if (res.ready?.value) break
-        } catch {
-          /* not serving yet */
-        } finally {
-          id.close()
-        }
-      }
-      if (Date.now() > until) {
-        child.kill('SIGKILL')
-        throw new Error(`${role} never became ready:\n${logs}`)
-      }
-      await new Promise((r) => setTimeout(r, 10))
-    }
+    await spawnDriver({
+      kind: role, dir, socket, distRoot: DIST_ROOT, nodeId: 'crash-node', readyTimeoutMs: 30_000, pollMs: 10,
+      onSpawn: (proc) => {
+        this.procs[role] = proc
+        this.started.push(proc)
+      },
+    })
     this.starts++
     this.startMs += Date.now() - t0
   }
