@@ -7,29 +7,38 @@
 // container (its own filesystem does not). A note left by a crash after the unmount only makes an
 // unpublish of that exact path refuse until the volume is staged or unstaged there again.
 import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { fromNodeError } from '../native/index.js'
 import type { Layout } from './layout.js'
 import type { Located } from './locate.js'
 
 export class StagingNotes {
+  /** Folders known to exist, so the hot path is one open. */
+  private readonly made = new Set<string>()
+
   constructor(private readonly layout: Layout) {}
 
+  // An empty file named by the volume and the whole sha256 of the path: existence is the record.
+  // Writing content would cost a flush per stage (ext4 flushes a truncated-and-rewritten or
+  // renamed-over file on close), about 170 µs against 10 µs for a bare create.
   private file(vol: Pick<Located, 'id' | 'pool'>, staging: string): string {
-    const h = createHash('sha256').update(staging).digest('hex').slice(0, 16)
+    const h = createHash('sha256').update(staging).digest('hex')
     return path.join(this.layout.stagedDirOf(vol.pool), `${vol.id}@${h}`)
   }
 
-  /** Records that vol is (about to be) staged at staging. Written before the mount exists. */
+  /** Records that vol is (about to be) staged at staging. Made before the mount exists. */
   note(vol: Pick<Located, 'id' | 'pool'>, staging: string): void {
     const f = this.file(vol, staging)
     try {
-      mkdirSync(path.dirname(f), { recursive: true, mode: 0o700 })
-      writeFileSync(`${f}.tmp`, staging, { mode: 0o600 })
-      renameSync(`${f}.tmp`, f)
+      const dir = path.dirname(f)
+      if (!this.made.has(dir)) {
+        mkdirSync(dir, { recursive: true, mode: 0o700 })
+        this.made.add(dir)
+      }
+      closeSync(openSync(f, 'a', 0o600))
     } catch (e) {
-      throw fromNodeError(e, 'write', f)
+      throw fromNodeError(e, 'open', f)
     }
   }
 
@@ -38,12 +47,8 @@ export class StagingNotes {
     rmSync(this.file(vol, staging), { force: true })
   }
 
-  /** True when vol was staged at p (the file holds the path itself, so a hash clash cannot lie). */
+  /** True when vol was staged at p. */
   isStaging(vol: Pick<Located, 'id' | 'pool'>, p: string): boolean {
-    try {
-      return readFileSync(this.file(vol, p), 'utf8') === p
-    } catch {
-      return false
-    }
+    return existsSync(this.file(vol, p))
   }
 }
