@@ -10,13 +10,12 @@
 // destination is fresh and private, addressed by plain paths. Names and
 // symlink targets are Buffers throughout, so non-UTF-8 names survive.
 
-import { createHash } from 'node:crypto'
 import { constants as C, promises as fsp, type BigIntStats } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { aborted, CsiError } from '../common/errors.js'
 import { ErrnoError, fromNodeError, fstatx, isReflinkUnsupported, reflinkRange, seekData, seekHole } from '../native/index.js'
-import { copyXattrs, getXattr, listXattrs, mknod, setTimesNs } from '../native/index.js'
+import { copyXattrs, mknod, setTimesNs } from '../native/index.js'
 
 export interface CopyOptions {
   /** false: never try a reflink (always copy the data). Default: try. */
@@ -59,7 +58,7 @@ export class CopyError extends Error {
   }
 }
 
-const CHUNK = 1 << 20
+export const CHUNK = 1 << 20
 // Reflinks go in ranges this big (a multiple of any block size): one
 // synchronous ioctl never holds the event loop long on a huge fragmented
 // image, and an abort is noticed between ranges.
@@ -73,8 +72,8 @@ const DST_FILE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW
 const [EOPNOTSUPP, EXDEV] = [95, 18]
 
 type Path = string | Buffer
-const join = (dir: Buffer, name: Buffer): Buffer => Buffer.concat([dir, Buffer.from('/'), name])
-const fmtOf = (st: BigIntStats): number => Number(st.mode) & C.S_IFMT
+export const join = (dir: Buffer, name: Buffer): Buffer => Buffer.concat([dir, Buffer.from('/'), name])
+export const fmtOf = (st: BigIntStats): number => Number(st.mode) & C.S_IFMT
 
 /** State shared by every file of one copyFile/copyTree call. */
 class Job {
@@ -303,7 +302,7 @@ async function reflinkAll(job: Job, sfh: FileHandle, dfh: FileHandle, size: numb
   return true
 }
 
-async function openSource(p: Path): Promise<FileHandle> {
+export async function openSource(p: Path): Promise<FileHandle> {
   // O_NOATIME: a snapshot should not change the source's atimes. Allowed only
   // to the owner or CAP_FOWNER, hence the retry without it.
   try {
@@ -380,53 +379,4 @@ function domainError(e: unknown, path: string): unknown {
   } catch {
     return e
   }
-}
-
-/**
- * sha256 over a canonical listing of the tree at `root`, to prove two trees
- * equal "bit for bit, metadata included". One record per entry, in bytewise
- * name order, the root included as "": relative path bytes, file type,
- * permission bits with setuid/setgid/sticky (not for symlinks: always 0777),
- * uid, gid, mtime in ns, size (regular files and symlinks; directory sizes
- * are filesystem-specific), device number (char/block), symlink target
- * bytes, every readable xattr as sorted name=hex(value), the sha256 of
- * regular file content, and for non-directories the first name in this
- * order with the same inode (hard-link grouping). Excluded: atime (though
- * this reads with O_NOATIME), ctime/btime (unsettable), inode numbers, link
- * counts (links from outside the tree), block allocation. Walks by plain
- * paths: meant for trees the caller controls.
- */
-export async function treeDigest(root: string): Promise<string> {
-  const h = createHash('sha256')
-  const firstName = new Map<string, string>()
-  const walk = async (p: Buffer, rel: Buffer): Promise<void> => {
-    const st = await fsp.lstat(p, { bigint: true })
-    const fmt = fmtOf(st)
-    const is = (...f: number[]): boolean => f.includes(fmt)
-    const inode = is(C.S_IFDIR) ? '' : `${st.dev}:${st.ino}`
-    if (!firstName.has(inode)) firstName.set(inode, rel.toString('hex'))
-    const record = [
-      rel.toString('hex'), fmt.toString(8), is(C.S_IFLNK) ? '' : (Number(st.mode) & 0o7777).toString(8),
-      `${st.uid}`, `${st.gid}`, `${st.mtimeNs}`, is(C.S_IFREG, C.S_IFLNK) ? `${st.size}` : '',
-      is(C.S_IFCHR, C.S_IFBLK) ? `${st.rdev}` : '',
-      is(C.S_IFLNK) ? (await fsp.readlink(p, { encoding: 'buffer' })).toString('hex') : '',
-      listXattrs(p).sort().map((n) => `${n}=${getXattr(p, n).toString('hex')}`),
-      is(C.S_IFREG) ? await fileSha256(p) : '',
-      inode === '' ? '' : firstName.get(inode),
-    ]
-    h.update(JSON.stringify(record) + '\n')
-    if (!is(C.S_IFDIR)) return
-    for (const n of (await fsp.readdir(p, { encoding: 'buffer' })).sort(Buffer.compare)) {
-      await walk(join(p, n), rel.length === 0 ? n : join(rel, n))
-    }
-  }
-  await walk(Buffer.from(root), Buffer.alloc(0))
-  return h.digest('hex')
-}
-
-async function fileSha256(p: Buffer): Promise<string> {
-  const h = createHash('sha256')
-  // The stream closes the handle at the end and on error.
-  for await (const chunk of (await openSource(p)).createReadStream({ highWaterMark: CHUNK })) h.update(chunk as Buffer)
-  return h.digest('hex')
 }

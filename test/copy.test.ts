@@ -44,7 +44,8 @@ import {
   statx,
   umount2,
 } from '../native/index.js'
-import { CopyError, copyFile, copyImage, copyTree, treeDigest } from '../node/copy.js'
+import { CopyError, copyFile, copyImage, copyTree } from '../node/copy.js'
+import { treeDigest } from '../node/digest.js'
 import { loopRig, unmountQuietly } from './helpers/loopfs.js'
 
 const KiB = 1024

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { chmodSync, chownSync, linkSync, mkdirSync, readFileSync, symlinkSync, truncateSync, utimesSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs'
 import path from 'node:path'
 import { setXattr } from '../native/index.js'
-import { treeDigest } from '../node/copy.js'
+import { treeDigest } from '../node/digest.js'
 import { client, kill9, mountCap, mountsUnder, start, testRig } from './helpers/driver.js'
 
 const MiB = 1 << 20
