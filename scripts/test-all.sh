@@ -55,7 +55,7 @@ run_sanity "ext4 images" -- --csi.testvolumeparameters test/sanity/image-ext4.ya
 run_sanity "xfs images" -- --csi.testvolumeparameters test/sanity/image-xfs.yaml --csi.testvolumesize 314572800
 run_sanity "btrfs images" -- --csi.testvolumeparameters test/sanity/image-btrfs.yaml --csi.testvolumesize 134217728
 
-# The real-cluster e2e (issue 9). Its tools take about 17 minutes to build on a cold 2-core
+# The real-cluster e2e (issue 9). Its tools take about 12 minutes to build on a cold 2-core
 # machine and are reused afterwards; the run itself takes about 4 minutes. Every scenario runs,
 # except the node-driver-registrar one when no registrar could be built: the Go module proxy
 # refuses that module, so it needs a local clone (scripts/e2e/tools.sh says how).
