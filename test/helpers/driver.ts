@@ -40,7 +40,12 @@ export interface Proc {
 const socketDirs = new Map<string, string>()
 function socketDir(dir: string): string {
   let s = socketDirs.get(dir)
-  if (!s) socketDirs.set(dir, (s = mkdtempSync('/tmp/tscsi-sock-')))
+  if (!s) {
+    // Whatever a test's teardown missed (processes started in a sub-folder of the rig, tests
+    // without a rig) goes when the test process ends: /tmp keeps nothing of ours.
+    if (socketDirs.size === 0) process.once('exit', () => { for (const d of socketDirs.values()) rmSync(d, { recursive: true, force: true }) })
+    socketDirs.set(dir, (s = mkdtempSync('/tmp/tscsi-sock-')))
+  }
   return s
 }
 
