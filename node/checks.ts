@@ -39,10 +39,9 @@ export function checkOutsideRoot(d: NodeDeps, field: string, p: string): void {
   }
   // Nor inside a mount of one of our volumes (a staging mount or a publication): that is the
   // volume's data, reached through the mount where realpath cannot see it.
-  for (const id of d.index.volumes()) {
-    for (const mp of d.index.paths(id)) {
-      if (p.startsWith(mp + '/') || real.startsWith(mp + '/')) throw invalid(field, `${p} lies inside ${mp}, where volume ${id} is mounted`)
-    }
+  for (const candidate of [p, real]) {
+    const above = d.index.mountAbove(candidate)
+    if (above) throw invalid(field, `${p} lies inside ${above.mountPoint}, where volume ${above.volumeId} is mounted`)
   }
   // The path must lie under one of kubelet's folders as written, and no component below that
   // folder may be a symlink (kubelet never makes one there): a symlinked parent, a /proc/self/root

@@ -11,11 +11,14 @@ const OWN_VOLUME = /^[ve]-[0-9a-f]{32}$/
 
 export class MountIndex {
   private readonly byVolume = new Map<string, Set<string>>()
+  /** The other way round, so "is any ancestor of this path one of our mounts" is O(depth). */
+  private readonly byPoint = new Map<string, string>()
 
   add(volumeId: string, mountPoint: string): void {
     let set = this.byVolume.get(volumeId)
     if (!set) this.byVolume.set(volumeId, (set = new Set()))
     set.add(mountPoint)
+    this.byPoint.set(mountPoint, volumeId)
   }
 
   remove(volumeId: string, mountPoint: string): void {
@@ -23,6 +26,16 @@ export class MountIndex {
     if (!set) return
     set.delete(mountPoint)
     if (set.size === 0) this.byVolume.delete(volumeId)
+    if (this.byPoint.get(mountPoint) === volumeId) this.byPoint.delete(mountPoint)
+  }
+
+  /** The nearest proper ancestor of p that is a mount of one of our volumes, if any. */
+  mountAbove(p: string): { volumeId: string; mountPoint: string } | undefined {
+    for (let dir = path.dirname(p); ; dir = path.dirname(dir)) {
+      const volumeId = this.byPoint.get(dir)
+      if (volumeId !== undefined) return { volumeId, mountPoint: dir }
+      if (dir === '/' || dir === '.') return undefined
+    }
   }
 
   paths(volumeId: string): string[] {
@@ -35,6 +48,7 @@ export class MountIndex {
 
   replaceAll(found: Map<string, string[]>): void {
     this.byVolume.clear()
+    this.byPoint.clear()
     for (const [id, points] of found) for (const p of points) this.add(id, p)
   }
 }

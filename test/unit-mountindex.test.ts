@@ -107,3 +107,20 @@ t.test('MountIndex: add, remove, paths, volumes, replaceAll', async (t) => {
   t.same(ix.volumes(), [C])
   t.same(ix.paths(C), ['/c1', '/c2'])
 })
+
+t.test('mountAbove finds the nearest proper ancestor that is one of our mounts, by ancestors alone', async (t) => {
+  const idx = new MountIndex()
+  const A = `v-${'a'.repeat(32)}`
+  const B = `v-${'b'.repeat(32)}`
+  idx.add(A, '/var/lib/kubelet/plugins/x/globalmount')
+  idx.add(B, '/var/lib/kubelet/pods/p1/volumes/b/mount')
+  t.same(idx.mountAbove('/var/lib/kubelet/plugins/x/globalmount/sub/dir'), { volumeId: A, mountPoint: '/var/lib/kubelet/plugins/x/globalmount' })
+  t.equal(idx.mountAbove('/var/lib/kubelet/plugins/x/globalmount'), undefined, 'the mount point itself is not inside it')
+  t.equal(idx.mountAbove('/var/lib/kubelet/plugins/x/globalmount2/y'), undefined, 'a sibling that shares a prefix is not inside it')
+  t.same(idx.mountAbove('/var/lib/kubelet/pods/p1/volumes/b/mount/x'), { volumeId: B, mountPoint: '/var/lib/kubelet/pods/p1/volumes/b/mount' })
+  idx.remove(B, '/var/lib/kubelet/pods/p1/volumes/b/mount')
+  t.equal(idx.mountAbove('/var/lib/kubelet/pods/p1/volumes/b/mount/x'), undefined, 'gone once removed')
+  idx.replaceAll(new Map([[B, ['/mnt/b']]]))
+  t.equal(idx.mountAbove('/var/lib/kubelet/plugins/x/globalmount/sub'), undefined, 'replaceAll forgets the old ones')
+  t.same(idx.mountAbove('/mnt/b/c'), { volumeId: B, mountPoint: '/mnt/b' })
+})
