@@ -5,7 +5,7 @@ import path from 'node:path'
 import { failedPrecondition, invalid } from '../common/errors.js'
 import { unsupportedReason, type Capability } from '../common/capability.js'
 import type { NodeDeps } from './deps.js'
-import { belongsTo, findVolume } from './locate.js'
+import { belongsTo, type Located } from './locate.js'
 import type { PathInfo } from './mounter.js'
 
 export const KIND_KEY = 'tscsi.dev/kind'
@@ -93,11 +93,11 @@ export function checkDirectory(field: string, p: string, info: PathInfo): void {
 
 /**
  * Unmounts every layer of the volume's mounts at p (a retried mount can stack one twice) and
- * refuses, without touching it, a mount that is not this volume's.
+ * refuses, without touching it, a mount that is not this volume's. `vol` is the volume's data as
+ * the caller already found it (undefined when it is gone; then the index decides).
  */
-export function unmountVolume(d: NodeDeps, id: string, field: string, p: string, first: PathInfo): void {
+export function unmountVolume(d: NodeDeps, id: string, vol: Located | undefined, field: string, p: string, first: PathInfo): void {
   let info: PathInfo | undefined = first
-  const vol = findVolume(d, id)
   for (let i = 0; i < 8 && info?.isMountRoot; i++) {
     const ours = vol ? belongsTo(d, vol, info, p) : d.index.paths(id).includes(p)
     if (!ours) throw failedPrecondition(`${field} ${p} has a mount that is not volume ${id}; leaving it alone`)

@@ -103,7 +103,7 @@ export async function unpublishEphemeral(d: NodeDeps, eid: string, target: strin
   const tgt = d.mounter.inspect(target)
   if (tgt) {
     checkDirectory('target_path', target, tgt)
-    unmountVolume(d, eid, 'target_path', target, tgt)
+    unmountVolume(d, eid, findVolume(d, eid), 'target_path', target, tgt)
     try {
       d.mounter.rmdir(target)
     } catch (e) {

@@ -124,11 +124,11 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
       if (tgt.type !== 'dir') {
         // A block volume's target: a file we created, with the device node bound on it.
         if (tgt.type === 'symlink') throw failedPrecondition(`target_path ${target} is a symbolic link; the driver never follows links at CO paths`)
-        unmountVolume(d, id, 'target_path', target, tgt)
+        unmountVolume(d, id, vol, 'target_path', target, tgt)
         d.mounter.removeFile(target)
         return {}
       }
-      unmountVolume(d, id, 'target_path', target, tgt)
+      unmountVolume(d, id, vol, 'target_path', target, tgt)
       try {
         d.mounter.rmdir(target)
       } catch (e) {

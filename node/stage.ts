@@ -94,29 +94,28 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
     const id = requireId('volume_id', req.volume_id, 'v')
     return d.locks.run(id, `volume ${id}`, () => {
       const st = d.mounter.inspect(staging)
+      const vol = findVolume(d, id)
       if (!st) {
         d.index.remove(id, staging)
-        const gone = findVolume(d, id)
-        if (gone) d.staged.forget(gone, staging)
+        if (vol) d.staged.forget(vol, staging)
         return {}
       }
       if (st.type === 'symlink') throw failedPrecondition(`staging_target_path ${staging} is a symbolic link; the driver never follows links at CO paths`)
       // A block volume: its device node bound inside the staging directory, and the loop device.
       // Only a raw image is staged as a device node inside a staging folder that is itself not a
       // mount; anywhere else `device` could be a pod's file and is none of our business.
-      const vol = findVolume(d, id)
       const file = blockStagingFile(staging)
       const fi = vol?.kind === 'image' && !st.isMountRoot ? d.mounter.inspect(file) : undefined
       if (fi && fi.type !== 'dir') {
         const device = fi.isMountRoot ? loopDeviceOf(fi.rdev) : undefined
-        unmountVolume(d, id, 'staging_target_path', file, fi)
+        unmountVolume(d, id, vol, 'staging_target_path', file, fi)
         if (device) d.mounter.detachImage(device, vol!.path)
         d.mounter.removeFile(file)
       }
       // The staging directory belongs to the CO (it created it); only the mount is ours. An
       // image's loop device goes with its last mount (autoclear), unless the filesystem is frozen.
       if (vol?.kind === 'image' && st.isMountRoot && st.type === 'dir' && belongsTo(d, vol, st, staging)) thawBeforeUnmount(d, id, staging)
-      unmountVolume(d, id, 'staging_target_path', staging, d.mounter.inspect(staging)!)
+      unmountVolume(d, id, vol, 'staging_target_path', staging, d.mounter.inspect(staging)!)
       if (vol) d.staged.forget(vol, staging)
       return {}
     })
