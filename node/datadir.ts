@@ -38,6 +38,17 @@ export async function prepareDataRoot(...dirs: string[]): Promise<void> {
  * arbitrary users, and the folder is reachable only through the pod's mount (the data root is
  * 0700). Idempotent: an existing directory is fine, anything else at the path is an error.
  */
+/**
+ * Refuses a new volume the pool cannot hold. The controller placed it on a view of free space
+ * that may be stale (a dir volume without a quota can fill the pool meanwhile); better to say so
+ * now, naming the size and what is free, than to hand a pod a volume that fails later.
+ */
+export async function requireRoom(dir: string, size: bigint, what: string): Promise<void> {
+  const fs = await fsp.statfs(dir, { bigint: true }).catch((e) => { throw fromNodeError(e, 'statfs', dir) })
+  const free = fs.bavail * fs.bsize
+  if (free < size) throw exhausted(`no room for ${what} of ${size} bytes in ${dir}: ${free} bytes free`)
+}
+
 export async function ensureVolumeDir(dir: string): Promise<void> {
   try {
     await fsp.mkdir(dir, { mode: 0o777 })
@@ -94,12 +105,8 @@ export async function ensureImage(file: string, size: bigint, fsType: string): P
     return
   }
   await mkdirs(path.dirname(file))
-  // The controller placed the image on a view of free space that may be stale (a dir volume
-  // without a quota can fill the pool meanwhile): refuse early, with the numbers. preallocate()
-  // below is what then really reserves the blocks.
-  const fs = await fsp.statfs(path.dirname(file), { bigint: true }).catch((e) => { throw fromNodeError(e, 'statfs', path.dirname(file)) })
-  const free = fs.bavail * fs.bsize
-  if (free < size) throw exhausted(`no room for an image of ${size} bytes in ${path.dirname(file)}: ${free} bytes free`)
+  // preallocate() below is what really reserves the blocks; this answers early, with numbers.
+  await requireRoom(path.dirname(file), size, 'an image')
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`)
   await fsp.rm(tmp, { force: true })
   await fsp.writeFile(tmp, '', { flag: 'wx', mode: 0o600 })

@@ -1,12 +1,13 @@
 // The node plugin's half of the store protocol: it registers the node, reports its capacity,
 // and realises the volumes the controller placed here (create or remove their directories),
 // writing the outcome into each volume's status. It acts only on its own node's objects.
-import { Code, codeName, exhausted, failedPrecondition, toCsiError } from '../common/errors.js'
+import path from 'node:path'
+import { Code, codeName, failedPrecondition, toCsiError } from '../common/errors.js'
 import { Mutexes } from '../common/lock.js'
 import type { Logger } from '../common/log.js'
 import type { NodeStatus, VolumeStatus } from '../common/store/model.js'
 import type { Store, VolumeObject } from '../common/store/types.js'
-import { ensureImage, ensureVolumeDir, retire } from './datadir.js'
+import { ensureImage, ensureVolumeDir, requireRoom, retire } from './datadir.js'
 import { fillFromSource, removeSnapshot, takeSnapshots } from './snapshots.js'
 import type { NodeDeps } from './deps.js'
 import { topologyOf } from './info.js'
@@ -185,7 +186,7 @@ export class Realiser {
         return { phase: 'Ready', ...this.base(obj) }
       }
       const dir = d.layout.volumeDir(obj.id, obj.spec.pool)
-      if (!d.mounter.inspect(dir)) this.checkRoom(obj.spec.pool, BigInt(obj.spec.capacityBytes), 'a directory volume')
+      if (!d.mounter.inspect(dir)) await requireRoom(path.dirname(dir), BigInt(obj.spec.capacityBytes), 'a directory volume')
       await ensureVolumeDir(dir)
       const quota = this.applyQuota(obj, dir)
       this.o.log.info({ volume_id: obj.id, name: obj.spec.name, quota }, 'volume realised')
@@ -199,17 +200,6 @@ export class Realiser {
       const code = err.code === Code.NOT_FOUND ? 'INTERNAL' : codeName(err.code)
       return { phase: 'Failed', code, message: err.message, ...this.base(obj) }
     }
-  }
-
-  /**
-   * The controller placed the volume on a view of free space that may be stale (a dir volume
-   * without a quota can fill the pool meanwhile): a new volume the pool cannot hold is refused
-   * here, naming the pool, rather than handed to a pod that fails later.
-   */
-  private checkRoom(pool: string, size: bigint, what: string): void {
-    const fs = this.o.deps.mounter.statfs(this.o.deps.layout.pools.get(pool)!)
-    const free = fs.bavail * BigInt(fs.fragmentSize || fs.blockSize)
-    if (free < size) throw exhausted(`no room for ${what} of ${size} bytes in pool ${JSON.stringify(pool)} on node ${this.o.deps.nodeId}: ${free} bytes free`)
   }
 
   /** Sets (or, after an expansion, raises) a dir volume's quota; says whether it is enforced. */
