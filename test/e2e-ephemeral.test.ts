@@ -4,7 +4,7 @@ import t from 'tap'
 import { existsSync, mkdirSync, readdirSync, statfsSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { listLoopDevices } from '../native/index.js'
-import { client, mountCap, mountsUnder, start, testRig } from './helpers/driver.js'
+import { mountCap, mountsUnder, startDriver } from './helpers/driver.js'
 
 const MiB = 1 << 20
 
@@ -12,14 +12,7 @@ if (process.getuid?.() !== 0) {
   t.skip('ephemeral volumes are mounted by the node plugin, which needs root')
 } else {
   t.test('an inline volume lives exactly as long as its publication', async (t) => {
-    const rig = testRig(t)
-    const dir = rig.dir
-    const ctl = await start('controller', dir)
-    const node = await start('node', dir)
-    rig.procs.push(ctl, node)
-    const c = client('Controller', ctl.socket)
-    const n = client('Node', node.socket)
-    t.teardown(() => { c.close(); n.close() })
+    const { dir, node, c, n } = await startDriver(t)
     mkdirSync(path.join(dir, 'pods/a'), { recursive: true })
     mkdirSync(path.join(dir, 'pods/b'), { recursive: true })
     const ctx = { 'csi.storage.k8s.io/ephemeral': 'true', 'csi.storage.k8s.io/pod.name': 'app' }

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { closeSync, mkdirSync, openSync, readFileSync, statfsSync, statSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { blockDeviceSize, listLoopDevices } from '../native/index.js'
-import { client, kill9, mountsUnder, start, testRig } from './helpers/driver.js'
+import { client, kill9, mountsUnder, start, startDriver, testRig } from './helpers/driver.js'
 
 const MiB = 1 << 20
 const cap = (fsType = '') => ({ mount: { fs_type: fsType, mount_flags: [], volume_mount_group: '' }, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'mount' })
@@ -33,14 +33,7 @@ if (process.getuid?.() !== 0) {
 } else {
   t.setTimeout(300_000)
   t.test('image volumes: size is a hard limit, expansion is online, block volumes are exact devices', async (t) => {
-    const rig = testRig(t)
-    const dir = rig.dir
-    const ctl = await start('controller', dir)
-    const node = await start('node', dir)
-    rig.procs.push(ctl, node)
-    const c = client('Controller', ctl.socket)
-    const n = client('Node', node.socket)
-    t.teardown(() => { c.close(); n.close() })
+    const { rig, dir, ctl, node, c, n } = await startDriver(t)
     const publish = async (name: string, capability: object, params: Record<string, string>, size: number) => {
       const { volume } = await c.CreateVolume({ name, volume_capabilities: [capability], parameters: params, capacity_range: { required_bytes: String(size) } })
       const staging = path.join(dir, `${name}-staging`)

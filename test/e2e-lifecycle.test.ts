@@ -2,20 +2,13 @@
 import t from 'tap'
 import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs'
 import path from 'node:path'
-import { client, mountCap, mountInfoOf, mountsUnder, start, testRig } from './helpers/driver.js'
+import { mountCap, mountInfoOf, mountsUnder, startDriver } from './helpers/driver.js'
 
 if (process.getuid?.() !== 0) {
   t.skip('end-to-end tests mount filesystems and need root')
 } else {
   t.test('a published volume is a bind mount whose writes land in the volume directory', async (t) => {
-    const rig = testRig(t)
-    const dir = rig.dir
-    const ctl = await start('controller', dir)
-    const node = await start('node', dir)
-    rig.procs.push(ctl, node)
-    const c = client('Controller', ctl.socket)
-    const n = client('Node', node.socket)
-    t.teardown(() => { c.close(); n.close() })
+    const { dir, node, c, n } = await startDriver(t)
 
     const created = await c.CreateVolume({ name: 'pvc-e2e-1', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(64 << 20) } })
     const vol = created.volume

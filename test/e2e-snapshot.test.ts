@@ -6,7 +6,7 @@ import { chmodSync, chownSync, linkSync, mkdirSync, readFileSync, symlinkSync, t
 import path from 'node:path'
 import { setXattr } from '../native/index.js'
 import { treeDigest } from '../node/digest.js'
-import { client, kill9, mountCap, mountsUnder, start, testRig } from './helpers/driver.js'
+import { client, kill9, mountCap, mountsUnder, start, startDriver, testRig } from './helpers/driver.js'
 
 const MiB = 1 << 20
 const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' }
@@ -38,14 +38,7 @@ if (process.getuid?.() !== 0) {
 } else {
   t.setTimeout(400_000)
   t.test('restores match the snapshot and clones the source, bit for bit with metadata', async (t) => {
-    const rig = testRig(t)
-    const dir = rig.dir
-    const ctl = await start('controller', dir)
-    const node = await start('node', dir)
-    rig.procs.push(ctl, node)
-    const c = client('Controller', ctl.socket)
-    const n = client('Node', node.socket)
-    t.teardown(() => { c.close(); n.close() })
+    const { rig, dir, ctl, node, c, n } = await startDriver(t)
     const vols = path.join(dir, 'data/volumes')
 
     // A dir volume: write the tree straight into its directory (as a pod would through a mount).

@@ -161,3 +161,18 @@ export function testRig(t: { teardown(fn: () => unknown): void; testdir(): strin
   rig.dir = t.testdir()
   return rig
 }
+
+/** A test rig with the real controller and node plugin running in it, and clients for both. */
+export async function startDriver(t: Parameters<typeof testRig>[0], nodeFlags: string[] = []): Promise<{
+  rig: ReturnType<typeof testRig>; dir: string; ctl: Proc; node: Proc; c: ReturnType<typeof client>; n: ReturnType<typeof client>
+}> {
+  const rig = testRig(t)
+  const dir = rig.dir
+  const ctl = await start('controller', dir)
+  const node = await start('node', dir, nodeFlags)
+  rig.procs.push(ctl, node)
+  const c = client('Controller', ctl.socket)
+  const n = client('Node', node.socket)
+  t.teardown(() => { c.close(); n.close() })
+  return { rig, dir, ctl, node, c, n }
+}
