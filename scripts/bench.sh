@@ -2,7 +2,7 @@
 # npm run bench: tscsi against kubernetes-csi's hostpathplugin on this machine (see BENCHMARKS.md).
 #   1. builds tscsi (dist/) and the harness (bench/ -> dist/bench/)
 #   2. builds hostpathplugin into .tools/bin when missing or stale (scripts/hostpath-tools.sh)
-#   3. installs strace with apt when missing and apt can (for the syscall counts; optional)
+#   3. installs the Debian packages it runs (strace, for the syscall counts) with scripts/setup.sh
 #   4. runs the harness in a private mount namespace (unshare -m): every mount the drivers and the
 #      scale phase make lives and dies there, so even a killed run leaks nothing into the host's
 #      mount table. The harness cleans up after itself regardless.
@@ -21,14 +21,8 @@ ensure_built
 (cd "$ROOT" && npx tsc -p bench/tsconfig.json >&2)
 export BENCH_HOSTPATH_BIN="${BENCH_HOSTPATH_BIN:-$(bash "$ROOT/scripts/hostpath-tools.sh")}"
 
-if ! command -v strace >/dev/null; then
-  if [[ "${BENCH_PHASES:-syscalls}" == *syscalls* ]] && command -v apt-get >/dev/null; then
-    echo "bench: installing strace for the syscall counts" >&2
-    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >&2 ||
-      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >&2; }; } ||
-      echo "bench: could not install strace; the syscall counts will be skipped" >&2
-  fi
-fi
+# strace (for the syscall counts) and the rest come from the one set-up step.
+bash "$ROOT/scripts/setup.sh"
 
 cd "$ROOT"
 if [ "${BENCH_NO_UNSHARE:-}" != 1 ] && command -v unshare >/dev/null && unshare -m --propagation private true 2>/dev/null; then

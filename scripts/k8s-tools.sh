@@ -37,28 +37,9 @@ log() { echo "k8s-tools: $*" >&2; }
 # --- etcd (Debian) ---------------------------------------------------------------------------
 ensure_etcd() {
   local t0; t0="$(now)"
-  if ! [ -x /usr/bin/etcd ]; then
-    if [ "$(id -u)" != 0 ]; then
-      log "etcd is missing and installing it needs root: run 'apt-get install -y etcd-server' as root"
-      return 1
-    fi
-    if ! apt-cache policy etcd-server 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-      log "apt-get update (no candidate for etcd-server yet)"
-      apt-get update -q >&2
-    fi
-    # The package's postinst would start an etcd daemon on :2379 where no policy-rc.d forbids it;
-    # the tests start their own, so forbid it for the length of the install only.
-    local policy=/usr/sbin/policy-rc.d made_policy=0
-    if ! [ -e "$policy" ]; then
-      printf '#!/bin/sh\nexit 101\n' >"$policy"
-      chmod 755 "$policy"
-      made_policy=1
-    fi
-    local rc=0
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends etcd-server >&2 || rc=$?
-    if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi
-    [ "$rc" = 0 ] || { log "apt-get install etcd-server failed ($rc)"; return "$rc"; }
-  fi
+  # Debian's etcd-server, installed by the one set-up step with every other package.
+  [ -x /usr/bin/etcd ] || bash "$ROOT/scripts/setup.sh" || return 1
+  [ -x /usr/bin/etcd ] || { log "/usr/bin/etcd is missing (Debian package etcd-server; scripts/setup.sh installs it)"; return 1; }
   ln -sfn /usr/bin/etcd "$BIN/etcd"
   log "etcd $(/usr/bin/etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p') ready in $(elapsed "$t0")s ($BIN/etcd -> /usr/bin/etcd)"
 }

@@ -4,6 +4,8 @@
 # Stop with Ctrl-C; the processes drain in-flight calls and exit.
 set -u
 source "$(dirname "$0")/lib.sh"
+# The filesystem tools the node plugin runs (mkfs.*, resize2fs, xfs_growfs, btrfs), as in the image.
+bash "$ROOT/scripts/setup.sh" --image || exit 1
 ensure_built
 base="${TSCSI_LOCAL:-$ROOT/.local}"
 mkdir -p "$base"

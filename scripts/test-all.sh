@@ -6,6 +6,10 @@
 set -u
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+# Every Debian package any test, the e2e or the product runs a program from, before any of them
+# runs (deploy/debian-packages.txt). A package installed only later, by a script of one suite,
+# once hid a missing install from CI on machines that already had it.
+bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 ensure_built || { echo "0 passed, 1 failed"; exit 1; }
 ensure_csi_sanity || { echo "0 passed, 1 failed"; exit 1; }
 # A real kube-apiserver, etcd and kubectl for the Kubernetes-store tests (about 5 minutes on a

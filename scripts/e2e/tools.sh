@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Puts everything the end-to-end cluster needs onto this machine, reusing what is already there:
-#   Debian packages   containerd 1.6, runc, the CNI plugins, busybox-static (images), etcd-server
+#   Debian packages   containerd 1.6, runc, the CNI plugins, busybox-static (images), etcd-server:
+#                     scripts/setup.sh, from deploy/debian-packages.txt
 #   .tools/bin        kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl
 #                     (scripts/k8s-tools.sh cluster); csi-provisioner, csi-resizer, csi-snapshotter,
 #                     snapshot-controller (wrapper modules in scripts/e2e-tools/, from the Go module
@@ -22,23 +23,8 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 log() { echo "e2e-tools: $*" >&2; }
 
-# --- Debian packages ---------------------------------------------------------------------------
-ensure_packages() {
-  local want=(containerd runc containernetworking-plugins busybox-static xfsprogs btrfs-progs) missing=()
-  local p
-  for p in "${want[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
-  [ "${#missing[@]}" = 0 ] && return 0
-  [ "$(id -u)" = 0 ] || { log "missing ${missing[*]}; installing needs root"; return 1; }
-  apt-cache policy containerd 2>/dev/null | grep -q 'Candidate: [0-9]' || apt-get update -q >&2
-  # containerd's postinst would start a daemon on the host's default socket where no policy-rc.d
-  # forbids it; the e2e runs its own private one. An existing policy is left untouched.
-  local policy=/usr/sbin/policy-rc.d made=0 rc=0
-  if ! [ -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; made=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || rc=$?
-  [ "$made" = 1 ] && rm -f "$policy"
-  [ "$rc" = 0 ] || { log "apt-get install ${missing[*]} failed ($rc)"; return "$rc"; }
-  log "installed ${missing[*]}"
-}
+# --- Debian packages: the one set-up step (deploy/debian-packages.txt) ---------------------------
+ensure_packages() { bash "$ROOT/scripts/setup.sh"; }
 
 export CGO_ENABLED=0 GOTOOLCHAIN=local
 GO_VERSION="$(go env GOVERSION)"
