@@ -3,7 +3,7 @@
 # sockets, with the local store, in a temporary folder. Arguments before `--` go to the
 # controller (e.g. --enable-attach), arguments after it to csi-sanity (e.g.
 # --csi.testvolumeaccesstype block). Prints csi-sanity's output and, last,
-# "SANITY passed=N failed=M".
+# "SANITY passed=N failed=M skipped=K" (K: csi-sanity's pending and skipped specs).
 set -u
 source "$(dirname "$0")/lib.sh"
 ensure_csi_sanity
@@ -23,7 +23,7 @@ node "$ROOT/dist/controller/main.js" --endpoint "unix://$work/controller.sock" -
 pids+=($!)
 node "$ROOT/dist/node/main.js" --endpoint "unix://$work/node.sock" --state-dir "$work/state" --data-root "$work/data" --nodeid sanity-node --max-volumes-per-node 64 --co-path-prefix "$work" --log-level warn >"$work/node.log" 2>&1 &
 pids+=($!)
-wait_for_socket "$work/controller.sock" && wait_for_socket "$work/node.sock" || { cat "$work"/*.log; echo "SANITY passed=0 failed=1"; exit 1; }
+wait_for_socket "$work/controller.sock" && wait_for_socket "$work/node.sock" || { cat "$work"/*.log; echo "SANITY passed=0 failed=1 skipped=0"; exit 1; }
 csi-sanity \
   --csi.endpoint "unix://$work/node.sock" \
   --csi.controllerendpoint "unix://$work/controller.sock" \
@@ -34,6 +34,8 @@ csi-sanity \
 summary="$(grep -E '^(SUCCESS|FAIL)! -- ' "$work/sanity.log" | tail -1)"
 passed="$(sed -nE 's/.* ([0-9]+) Passed.*/\1/p' <<<"$summary")"
 failed="$(sed -nE 's/.*\| ([0-9]+) Failed.*/\1/p' <<<"$summary")"
+pending="$(sed -nE 's/.*\| ([0-9]+) Pending.*/\1/p' <<<"$summary")"
+skipped="$(sed -nE 's/.*\| ([0-9]+) Skipped.*/\1/p' <<<"$summary")"
 if [ -z "$passed" ] || [ -z "$failed" ]; then
   echo "csi-sanity did not report a summary; driver logs follow" >&2
   cat "$work"/*.log >&2
@@ -44,4 +46,4 @@ leaks="$(grep -c " $work" /proc/self/mountinfo || true)"
 loops="$(grep -l "$work" /sys/block/loop*/loop/backing_file 2>/dev/null | wc -l)"
 if [ "$loops" != "0" ]; then echo "LEAK: $loops loop devices backed by files under $work" >&2; failed=$((failed + 1)); fi
 if [ "$leaks" != "0" ]; then echo "LEAK: $leaks mounts left under $work" >&2; failed=$((failed + 1)); grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l; fi
-echo "SANITY passed=$passed failed=$failed"
+echo "SANITY passed=$passed failed=$failed skipped=$(( ${pending:-0} + ${skipped:-0} ))"
