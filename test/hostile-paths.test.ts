@@ -8,9 +8,7 @@
 // the hostile paths point (symlinks, `..`, /proc/self/root, relative paths from the plugin's
 // working directory), and is compared byte for byte after every case and after the suite. The
 // mount table must gain nothing outside the test folder and nothing under the canary.
-//
-// Known bugs stay as failing assertions marked { todo } (see KNOWN below) so the suite is green
-// while they are open; remove the entry when the bug is fixed.
+// Every assertion is a plain one: a wrong answer or a touched canary turns the run red.
 import t from 'tap'
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
@@ -44,17 +42,6 @@ interface Case {
   undo?: (res: any) => Promise<void>
   /** Extra invariants; returns problems. */
   check?: (o: Outcome) => string[]
-}
-
-/**
- * Known bugs, by case label prefix: the assertions of a matching case carry { todo }. Each entry
- * says what happens and what the spec / DESIGN.md asks for. Empty: every case is answered right.
- */
-const KNOWN: [RegExp, string][] = []
-
-function todoFor(label: string): string | undefined {
-  for (const [re, why] of KNOWN) if (re.test(label)) return `bug: ${why}`
-  return undefined
 }
 
 /** Hostile strings for id-like fields, with the code each deserves as a volume id. */
@@ -755,14 +742,12 @@ if (!isRoot()) {
     const badCodes: { label: string; text: string }[] = []
     let answered = 0
     for (const cs of cases) {
-      const todo = todoFor(cs.label)
-      const extra = todo ? { todo } : {}
       const before = new Set(mountPoints())
       const o = await outcome(cs.call())
       answered++
       if (o.code === UNKNOWN || o.code === INTERNAL || o.code === DEADLINE || o.code === -1) badCodes.push({ label: cs.label, text: `${cs.label}: ${codeName(o.code)} ${o.message.slice(0, 160)}` })
-      t.ok(cs.expect.includes(o.code), `${cs.label} -> ${codeName(o.code)} (want ${cs.expect.map(codeName).join('|')})${o.message ? `: ${o.message.slice(0, 200)}` : ''}`, extra)
-      if (o.code === INVALID && cs.field) t.match(o.message, cs.field, `${cs.label}: the message names ${cs.field}`, extra)
+      t.ok(cs.expect.includes(o.code), `${cs.label} -> ${codeName(o.code)} (want ${cs.expect.map(codeName).join('|')})${o.message ? `: ${o.message.slice(0, 200)}` : ''}`)
+      if (o.code === INVALID && cs.field) t.match(o.message, cs.field, `${cs.label}: the message names ${cs.field}`)
       // Side effects: the canary, the mount table, and the case's own invariants.
       const problems: string[] = []
       const now = mountPoints()
@@ -794,7 +779,7 @@ if (!isRoot()) {
           problems.push(`repaired ${p} (re-mounted: ${codeName(r.code)})`)
         }
       }
-      t.same(problems, [], `${cs.label}: no side effects outside the data root and the given path`, extra)
+      t.same(problems, [], `${cs.label}: no side effects outside the data root and the given path`)
       if (diff.length > 0 || now.some((mp) => isUnder(mp, canary))) {
         touched.push(cs.label)
         restoreCanary(canary)
@@ -804,7 +789,7 @@ if (!isRoot()) {
     }
     t.comment(`hostile cases: ${cases.length} (answered ${answered})`)
     t.equal(answered, cases.length, 'every case was answered')
-    t.same(badCodes.map((b) => b.text), [], 'no case answered UNKNOWN, INTERNAL or hung', badCodes.length > 0 && badCodes.every((b) => todoFor(b.label)) ? { todo: 'bug: see the cases above' } : {})
+    t.same(badCodes.map((b) => b.text), [], 'no case answered UNKNOWN, INTERNAL or hung')
 
     // ---------------------------------------------------------------- after the suite
     t.equal(node.child.exitCode, null, 'the node plugin is still running')
@@ -825,7 +810,7 @@ if (!isRoot()) {
     t.same(left, [], 'every volume a case created was deleted again')
     // The whole canary, byte for byte, against the snapshot taken before the driver started.
     const final = diffSnapshots(original, snapshotTree(canary))
-    t.same(final, [], 'the canary tree is byte-for-byte as before the suite', touched.length > 0 ? { todo: `bug: the canary was touched (and rebuilt) by: ${touched.join('; ')}` } : {})
+    t.same(final, [], 'the canary tree is byte-for-byte as before the suite')
     if (touched.length > 0) t.comment(`canary touched by ${touched.length} case(s): ${touched.join('; ')}`)
   })
 }

@@ -24,16 +24,11 @@ export function handler(h: ServiceHandlers, name: string): Handler {
   return fn
 }
 
-/** Assertion options; `todo` marks a known bug (tap runs the assertion, a failure stays green). */
-export interface Extra {
-  todo?: string
-}
-
 /**
  * Asserts that p rejects with a CsiError of the given code (and a message matching re).
  * Returns the error so callers can check more.
  */
-export async function rejectsCsi(tt: TT, p: Promise<unknown>, code: status, re?: RegExp, what = '', extra: Extra = {}): Promise<CsiError | undefined> {
+export async function rejectsCsi(tt: TT, p: Promise<unknown>, code: status, re?: RegExp, what = ''): Promise<CsiError | undefined> {
   let err: unknown
   let resolved = false
   try {
@@ -44,13 +39,13 @@ export async function rejectsCsi(tt: TT, p: Promise<unknown>, code: status, re?:
   }
   const label = what ? `${what}: ` : ''
   if (resolved) {
-    tt.fail(`${label}resolved, expected ${status[code]}`, extra)
+    tt.fail(`${label}resolved, expected ${status[code]}`)
     return undefined
   }
-  tt.ok(err instanceof CsiError, `${label}throws a CsiError (got ${String((err as Error)?.name)})`, extra)
+  tt.ok(err instanceof CsiError, `${label}throws a CsiError (got ${String((err as Error)?.name)})`)
   const got = (err as { code?: unknown }).code
-  tt.equal(got, code, `${label}code ${status[code]} (got ${typeof got === 'number' ? status[got] : String(got)}: ${(err as Error)?.message})`, extra)
-  if (re) tt.match(String((err as Error)?.message), re, `${label}message names ${re}`, extra)
+  tt.equal(got, code, `${label}code ${status[code]} (got ${typeof got === 'number' ? status[got] : String(got)}: ${(err as Error)?.message})`)
+  if (re) tt.match(String((err as Error)?.message), re, `${label}message names ${re}`)
   return err as CsiError
 }
 
