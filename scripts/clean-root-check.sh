@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Proves that a new machine passes: makes a bare Debian bookworm root from Debian's packages
 # (debootstrap --variant=minbase), adds only what a machine of this project's kind comes with
-# (Node.js 20 with npm, unpacked from the machine's own nodejs package; the Go toolchain, bound
-# read-only), copies in the committed tree (git archive HEAD), and inside it runs what CI runs:
+# (Node.js 20 and npm, copied from this machine; the Go toolchain, bound read-only), copies in the committed tree (git archive HEAD), and inside it runs what CI runs:
 # `npm ci && npm test`, with TEST_PHASES="tap sanity" (the set-up step, every tap suite and
 # csi-sanity in all six modes; the real-cluster e2e needs a kubelet, which a chroot cannot host).
 # The set-up step must install every package the suites need; nothing else is installed.
@@ -21,22 +20,30 @@ mirror="$(sed -nE 's/^URIs: *(\S+debian)\/?$/\1/p' /etc/apt/sources.list.d/*.sou
 [ -n "$mirror" ] || mirror="$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' /etc/apt/sources.list 2>/dev/null)"
 mirror="${mirror:-http://deb.debian.org/debian}"
 
+# The bare root, made once and kept as it came from debootstrap; each run works on a copy of it.
+BASE="$DIR/base"
+t0="$(date +%s)"
+if ! [ -f "$BASE/.debootstrap-done" ]; then
+  rm -rf "$BASE" && mkdir -p "$BASE"
+  echo "clean-root-check: debootstrap --variant=minbase bookworm $BASE $mirror" >&2
+  debootstrap --variant=minbase bookworm "$BASE" "$mirror" >"$DIR/debootstrap.log" 2>&1 || { tail -20 "$DIR/debootstrap.log" >&2; exit 1; }
+  touch "$BASE/.debootstrap-done"
+  echo "clean-root-check: minimal root made in $(( $(date +%s) - t0 ))s" >&2
+fi
 if [ -d "$R" ]; then
   # A root left by an earlier run: nothing of it may still be mounted before it is removed.
   if grep -q " $R" /proc/self/mountinfo; then echo "clean-root-check: $R still has mounts" >&2; exit 1; fi
   rm -rf "$R"
 fi
-mkdir -p "$R"
-t0="$(date +%s)"
-echo "clean-root-check: debootstrap --variant=minbase bookworm $R $mirror" >&2
-debootstrap --variant=minbase bookworm "$R" "$mirror" >"$DIR/debootstrap.log" 2>&1 || { tail -20 "$DIR/debootstrap.log" >&2; exit 1; }
-echo "clean-root-check: minimal root made in $(( $(date +%s) - t0 ))s" >&2
+cp -a "$BASE" "$R"
+rm -f "$R/.debootstrap-done"
 
-# Node.js: the package this machine's node came from, unpacked without its maintainer scripts.
-deb_dir="$(mktemp -d)"
-(cd "$deb_dir" && apt-get download -q nodejs >/dev/null)
-dpkg-deb -x "$deb_dir"/nodejs_*.deb "$R"
-rm -rf "$deb_dir"
+# Node.js and npm as this machine has them (the NodeSource build the tests run with).
+cp -a /usr/bin/node "$R/usr/bin/node"
+mkdir -p "$R/usr/lib/node_modules"
+cp -a /usr/lib/node_modules/npm "$R/usr/lib/node_modules/npm"
+ln -s ../lib/node_modules/npm/bin/npm-cli.js "$R/usr/bin/npm"
+ln -s ../lib/node_modules/npm/bin/npx-cli.js "$R/usr/bin/npx"
 mkdir -p "$R/src" "$R/usr/local/go" "$R/root/.cache/go-build" "$R/root/go/pkg/mod"
 git -C "$ROOT" archive HEAD | tar -x -C "$R/src"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
