@@ -21,6 +21,8 @@ ensure_csi_sanity || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 bash scripts/k8s-tools.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 # Debian's prometheus and promtool for the metrics tests.
 bash scripts/metrics-tools.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+# helm v3, built from the Go module proxy, for the chart's lint, render and install tests.
+bash scripts/helm-tools.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
 passed=0
 failed=0

@@ -71,7 +71,7 @@ const locate = (program: string): string | undefined =>
 
 /** Why a program's package is not covered by the set-up step, or undefined when it is. */
 function problem(program: string, list: Map<string, Listed>, needImage: boolean): string | undefined {
-  if (MACHINE.has(program) || BUILT.has(program) || NOT_RUN.has(program)) return undefined
+  if (MACHINE.has(path.basename(program)) || BUILT.has(path.basename(program)) || NOT_RUN.has(program)) return undefined
   const file = locate(program)
   if (!file) return `is on no system path here: add the Debian package that provides it to deploy/debian-packages.txt`
   const pkg = owner(file)
