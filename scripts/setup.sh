@@ -1,28 +1,60 @@
 #!/usr/bin/env bash
 # The one set-up step: installs every Debian package that tscsi's code, tests, e2e and benchmarks
-# run a program from (deploy/debian-packages.txt), before anything uses them. `npm test` runs it
+# run a program from (the table below), before anything uses them. `npm test` runs it
 # first; `npm start` runs it with --image (only what the node plugin itself runs).
 #   bash scripts/setup.sh            every package in the list
 #   bash scripts/setup.sh --image    only the `image` scope
-#   bash scripts/setup.sh --list [--image]   print the package names and exit (the image build
-#                                    and the Dockerfile take their list from here)
+#   bash scripts/setup.sh --list [--image]   print the package names and exit
+#   bash scripts/setup.sh --table    print the table (PACKAGE SCOPE PROGRAMS...) and exit
 # Prints what it installs and what was already there. Idempotent: a second run installs nothing
 # and takes well under a second. Needs root only when something is missing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LIST="$ROOT/deploy/debian-packages.txt"
+# The Debian (bookworm) packages tscsi runs programs from, beyond what a minimal Debian root
+# (debootstrap --variant=minbase: every package of priority "required") already has. One a line:
+#
+#   PACKAGE  SCOPE  PROGRAMS...
+#
+# SCOPE `image`: the node plugin runs these in production (the Dockerfile installs the same
+# three). SCOPE `test`: only the tests, the real-cluster e2e and the benchmarks
+# run these. scripts/setup.sh installs both scopes before any test; `npm start` installs `image`.
+# PROGRAMS are checked: test/unit-setup.test.ts finds every program that the code and the
+# scripts start, fails when no package here (and no required one) provides it, and checks that
+# each program named here is in its package.
+PACKAGES='
+e2fsprogs                   image  mkfs.ext4 resize2fs e2fsck
+xfsprogs                    image  mkfs.xfs xfs_growfs
+btrfs-progs                 image  mkfs.btrfs btrfs
+prometheus                  test   prometheus promtool
+etcd-server                 test   etcd
+containerd                  test   containerd ctr
+runc                        test   runc
+containernetworking-plugins test   /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback
+iptables                    test   iptables
+busybox-static              test   busybox
+openssl                     test   openssl
+curl                        test   curl
+strace                      test   strace
+file                        test   file
+procps                      test   ps
+iproute2                    test   ip
+git                         test   git
+debootstrap                 test   debootstrap
+ca-certificates             test
+'
 scope=all list_only=0
 for a in "$@"; do
   case "$a" in
     --image) scope=image ;;
     --list) list_only=1 ;;
-    *) echo "setup: unknown argument $a (use --image, --list)" >&2; exit 2 ;;
+    --table) printf '%s\n' "$PACKAGES" | awk 'NF'; exit 0 ;;
+    *) echo "setup: unknown argument $a (use --image, --list, --table)" >&2; exit 2 ;;
   esac
 done
 
 # The package names of the chosen scope, in the list's order.
-mapfile -t want < <(awk -v s="$scope" '!/^[[:space:]]*(#|$)/ && (s == "all" || $2 == s) { print $1 }' "$LIST")
+mapfile -t want < <(awk -v s="$scope" 'NF && (s == "all" || $2 == s) { print $1 }' <<<"$PACKAGES")
 if [ "$list_only" = 1 ]; then printf '%s\n' "${want[@]}"; exit 0; fi
 
 log() { echo "setup: $*" >&2; }

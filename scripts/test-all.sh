@@ -11,7 +11,7 @@ PHASES=" ${TEST_PHASES:-tap sanity e2e} "
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 cd "$ROOT"
 # Every Debian package any test, the e2e or the product runs a program from, before any of them
-# runs (deploy/debian-packages.txt). A package installed only later, by a script of one suite,
+# runs (the package table in scripts/setup.sh). A package installed only later, by a script of one suite,
 # once hid a missing install from CI on machines that already had it.
 bash scripts/setup.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 ensure_built || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }

@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url'
 import { scanShell, scanTs, walk, type Use } from './helpers/programs.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const LIST = path.join(ROOT, 'deploy/debian-packages.txt')
 const PRODUCT_DIRS = ['controller', 'node', 'common', 'native', 'metrics', 'tools']
 const TEST_DIRS = ['test', 'e2e', 'bench']
 // What a machine of this project's kind comes with, outside Debian's packages: Node.js 20 with
@@ -30,7 +29,7 @@ const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin
 interface Listed { scope: string; programs: string[] }
 function readList(): Map<string, Listed> {
   const out = new Map<string, Listed>()
-  for (const raw of execFileSync('cat', [LIST], { encoding: 'utf8' }).split('\n')) {
+  for (const raw of execFileSync('bash', [path.join(ROOT, 'scripts/setup.sh'), '--table'], { encoding: 'utf8' }).split('\n')) {
     const line = raw.trim()
     if (!line || line.startsWith('#')) continue
     const [pkg, scope, ...programs] = line.split(/\s+/)
@@ -73,13 +72,13 @@ const locate = (program: string): string | undefined =>
 function problem(program: string, list: Map<string, Listed>, needImage: boolean): string | undefined {
   if (MACHINE.has(path.basename(program)) || BUILT.has(path.basename(program)) || NOT_RUN.has(program)) return undefined
   const file = locate(program)
-  if (!file) return `is on no system path here: add the Debian package that provides it to deploy/debian-packages.txt`
+  if (!file) return `is on no system path here: add the Debian package that provides it to the table in scripts/setup.sh`
   const pkg = owner(file)
   if (!pkg) return `${file} belongs to no Debian package`
   // debootstrap --variant=minbase installs every package of priority required.
   if (priority(pkg) === 'required') return undefined
   const listed = list.get(pkg)
-  if (!listed) return `comes from package ${pkg}, which deploy/debian-packages.txt does not list`
+  if (!listed) return `comes from package ${pkg}, which the table in scripts/setup.sh does not list`
   if (needImage && listed.scope !== 'image') return `is run by the product, but its package ${pkg} has scope ${listed.scope}, not image`
   return undefined
 }

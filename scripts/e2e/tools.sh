@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Puts everything the end-to-end cluster needs onto this machine, reusing what is already there:
 #   Debian packages   containerd 1.6, runc, the CNI plugins, busybox-static (images), etcd-server:
-#                     scripts/setup.sh, from deploy/debian-packages.txt
+#                     scripts/setup.sh, from the package table in scripts/setup.sh
 #   .tools/bin        kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl
 #                     (scripts/k8s-tools.sh cluster); csi-provisioner, csi-resizer, csi-snapshotter,
 #                     snapshot-controller (wrapper modules in scripts/e2e-tools/, from the Go module
@@ -23,7 +23,7 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 log() { echo "e2e-tools: $*" >&2; }
 
-# --- Debian packages: the one set-up step (deploy/debian-packages.txt) ---------------------------
+# --- Debian packages: the one set-up step (the package table in scripts/setup.sh) ---------------------------
 ensure_packages() { bash "$ROOT/scripts/setup.sh"; }
 
 export CGO_ENABLED=0 GOTOOLCHAIN=local

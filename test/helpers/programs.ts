@@ -1,5 +1,5 @@
 // Finds the programs that the project's TypeScript and shell scripts start as child processes, so
-// a test can check that the one set-up step (scripts/setup.sh, deploy/debian-packages.txt)
+// a test can check that the one set-up step (scripts/setup.sh and its package table)
 // installs every one of them. A static scan, kept honest in two ways: a call whose program it
 // cannot name is reported as unresolved (and fails the test) rather than dropped, and the test
 // runs the scanner on fixtures that must be caught.
