@@ -67,7 +67,7 @@ export class FrameReader {
   }
 }
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+export function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(9)
   h.writeUIntBE(payload.length, 0, 3)
   h[3] = type
@@ -100,10 +100,17 @@ export class RequestRepair {
   private table = new TableMirror()
   private held: Frame[] = []
 
+  /** dropAck: the client has yet to acknowledge the front's EMPTY_SETTINGS; that ACK is not nghttp2's. */
+  constructor(private dropAck = false) {}
+
   push(chunk: Buffer): Buffer {
     this.reader.push(chunk)
     const out: Buffer[] = []
     for (let f = this.reader.next(); f; f = this.reader.next()) {
+      if (this.dropAck && f.type === T.SETTINGS && f.flags & F.ACK) {
+        this.dropAck = false
+        continue
+      }
       if (f.type !== T.HEADERS && f.type !== T.CONTINUATION && this.held.length === 0) {
         out.push(f.raw)
         continue
@@ -139,8 +146,8 @@ export class RequestRepair {
 }
 
 /** A Duplex over the socket whose readable side is the repaired request stream. */
-function repairingStream(socket: Socket, already: Buffer): Duplex {
-  const repair = new RequestRepair()
+function repairingStream(socket: Socket, already: Buffer, ackPending: boolean): Duplex {
+  const repair = new RequestRepair(ackPending)
   let paused = false
   const d = new Duplex({
     read() {
@@ -203,7 +210,7 @@ export function frontConnection(socket: Socket, inject: (connection: Duplex) => 
     socket.removeListener('error', onError)
     socket.pause()
     const bytes = Buffer.concat([...kept, reader.rest()])
-    if (verdict === 'repair') return void inject(repairingStream(socket, bytes))
+    if (verdict === 'repair') return void inject(repairingStream(socket, bytes, !ackDropped))
     if (bytes.length) socket.unshift(bytes)
     inject(socket)
   }
@@ -230,7 +237,9 @@ export function frontConnection(socket: Socket, inject: (connection: Duplex) => 
     if (done) return
     // Not HTTP/2, or not a client this is for: nghttp2 answers it as it always did.
     if (reader.badPreface || keptBytes > SNIFF_LIMIT) verdict = 'native'
-    if (verdict && (ackDropped || reader.badPreface || keptBytes > SNIFF_LIMIT)) handOver()
+    // The plain socket must wait for the ACK (nghttp2 would count it as its own); a repaired
+    // connection need not, its stream drops the ACK whenever it comes.
+    if (verdict === 'repair' || (verdict && (ackDropped || reader.badPreface || keptBytes > SNIFF_LIMIT))) handOver()
   }
   socket.on('data', onData)
   socket.on('error', onError)

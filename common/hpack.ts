@@ -36,7 +36,9 @@ const HUFFMAN = (() => {
   return byCode
 })()
 
-export class HpackError extends Error {}
+export class HpackError extends Error {
+  override name = 'HpackError'
+}
 
 export function huffmanDecode(b: Buffer): Buffer {
   const out: number[] = []
