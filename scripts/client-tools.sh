@@ -69,5 +69,5 @@ PYEOF
 fi
 echo "CSC_GRPC119=$BIN/csc-grpc119"
 echo "CSC_GRPC_CURRENT=$BIN/csc-grpc-current"
-echo "PYTHON=$VENV/bin/python"
+echo "PYTHON=$VENV/bin/python3"
 echo "PY_STUBS=$VENV/stubs"

@@ -12,7 +12,7 @@ import t, { type Test } from 'tap'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { mountInfoOf, mountsUnder, spawnDriver, testRig } from './helpers/driver.js'
-import { CSC_GRPC119, CSC_GRPC_CURRENT, buildClients, csc, grpcJs, python, spawnTcp } from './helpers/clients.js'
+import { buildClients, csc119, cscCurrent, grpcJs, python, spawnTcp } from './helpers/clients.js'
 
 const DRIVER = 'local.tscsi.dev'
 
@@ -55,14 +55,14 @@ if (built?.skip) {
     t.test(`every client gets answers from both servers over ${transport}`, async (t) => {
       const p = await pair(t, transport)
       for (const [server, endpoint] of [['controller', p.controller], ['node', p.node]] as const) {
-        for (const program of [CSC_GRPC119, CSC_GRPC_CURRENT]) {
+        for (const [client, csc] of [['csc-grpc119', csc119], ['csc-grpc-current', cscCurrent]] as const) {
           for (const target of cscTargets(endpoint)) {
-            const name = `${path.basename(program)} ${server} ${target === endpoint ? transport : 'bare socket path'}`
-            const info = await csc(program, target, 'identity', 'plugin-info')
+            const name = `${client} ${server} ${target === endpoint ? transport : 'bare socket path'}`
+            const info = await csc(target, 'identity', 'plugin-info')
             t.same({ code: info.code, name: info.out?.name }, { code: 0, name: DRIVER }, `${name}: plugin-info (${info.err})`)
             // Twenty calls on one connection: after the first, grpc-go refers to :authority by its
             // index in HPACK's dynamic table, which the repair must have kept in step.
-            const probe = await csc(program, target, '--count', '20', 'identity', 'probe')
+            const probe = await csc(target, '--count', '20', 'identity', 'probe')
             t.same({ code: probe.code, ready: probe.out?.ready?.value }, { code: 0, ready: true }, `${name}: 20 probes on one connection (${probe.err})`)
           }
         }
@@ -84,14 +84,14 @@ if (built?.skip) {
     t.test('seed 003\'s walk-through', { skip: 'it stages and publishes with real mounts, which needs root' }, () => {})
   } else {
     for (const transport of ['tcp', 'unix'] as const) {
-      t.test(`seed 003's walk-through with csc (grpc-go 1.19) over ${transport}`, async (t) => walkThrough(t, await pair(t, transport)))
+      t.test(`seed 003's walk-through with csc on grpc-go 1.19 over ${transport}`, async (t) => walkThrough(t, await pair(t, transport)))
     }
   }
 }
 
 async function walkThrough(t: Test, p: Pair): Promise<void> {
-  const ctl = (...args: string[]) => csc(CSC_GRPC119, p.controller, ...args)
-  const node = (...args: string[]) => csc(CSC_GRPC119, p.node, ...args)
+  const ctl = (...args: string[]) => csc119(p.controller, ...args)
+  const node = (...args: string[]) => csc119(p.node, ...args)
   const ok = (r: { code: number; err: string }, what: string): void => void t.equal(r.code, 0, `${what} (${r.err})`)
 
   // $ csc identity plugin-info --endpoint tcp://127.0.0.1:10000

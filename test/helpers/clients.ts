@@ -9,7 +9,8 @@ import { ROOT, requireBuilt, type Proc } from './driver.js'
 
 export const CSC_GRPC119 = path.join(ROOT, '.tools/bin/csc-grpc119')
 export const CSC_GRPC_CURRENT = path.join(ROOT, '.tools/bin/csc-grpc-current')
-export const PYTHON = path.join(ROOT, '.tools/py/bin/python')
+// The venv's python3 is Debian's /usr/bin/python3 (package python3-minimal) with grpcio beside it.
+export const PYTHON = path.join(ROOT, '.tools/py/bin/python3')
 const PY_STUBS = path.join(ROOT, '.tools/py/stubs')
 const PY_CLIENT = path.join(ROOT, 'test/clients/csi_client.py')
 
@@ -36,8 +37,13 @@ function run(program: string, args: string[], env: NodeJS.ProcessEnv = process.e
 }
 
 /** csc-style: `csc-grpc119 --endpoint E [flags] group command [arg]`; exits with the gRPC code. */
-export function csc(program: string, endpoint: string, ...args: string[]): Promise<Outcome> {
-  return run(program, ['--endpoint', endpoint, ...args])
+export function csc119(endpoint: string, ...args: string[]): Promise<Outcome> {
+  return run(CSC_GRPC119, ['--endpoint', endpoint, ...args])
+}
+
+/** The same program on a current grpc-go. */
+export function cscCurrent(endpoint: string, ...args: string[]): Promise<Outcome> {
+  return run(CSC_GRPC_CURRENT, ['--endpoint', endpoint, ...args])
 }
 
 /** grpcio: a grpcio target (127.0.0.1:PORT or unix:///path), a service, a method, a request. */
