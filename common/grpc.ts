@@ -210,6 +210,9 @@ export async function listen(server: grpc.Server, endpoint: Endpoint): Promise<R
       front.listen(Number(m[2]), m[1], done)
     }
   })
+  // After listening, an error here is a failed accept (EMFILE and the like): that one client
+  // retries, and the server must keep serving the others rather than die of an unhandled event.
+  front.on('error', () => {})
   const bound = front.address()
   const port = typeof bound === 'object' && bound ? bound.port : 0
   const address = endpoint.socketPath ? endpoint.address : endpoint.address.replace(/:\d+$/, `:${port}`)
