@@ -3,11 +3,13 @@
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { existsSync, lstatSync, unlinkSync } from 'node:fs'
+import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import { FlagError } from './flags.js'
 import { CsiError, Code, codeName, toCsiError } from './errors.js'
 import { redact, type Logger } from './log.js'
+import { frontConnection } from './h2front.js'
 
 // proto/ sits at the package root; this file runs from common/ (tests) or dist/common/ (build).
 function protoPath(file = 'csi.proto'): string {
@@ -175,18 +177,52 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>
 }
 
-/** Binds the server. A stale socket file left by a killed process is removed first. */
+/**
+ * Binds the server. A stale socket file left by a killed process is removed first.
+ *
+ * tscsi accepts the connections itself and injects them into grpc-js (instead of bindAsync) so
+ * that h2front.ts can repair the requests of old grpc-go clients, which Node's HTTP/2 layer would
+ * refuse; every other connection reaches grpc-js as the plain socket.
+ */
 export async function listen(server: grpc.Server, endpoint: Endpoint): Promise<RunningServer> {
   if (endpoint.socketPath) removeStaleSocket(endpoint.socketPath)
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(endpoint.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  )
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure())
+  const fresh = new Set<net.Socket>()
+  const front = net.createServer({ noDelay: true }, (socket) => {
+    // Until it is handed over, a connection is ours to close at shutdown.
+    fresh.add(socket)
+    socket.once('close', () => fresh.delete(socket))
+    frontConnection(socket, (c) => {
+      fresh.delete(socket)
+      injector.injectConnection(c)
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', reject)
+    const done = (): void => {
+      front.off('error', reject)
+      resolve()
+    }
+    if (endpoint.socketPath) front.listen(endpoint.socketPath, done)
+    else {
+      const m = /^\[?(.*?)\]?:(\d+)$/.exec(endpoint.address)
+      if (!m) throw new Error(`cannot listen on ${endpoint.address}`)
+      front.listen(Number(m[2]), m[1], done)
+    }
+  })
+  // After listening, an error here is a failed accept (EMFILE and the like): that one client
+  // retries, and the server must keep serving the others rather than die of an unhandled event.
+  front.on('error', () => {})
+  const bound = front.address()
+  const port = typeof bound === 'object' && bound ? bound.port : 0
   const address = endpoint.socketPath ? endpoint.address : endpoint.address.replace(/:\d+$/, `:${port}`)
   return {
     server,
     address,
     close: (graceMs = 10_000) =>
       new Promise<void>((resolve) => {
+        front.close()
+        for (const s of fresh) s.destroy()
         const timer = setTimeout(() => server.forceShutdown(), graceMs)
         server.tryShutdown(() => {
           clearTimeout(timer)
