@@ -52,7 +52,7 @@ export function parseCapabilities(field: string, raw: CsiVolumeCapability[] | nu
 
 /** Why a capability cannot be served by a volume of the given access types, or undefined. */
 export function unsupportedReason(cap: Capability, supportsBlock: boolean): string | undefined {
-  if (!SUPPORTED_MODES.has(cap.mode)) return `access mode ${cap.mode} is not supported by node-local volumes`
+  if (!SUPPORTED_MODES.has(cap.mode)) return `access mode ${cap.mode} is not supported by node-local volumes; they accept ${[...SUPPORTED_MODES].join(', ')}`
   if (cap.accessType === 'block' && !supportsBlock) return 'block access is not supported by this volume kind'
   return undefined
 }

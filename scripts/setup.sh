@@ -42,6 +42,8 @@ iproute2                    test   ip
 git                         test   git
 debootstrap                 test   debootstrap
 ca-certificates             test
+python3-minimal             test   python3
+python3-venv                test
 '
 scope=all list_only=0
 for a in "$@"; do

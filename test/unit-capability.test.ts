@@ -42,7 +42,10 @@ t.test('parseCapabilities wants at least one and indexes the field', async (t) =
 t.test('unsupportedReason: single-node modes only; block only when the kind supports it', async (t) => {
   for (const mode of SUPPORTED_MODES) t.equal(unsupportedReason(parseCapability('c', mountCap(mode)), false), undefined, mode)
   for (const mode of ['MULTI_NODE_READER_ONLY', 'MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER', 'BOGUS']) {
-    t.match(unsupportedReason(parseCapability('c', mountCap(mode)), false), mode, mode)
+    const why = unsupportedReason(parseCapability('c', mountCap(mode)), false) ?? ''
+    t.match(why, mode, mode)
+    // The refusal tells the user what to ask for instead.
+    for (const ok of SUPPORTED_MODES) t.match(why, ok, `${mode} refusal names ${ok}`)
   }
   t.match(unsupportedReason(parseCapability('c', blockCap()), false), /block/)
   t.equal(unsupportedReason(parseCapability('c', blockCap()), true), undefined)

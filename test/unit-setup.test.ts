@@ -20,7 +20,7 @@ const MACHINE = new Set(['node', 'npm', 'npx', 'go'])
 const BUILT = new Set([
   'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kubectl', 'csi-sanity',
   'csi-provisioner', 'csi-resizer', 'csi-snapshotter', 'snapshot-controller', 'csi-node-driver-registrar',
-  'hostpathplugin', 'helm',
+  'hostpathplugin', 'helm', 'csc-grpc119', 'csc-grpc-current',
 ])
 // Named by an absolute path in a script but written, never run.
 const NOT_RUN = new Set(['/usr/sbin/policy-rc.d'])
