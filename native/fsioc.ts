@@ -22,6 +22,7 @@ import {
   createFd,
   ioc,
   ioctl,
+  ioctlAsync,
   koffi,
   openFd,
 } from './ioctl.js'
@@ -158,7 +159,8 @@ function openMountRoot(mountPoint: string, syscall: string): number {
  * FIFREEZE: flushes and freezes the filesystem mounted at `mountPoint`; every
  * write to it (by anyone, this process included) blocks until thaw. EBUSY if
  * it is already frozen. A frozen filesystem stays frozen if this process dies,
- * so prefer withFrozen(), which always thaws.
+ * so prefer withFrozen(), which always thaws. The flush can take seconds on a
+ * busy filesystem, all of it on the event loop: a server uses freezeAsync.
  */
 export function freeze(mountPoint: string): void {
   const fd = openMountRoot(mountPoint, 'ioctl FIFREEZE')
@@ -167,6 +169,11 @@ export function freeze(mountPoint: string): void {
   } finally {
     closeQuietly(fd)
   }
+}
+
+/** freeze() with the flush and the freeze on a worker thread. */
+export async function freezeAsync(mountPoint: string): Promise<void> {
+  closeQuietly(await freezeFdAsync(mountPoint))
 }
 
 /** FITHAW. EINVAL if the filesystem is not frozen. */
@@ -201,9 +208,9 @@ export function withFrozen<T>(mountPoint: string, fn: () => T): T {
   return result
 }
 
-/** withFrozen for an async `fn`; the thaw waits for its promise to settle. */
+/** withFrozen for an async `fn`; the freeze runs off the event loop, the thaw waits for fn. */
 export async function withFrozenAsync<T>(mountPoint: string, fn: () => Promise<T>): Promise<T> {
-  const fd = freezeFd(mountPoint)
+  const fd = await freezeFdAsync(mountPoint)
   let result: T
   try {
     result = await fn()
@@ -219,6 +226,17 @@ function freezeFd(mountPoint: string): number {
   const fd = openMountRoot(mountPoint, 'ioctl FIFREEZE')
   try {
     ioctl(fd, FIFREEZE, 'FIFREEZE', 0, mountPoint)
+  } catch (e) {
+    closeQuietly(fd)
+    throw e
+  }
+  return fd
+}
+
+async function freezeFdAsync(mountPoint: string): Promise<number> {
+  const fd = openMountRoot(mountPoint, 'ioctl FIFREEZE')
+  try {
+    await ioctlAsync(fd, FIFREEZE, 'FIFREEZE', 0, mountPoint)
   } catch (e) {
     closeQuietly(fd)
     throw e
