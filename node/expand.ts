@@ -12,7 +12,8 @@ import { loopDeviceOf } from './loops.js'
 import { listLoopDevices } from '../native/index.js'
 
 export function expandHandlers(d: NodeDeps): ServiceHandlers {
-  async function NodeExpandVolume(req: any): Promise<unknown> {
+  /** `signal` stops the wait for the grow tool (killed); the loop device already knows its size. */
+  async function NodeExpandVolume(req: any, signal?: AbortSignal): Promise<unknown> {
     requireString('volume_id', req.volume_id)
     requireString('volume_path', req.volume_path, 4096)
     const required = parseBytes('capacity_range.required_bytes', req.capacity_range?.required_bytes)
@@ -35,7 +36,7 @@ export function expandHandlers(d: NodeDeps): ServiceHandlers {
       if (!block) {
         const fsType = mountedFsType(volumePath)
         if (!fsType) throw failedPrecondition(`the filesystem at ${volumePath} is not one tscsi can grow`)
-        await growFs(fsType, device, volumePath)
+        await growFs(fsType, device, volumePath, signal)
       }
       return { capacity_bytes: size.toString() }
     })

@@ -1,12 +1,22 @@
 // The seam between the node service and the kernel. The service asks questions (what is at this
 // path, is it a mount root, which object does it show) and requests effects (bind, remount,
 // unmount) through this interface; the real implementation calls libc through native/, and
-// service tests swap in a fake. All methods are synchronous: each is one or two syscalls of a
-// few microseconds, cheaper than a trip through the thread pool.
+// service tests swap in a fake.
+//
+// Which calls run on the event loop and which on a worker thread is decided per call, by what
+// the kernel does in it (numbers from `npx tsx bench/stall.ts`, see its header):
+// - synchronous: statx, bind mounts, remounts and the unmount of a bind. Each is one or two
+//   syscalls of a few microseconds that touch no disk; a trip through the thread pool would cost
+//   several times the call itself, on the hot path of every NodePublishVolume.
+// - asynchronous (Promise): whatever reads or writes a disk and can therefore take seconds on a
+//   slow or stuck one: LOOP_CONFIGURE (with direct I/O it first writes back the backing file),
+//   mount(2) of a filesystem (reads the superblock, replays a journal), the unmount that takes a
+//   filesystem's last mount down (writes back its dirty data and journal). While one of those is
+//   in the kernel, the event loop goes on answering other volumes' RPCs and Probe.
 import { closeSync, constants as fsConstants, lstatSync, mkdirSync, openSync, rmdirSync, unlinkSync } from 'node:fs'
 import { aborted, failedPrecondition } from '../common/errors.js'
 import {
-  close, fdPath, fromNodeError, fstatx, loopAttach, loopDetach, loopSetCapacity, MNT, MS, mount, openDir, openPath, settleRenames, statvfs, statx, umount2, isErrno,
+  close, fdPath, fromNodeError, fstatx, loopAttachAsync, loopDetach, loopSetCapacity, MNT, MS, mount, mountAsync, openDir, openPath, settleRenames, statvfs, statx, umount2, umount2Async, isErrno,
   type StatVfs, type Statx,
 } from '../native/index.js'
 import { type BindFlags, needsRemount, remountBits } from './mountflags.js'
@@ -35,11 +45,11 @@ export interface Mounter {
   /**
    * Attaches an image file to a loop device and mounts its filesystem on the (checked) staging
    * directory while the device is held open; with autoclear the device then lives exactly as
-   * long as the mount. Returns the device.
+   * long as the mount. Returns the device. LOOP_CONFIGURE and mount(2) run off the event loop.
    */
-  mountImage(image: string, staging: string, fsType: string, flags: number, data: string, expect: { target: PathInfo }): string
-  /** Attaches a raw image to a loop device that stays until detachImage. */
-  attachImage(image: string): string
+  mountImage(image: string, staging: string, fsType: string, flags: number, data: string, expect: { target: PathInfo }): Promise<string>
+  /** Attaches a raw image to a loop device that stays until detachImage (off the event loop). */
+  attachImage(image: string): Promise<string>
   /** Detaches the loop device if it is still backed by image. */
   detachImage(device: string, image: string): void
   /** Tells a loop device its backing file grew. */
@@ -51,8 +61,13 @@ export interface Mounter {
    * content included, is refused with FAILED_PRECONDITION and left alone. Never follows a symlink.
    */
   removeFile(path: string): void
-  /** Unmounts target without following a symlink there. */
+  /** Unmounts target without following a symlink there; for binds (nothing to write back). */
   unmount(target: string): void
+  /**
+   * unmount() off the event loop, for what may be a filesystem's last mount: the kernel writes
+   * its dirty data and journal back before the call returns.
+   */
+  unmountFilesystem(target: string): Promise<void>
   statfs(path: string): StatVfs
   /** mkdir for a target the driver creates (mode 0750); parent must exist. */
   mkdir(path: string): void
@@ -140,15 +155,19 @@ export const nativeMounter: Mounter = {
     umount2(target, MNT.UMOUNT_NOFOLLOW)
   },
 
-  mountImage(image, staging, fsType, flags, data, expect) {
+  async unmountFilesystem(target) {
+    await umount2Async(target, MNT.UMOUNT_NOFOLLOW)
+  },
+
+  async mountImage(image, staging, fsType, flags, data, expect) {
     const dst = openDir(staging)
     try {
       if (!sameObject(toPathInfo(fstatx(dst)), expect.target)) {
         throw aborted(`${staging} changed between the driver's checks and the mount; refusing, retry`)
       }
-      const att = loopAttach(image, {
+      const att = await loopAttachAsync(image, {
         autoclear: true, directIo: true,
-        whileOpen: (a) => mount(a.device, fdPath(dst), fsType, flags, data || null),
+        whileOpen: (a) => mountAsync(a.device, fdPath(dst), fsType, flags, data || null),
       })
       // Taking a misplaced filesystem down lets autoclear release the loop device too.
       close(landedAt(dst, staging, expect.target, (now) => now.type === 'dir'))
@@ -158,8 +177,8 @@ export const nativeMounter: Mounter = {
     }
   },
 
-  attachImage(image) {
-    return loopAttach(image, { directIo: true }).device
+  async attachImage(image) {
+    return (await loopAttachAsync(image, { directIo: true })).device
   },
 
   detachImage(device, image) {
