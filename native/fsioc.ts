@@ -125,11 +125,29 @@ export function reflinkRange(
   length: number | bigint,
   dstOffset: number | bigint,
 ): void {
+  ioctl(dstFd, FICLONERANGE, 'FICLONERANGE', cloneRangeArg(srcFd, dstFd, srcOffset, length, dstOffset), `/proc/self/fd/${dstFd}`)
+}
+
+/**
+ * reflinkRange on a worker thread: sharing a range of a large, fragmented image walks and
+ * rewrites extent maps on both files, which can take a while (and waits for the filesystem's
+ * journal); the copy engine must not hold the event loop meanwhile.
+ */
+export async function reflinkRangeAsync(
+  srcFd: number,
+  dstFd: number,
+  srcOffset: number | bigint,
+  length: number | bigint,
+  dstOffset: number | bigint,
+): Promise<void> {
+  await ioctlAsync(dstFd, FICLONERANGE, 'FICLONERANGE', cloneRangeArg(srcFd, dstFd, srcOffset, length, dstOffset), `/proc/self/fd/${dstFd}`)
+}
+
+function cloneRangeArg(srcFd: number, dstFd: number, srcOffset: number | bigint, length: number | bigint, dstOffset: number | bigint): Buffer {
   checkFd(srcFd, 'ioctl FICLONERANGE')
   checkFd(dstFd, 'ioctl FICLONERANGE')
   checkLayouts()
-  const arg = encodeFileCloneRange(srcFd, u64(srcOffset, 'srcOffset'), u64(length, 'length'), u64(dstOffset, 'dstOffset'))
-  ioctl(dstFd, FICLONERANGE, 'FICLONERANGE', arg, `/proc/self/fd/${dstFd}`)
+  return encodeFileCloneRange(srcFd, u64(srcOffset, 'srcOffset'), u64(length, 'length'), u64(dstOffset, 'dstOffset'))
 }
 
 function u64(v: number | bigint, what: string): bigint {

@@ -37,7 +37,7 @@ export {
   setProjectQuota,
 } from './quota.js'
 export type { ProjectLimits, ProjectQuota, QuotaSupport } from './quota.js'
-export { freeze, freezeAsync, isReflinkUnsupported, reflinkFile, reflinkRange, thaw, withFrozen, withFrozenAsync } from './fsioc.js'
+export { freeze, freezeAsync, isReflinkUnsupported, reflinkFile, reflinkRange, reflinkRangeAsync, thaw, withFrozen, withFrozenAsync } from './fsioc.js'
 export {
   copyXattrs,
   encodeTimespecs,

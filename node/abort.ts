@@ -21,3 +21,10 @@ export function stopped(signal: AbortSignal, what: string): CsiError {
 export function checkSignal(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw stopped(signal, what)
 }
+
+/**
+ * A node handler that can be told its caller stopped waiting. Still a common/grpc.ts Handler
+ * (the signal is optional); the boundary will pass one aborted at the call's deadline or
+ * cancellation, and until it does, handlers simply get none.
+ */
+export type CancellableHandler = (request: any, signal?: AbortSignal) => Promise<unknown>

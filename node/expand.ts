@@ -3,15 +3,15 @@
 // volumes have nothing to grow on the node (their limit is a quota the realiser sets).
 import { statSync } from 'node:fs'
 import { aborted, failedPrecondition, invalid } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
 import { parseBytes, requireId, requirePath, requireString } from '../common/validate.js'
+import type { CancellableHandler } from './abort.js'
 import type { NodeDeps } from './deps.js'
 import { growFs, mountedFsType } from './fstools.js'
 import { belongsTo, locate } from './locate.js'
 import { loopDeviceOf } from './loops.js'
 import { listLoopDevices } from '../native/index.js'
 
-export function expandHandlers(d: NodeDeps): ServiceHandlers {
+export function expandHandlers(d: NodeDeps): { NodeExpandVolume: CancellableHandler } {
   /** `signal` stops the wait for the grow tool (killed); the loop device already knows its size. */
   async function NodeExpandVolume(req: any, signal?: AbortSignal): Promise<unknown> {
     requireString('volume_id', req.volume_id)

@@ -4,15 +4,18 @@
 // service tests swap in a fake.
 //
 // Which calls run on the event loop and which on a worker thread is decided per call, by what
-// the kernel does in it (numbers from `npx tsx bench/stall.ts`, see its header):
-// - synchronous: statx, bind mounts, remounts and the unmount of a bind. Each is one or two
-//   syscalls of a few microseconds that touch no disk; a trip through the thread pool would cost
-//   several times the call itself, on the hot path of every NodePublishVolume.
+// the kernel does in it. Measured with bench/stall.ts (as root: npm run build && npx tsc -p
+// bench/tsconfig.json && node dist/bench/stall.js) on a 2-core machine under load, p50:
+// - synchronous: statx, bind mounts, remounts and the unmount of a bind. A bind mount + umount2
+//   pair costs 46 µs on the event loop and 72-114 µs through koffi's .async (the hop to libuv's
+//   pool and back, twice); they touch no disk, and NodePublishVolume is the hot path.
 // - asynchronous (Promise): whatever reads or writes a disk and can therefore take seconds on a
-//   slow or stuck one: LOOP_CONFIGURE (with direct I/O it first writes back the backing file),
-//   mount(2) of a filesystem (reads the superblock, replays a journal), the unmount that takes a
-//   filesystem's last mount down (writes back its dirty data and journal). While one of those is
-//   in the kernel, the event loop goes on answering other volumes' RPCs and Probe.
+//   slow or stuck one. LOOP_CONFIGURE costs 0.1-0.3 ms sync, 0.2-0.9 ms async for a clean image,
+//   but 13.5 ms (p99 78 ms) for one with 32 MiB of dirty pages (it writes them back before
+//   switching to direct I/O): an image just made by mkfs or a copy. mount(2) of a filesystem
+//   reads its superblock and may replay a journal; the unmount that takes a filesystem's last
+//   mount down writes back its dirty data and journal. The hop is noise against those, and while
+//   one of them is in the kernel the event loop goes on answering other volumes' RPCs and Probe.
 import { closeSync, constants as fsConstants, lstatSync, mkdirSync, openSync, rmdirSync, unlinkSync } from 'node:fs'
 import { aborted, failedPrecondition } from '../common/errors.js'
 import {

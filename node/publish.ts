@@ -3,17 +3,17 @@
 // remove, as the spec says; nothing else at a CO path is ever removed.
 import { isReadOnlyMode, parseCapability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
 import { checkMap, ownIdOrUndefined, requireId, requirePath, requireString } from '../common/validate.js'
 import { isErrno } from '../native/index.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
 import { ephemeralIdFor, isEphemeral, planEphemeral, publishEphemeral, unpublishEphemeral } from './ephemeral.js'
 import { findVolume, locate, stagedSource } from './locate.js'
+import type { CancellableHandler } from './abort.js'
 import type { NodeDeps } from './deps.js'
 import { sameObject, type PathInfo } from './mounter.js'
 import { flagsMismatch, parseBindFlags } from './mountflags.js'
 
-export function publishHandlers(d: NodeDeps): ServiceHandlers {
+export function publishHandlers(d: NodeDeps): { NodePublishVolume: CancellableHandler, NodeUnpublishVolume: CancellableHandler } {
   /**
    * `signal`: the caller stopped waiting. Only an ephemeral volume's creation (mkfs of its image)
    * waits on work long enough to heed it; a publish of a staged volume is one bind.

@@ -5,9 +5,8 @@
 // alone, so pods keep mounting when the control plane is down.
 import { parseCapability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
 import { checkMap, requireId, requirePath, requireString } from '../common/validate.js'
-import { checkSignal } from './abort.js'
+import { checkSignal, type CancellableHandler } from './abort.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
 import type { NodeDeps } from './deps.js'
 import { belongsTo, blockStagingFile, findVolume, locate } from './locate.js'
@@ -17,7 +16,7 @@ import { thawBeforeUnmount } from './snapshots.js'
 
 const NO_FLAGS = parseBindFlags('', [], false)
 
-export function stageHandlers(d: NodeDeps): ServiceHandlers {
+export function stageHandlers(d: NodeDeps): { NodeStageVolume: CancellableHandler, NodeUnstageVolume: CancellableHandler } {
   /** `signal`: the caller stopped waiting; checked before any effect (a mount in flight is not undone). */
   async function NodeStageVolume(req: any, signal?: AbortSignal): Promise<unknown> {
     // validate

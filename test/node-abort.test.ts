@@ -50,10 +50,10 @@ t.test('ensureImage: a wait already given up makes nothing and leaves no tempora
 t.test('NodeStageVolume with an aborted signal touches nothing and frees the volume\'s lock', async (t) => {
   const env = nodeEnv(t)
   const h = stageHandlers(env.d)
-  await t.rejects(h.NodeStageVolume!(env.stageReq(), AbortSignal.abort()), { code: Code.CANCELLED })
+  await t.rejects(h.NodeStageVolume(env.stageReq(), AbortSignal.abort()), { code: Code.CANCELLED })
   t.same(env.mounter.calls, [], 'no effect was requested')
   t.same(env.d.index.paths(env.id), [], 'nothing indexed')
-  await h.NodeStageVolume!(env.stageReq())
+  await h.NodeStageVolume(env.stageReq())
   t.ok(env.mounter.inspect(env.staging)?.isMountRoot, 'the next stage, not aborted, goes through')
 })
 
@@ -61,7 +61,7 @@ t.test('ephemeral NodePublishVolume: an aborted image creation answers CANCELLED
   const env = nodeEnv(t)
   const h = publishHandlers(env.d)
   const req = env.publishReq({ volume_id: 'csi-inline-1', staging_target_path: '', volume_context: { 'csi.storage.k8s.io/ephemeral': 'true', kind: 'image', size: '64Mi' } })
-  await t.rejects(h.NodePublishVolume!(req, AbortSignal.abort()), { code: Code.CANCELLED })
+  await t.rejects(h.NodePublishVolume(req, AbortSignal.abort()), { code: Code.CANCELLED })
   t.notOk(existsSync(env.layout.imagePath(ephemeralIdFor('csi-inline-1'))), 'no image')
   t.notOk(existsSync(env.target), 'no target')
   t.same(env.d.index.volumes(), [], 'nothing indexed')
