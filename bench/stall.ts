@@ -123,11 +123,18 @@ async function stallPhase(dir: string, dist: string): Promise<void> {
     mkdirSync(slowStaging)
     freeze(images)
     frozen = true
+    // However this process ends, the filesystem is thawed (a crash skips `finally`).
+    process.once('exit', () => { if (frozen) thaw(images) })
     const t0 = process.hrtime.bigint()
     let stageMs = NaN
-    const staging = node.NodeStageVolume!({ ...base(slow, 'image'), staging_target_path: slowStaging }, 120_000).then(() => (stageMs = msSince(t0)))
+    let stageError: unknown
+    // Settled here, never left unhandled: an unhandled rejection would end this process on the
+    // spot, skipping the thaw below and leaving the filesystem frozen (and every sync(1) on the
+    // machine waiting on it).
+    const staging = node.NodeStageVolume!({ ...base(slow, 'image'), staging_target_path: slowStaging }, 120_000)
+      .then(() => (stageMs = msSince(t0)), (e: unknown) => (stageError = e))
     // The loop device exists once LOOP_CONFIGURE is through: the mount is in the kernel.
-    while (!listLoopDevices().some((l) => l.backingFile === img)) await new Promise((r) => setTimeout(r, 5))
+    while (!listLoopDevices().some((l) => l.backingFile === img) && stageError === undefined) await new Promise((r) => setTimeout(r, 5))
     const probes: number[] = []
     const publishes: number[] = []
     const window = Number(process.env['STALL_WINDOW_MS'] ?? 3000)
@@ -157,6 +164,7 @@ async function stallPhase(dir: string, dist: string): Promise<void> {
     thaw(images)
     frozen = false
     await staging
+    if (stageError !== undefined) throw stageError
     const none = (xs: number[]) => (xs.length ? fmt(xs, 'ms', 1) : 'no answer')
     console.log(`Probe while a mount waits in the kernel: ${none(probes)}${stageReturnedEarly ? ' (the stage returned inside the window)' : ''}`)
     console.log(`NodePublishVolume of another volume meanwhile: ${none(publishes)}; calls unanswered when the window closed: ${unanswered}`)

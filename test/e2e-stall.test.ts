@@ -30,6 +30,7 @@ if (process.getuid?.() !== 0) {
       frozenAt = undefined
     }
     t.teardown(thawOnce)
+    process.once('exit', thawOnce)
     const rig = testRig(t)
     const dir = rig.dir
     // The pool's images folder is a small xfs of its own: freezing it holds exactly the images.

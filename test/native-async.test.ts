@@ -3,7 +3,7 @@
 // once and the event loop makes failing calls of its own meanwhile; and a call that blocks in
 // the kernel leaves the event loop running. Root-only parts are skipped with their reason.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import {
@@ -115,12 +115,23 @@ t.test('a mount blocked in the kernel leaves the event loop running', { skip: sk
     thawed = true
   }
   t.teardown(thawOnce)
+  process.once('exit', thawOnce)
+  // If the mount ran on this thread after all, this process would wait in the kernel for a thaw
+  // only it could do: a separate process thaws after a minute, and the order asserted below
+  // then fails instead of hanging (and the filesystem does not stay frozen).
+  const watchdog = spawn('sh', ['-c', 'sleep 60 && exec xfs_freeze -u "$0"', store], { stdio: 'ignore', detached: true })
+  watchdog.unref()
+  t.teardown(() => { try { process.kill(-watchdog.pid!) } catch { /* gone */ } })
   let done = false
-  const mounting = loopAttachAsync(img, { autoclear: true, whileOpen: (a) => mountAsync(a.device, mp, 'ext4', 0, null) }).finally(() => (done = true))
+  const mounting = loopAttachAsync(img, { autoclear: true, whileOpen: (a) => mountAsync(a.device, mp, 'ext4', 0, null) }).then(
+    () => { done = true },
+    (e: unknown) => { done = true; throw e },
+  )
+  mounting.catch(() => undefined) // awaited below; a failure must not end the process before the thaw
   mounts.push(mp)
   // The loop device exists once LOOP_CONFIGURE is through: the mount is in the kernel now. These
   // polls run on the event loop the mount would hold if it ran on it.
-  while (!listLoopDevices().some((l) => l.backingFile === img)) await new Promise((r) => setTimeout(r, 10))
+  while (!listLoopDevices().some((l) => l.backingFile === img) && !done) await new Promise((r) => setTimeout(r, 10))
   let ticks = 0
   for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 5)).then(() => ticks++)
   t.equal(done, false, 'the mount has not returned while the backing filesystem is frozen')
