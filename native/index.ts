@@ -19,6 +19,7 @@ export {
   loopAttachAsync,
   loopBackingFile,
   loopDetach,
+  loopDetachAsync,
   loopSetCapacity,
   loopStatus,
   parseBackingFile,

@@ -84,6 +84,14 @@ export function closeQuietly(fd: number): void {
   }
 }
 
+/**
+ * closeQuietly on a worker thread, for the one close that does real work: the last close of a
+ * loop device whose detach was asked for performs the detach (see loopDetachAsync).
+ */
+export async function closeQuietlyAsync(fd: number): Promise<void> {
+  await sysAsync(fns.close, [fd], 'close').catch(() => undefined)
+}
+
 /** Opens `path`, runs `fn(fd)`, and always closes the fd. */
 export function withFd<T>(path: string, flags: number, fn: (fd: number) => T): T {
   const fd = openFd(path, flags)

@@ -63,7 +63,7 @@ export function stageHandlers(d: NodeDeps): { NodeStageVolume: CancellableHandle
           }
           d.mounter.bind(device, file, NO_FLAGS, { target: fi })
         } catch (e) {
-          d.mounter.detachImage(device, vol.path)
+          await d.mounter.detachImage(device, vol.path)
           if (created) d.mounter.removeFile(file)
           d.staged.forget(vol, staging)
           throw e
@@ -118,7 +118,7 @@ export function stageHandlers(d: NodeDeps): { NodeStageVolume: CancellableHandle
       if (fi && fi.type !== 'dir') {
         const device = fi.isMountRoot ? loopDeviceOf(fi.rdev) : undefined
         await unmountVolume(d, id, vol, 'staging_target_path', file, fi)
-        if (device) d.mounter.detachImage(device, vol!.path)
+        if (device) await d.mounter.detachImage(device, vol!.path)
         d.mounter.removeFile(file)
       }
       // The staging directory belongs to the CO (it created it); only the mount is ours. An

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import {
-  allocate, ErrnoError, freeze, freezeAsync, listLoopDevices, loopAttachAsync, MNT, MS, mount, mountAsync, statx, thaw, umount2Async,
+  allocate, ErrnoError, freeze, freezeAsync, listLoopDevices, loopAttachAsync, loopDetachAsync, MNT, MS, mount, mountAsync, statx, thaw, umount2Async,
 } from '../native/index.js'
 import { loopRig } from './helpers/loopfs.js'
 
@@ -90,6 +90,26 @@ t.test('loopAttachAsync: a failing async whileOpen detaches the device again', {
   const err = await loopAttachAsync(img, { autoclear: true, directIo: true, whileOpen: (a) => mountAsync(a.device, mp, 'xfs', 0, null) }).catch((e: unknown) => e)
   t.ok(err instanceof ErrnoError && err.syscall === 'mount', `the mount's own error comes back (${String(err)})`)
   t.same(listLoopDevices().filter((l) => l.backingFile === img), [], 'no loop device is left backed by the image')
+})
+
+t.test('loopDetachAsync: detached, not-attached and deferred, as loopDetach says them', { skip: skip || (!hasMkfs('ext4') && 'mkfs.ext4 missing') }, async (t) => {
+  const { dir, mounts } = loopRig(t)
+  const img = path.join(dir, 'fs.img')
+  spawnSync('truncate', ['-s', '32M', img])
+  t.equal(spawnSync('mkfs.ext4', ['-q', '-F', img]).status, 0, 'mkfs.ext4')
+  const other = path.join(dir, 'other.img')
+  spawnSync('truncate', ['-s', '1M', other])
+  const a = await loopAttachAsync(img, { directIo: true })
+  t.equal(await loopDetachAsync(a.device, { backingFile: other }), 'not-attached', 'backed by another file: left alone')
+  t.equal(await loopDetachAsync(a.device, { backingFile: img }), 'detached', 'ours: detached by the close on the worker')
+  t.equal(await loopDetachAsync(a.device, { backingFile: img }), 'not-attached', 'again: nothing to do')
+  const mp = path.join(dir, 'mnt')
+  mkdirSync(mp)
+  const b = await loopAttachAsync(img, { whileOpen: (x) => mountAsync(x.device, mp, 'ext4', 0, null) })
+  mounts.push(mp)
+  t.equal(await loopDetachAsync(b.device), 'deferred', 'mounted: deferred to the last unmount')
+  await umount2Async(mp, MNT.UMOUNT_NOFOLLOW)
+  t.same(listLoopDevices().filter((l) => l.backingFile === img), [], 'gone with the unmount')
 })
 
 t.test('a mount blocked in the kernel leaves the event loop running', { skip: skip || (!hasMkfs('ext4') && 'mkfs.ext4 missing') || (!hasMkfs('xfs') && 'mkfs.xfs missing') }, async (t) => {

@@ -210,7 +210,7 @@ export class FakeMounter implements Mounter {
     throw new Error('fake mounter: image volumes are tested with real loop devices')
   }
 
-  detachImage(): void {}
+  async detachImage(): Promise<void> {}
 
   refreshLoopCapacity(): void {}
 
