@@ -22,6 +22,7 @@ import {
   createFd,
   ioc,
   ioctl,
+  ioctlAsync,
   koffi,
   openFd,
 } from './ioctl.js'
@@ -124,11 +125,29 @@ export function reflinkRange(
   length: number | bigint,
   dstOffset: number | bigint,
 ): void {
+  ioctl(dstFd, FICLONERANGE, 'FICLONERANGE', cloneRangeArg(srcFd, dstFd, srcOffset, length, dstOffset), `/proc/self/fd/${dstFd}`)
+}
+
+/**
+ * reflinkRange on a worker thread: sharing a range of a large, fragmented image walks and
+ * rewrites extent maps on both files, which can take a while (and waits for the filesystem's
+ * journal); the copy engine must not hold the event loop meanwhile.
+ */
+export async function reflinkRangeAsync(
+  srcFd: number,
+  dstFd: number,
+  srcOffset: number | bigint,
+  length: number | bigint,
+  dstOffset: number | bigint,
+): Promise<void> {
+  await ioctlAsync(dstFd, FICLONERANGE, 'FICLONERANGE', cloneRangeArg(srcFd, dstFd, srcOffset, length, dstOffset), `/proc/self/fd/${dstFd}`)
+}
+
+function cloneRangeArg(srcFd: number, dstFd: number, srcOffset: number | bigint, length: number | bigint, dstOffset: number | bigint): Buffer {
   checkFd(srcFd, 'ioctl FICLONERANGE')
   checkFd(dstFd, 'ioctl FICLONERANGE')
   checkLayouts()
-  const arg = encodeFileCloneRange(srcFd, u64(srcOffset, 'srcOffset'), u64(length, 'length'), u64(dstOffset, 'dstOffset'))
-  ioctl(dstFd, FICLONERANGE, 'FICLONERANGE', arg, `/proc/self/fd/${dstFd}`)
+  return encodeFileCloneRange(srcFd, u64(srcOffset, 'srcOffset'), u64(length, 'length'), u64(dstOffset, 'dstOffset'))
 }
 
 function u64(v: number | bigint, what: string): bigint {
@@ -158,7 +177,8 @@ function openMountRoot(mountPoint: string, syscall: string): number {
  * FIFREEZE: flushes and freezes the filesystem mounted at `mountPoint`; every
  * write to it (by anyone, this process included) blocks until thaw. EBUSY if
  * it is already frozen. A frozen filesystem stays frozen if this process dies,
- * so prefer withFrozen(), which always thaws.
+ * so prefer withFrozen(), which always thaws. The flush can take seconds on a
+ * busy filesystem, all of it on the event loop: a server uses freezeAsync.
  */
 export function freeze(mountPoint: string): void {
   const fd = openMountRoot(mountPoint, 'ioctl FIFREEZE')
@@ -167,6 +187,11 @@ export function freeze(mountPoint: string): void {
   } finally {
     closeQuietly(fd)
   }
+}
+
+/** freeze() with the flush and the freeze on a worker thread. */
+export async function freezeAsync(mountPoint: string): Promise<void> {
+  closeQuietly(await freezeFdAsync(mountPoint))
 }
 
 /** FITHAW. EINVAL if the filesystem is not frozen. */
@@ -201,9 +226,9 @@ export function withFrozen<T>(mountPoint: string, fn: () => T): T {
   return result
 }
 
-/** withFrozen for an async `fn`; the thaw waits for its promise to settle. */
+/** withFrozen for an async `fn`; the freeze runs off the event loop, the thaw waits for fn. */
 export async function withFrozenAsync<T>(mountPoint: string, fn: () => Promise<T>): Promise<T> {
-  const fd = freezeFd(mountPoint)
+  const fd = await freezeFdAsync(mountPoint)
   let result: T
   try {
     result = await fn()
@@ -219,6 +244,17 @@ function freezeFd(mountPoint: string): number {
   const fd = openMountRoot(mountPoint, 'ioctl FIFREEZE')
   try {
     ioctl(fd, FIFREEZE, 'FIFREEZE', 0, mountPoint)
+  } catch (e) {
+    closeQuietly(fd)
+    throw e
+  }
+  return fd
+}
+
+async function freezeFdAsync(mountPoint: string): Promise<number> {
+  const fd = openMountRoot(mountPoint, 'ioctl FIFREEZE')
+  try {
+    await ioctlAsync(fd, FIFREEZE, 'FIFREEZE', 0, mountPoint)
   } catch (e) {
     closeQuietly(fd)
     throw e

@@ -4,7 +4,7 @@
 // hosts where the addon cannot load (only the pure helpers work there).
 
 export { ErrnoError, errnoMessage, errnoName, errnoNumber, fromNodeError, isErrno } from './errno.js'
-export { MNT, MS, mount, umount2 } from './mount.js'
+export { MNT, MS, mount, mountAsync, umount2, umount2Async } from './mount.js'
 export { ST, fstatx, statvfs, statx } from './stat.js'
 export type { StatVfs, Statx, StatxOptions } from './stat.js'
 export { close, fdPath, openDir, openPath, settleRenames, withPath } from './fd.js'
@@ -16,13 +16,15 @@ export {
   blockDeviceSize,
   listLoopDevices,
   loopAttach,
+  loopAttachAsync,
   loopBackingFile,
   loopDetach,
+  loopDetachAsync,
   loopSetCapacity,
   loopStatus,
   parseBackingFile,
 } from './loop.js'
-export type { LoopAttachOptions, LoopAttachment, LoopDetachOptions, LoopDetachResult, LoopDevice, LoopStatus } from './loop.js'
+export type { LoopAttachAsyncOptions, LoopAttachOptions, LoopAttachment, LoopDetachOptions, LoopDetachResult, LoopDevice, LoopStatus } from './loop.js'
 export {
   MAX_PROJECT_ID,
   PRJQUOTA,
@@ -36,7 +38,7 @@ export {
   setProjectQuota,
 } from './quota.js'
 export type { ProjectLimits, ProjectQuota, QuotaSupport } from './quota.js'
-export { freeze, isReflinkUnsupported, reflinkFile, reflinkRange, thaw, withFrozen, withFrozenAsync } from './fsioc.js'
+export { freeze, freezeAsync, isReflinkUnsupported, reflinkFile, reflinkRange, reflinkRangeAsync, thaw, withFrozen, withFrozenAsync } from './fsioc.js'
 export {
   copyXattrs,
   encodeTimespecs,

@@ -7,7 +7,7 @@
 import type { TypeObject } from 'koffi'
 import { constants as fsConstants } from 'node:fs'
 import { ErrnoError } from './errno.js'
-import { checkPath, declare, fns, koffi, sys } from './libc.js'
+import { checkPath, declare, fns, koffi, sys, sysAsync } from './libc.js'
 
 // O_DIRECTORY/O_NOFOLLOW/O_DIRECT differ between architectures, so take them
 // from Node; the rest have the generic values on every Linux arch koffi ships.
@@ -43,6 +43,21 @@ export function ioctl(fd: number, request: number, name: string, arg: Buffer | n
   return sys(ioctlFn, [fd, request, isBuf ? 'void *' : 'long', arg], `ioctl ${name}`, path)
 }
 
+// koffi cannot call a variadic function off-thread, so the worker-thread ioctl is declared with
+// a fixed third argument. That is sound for glibc's ioctl on the architectures koffi ships for
+// Linux: integer and pointer arguments travel in the same registers whether the callee is
+// variadic or not, and on x86-64 the only difference, %al (the count of vector registers
+// used), merely tells a va_start prologue whether to spill them.
+const ioctlPtrFn = declare<[fd: number, request: number, arg: Buffer]>('int ioctl(int fd, unsigned long request, void *arg)')
+const ioctlLongFn = declare<[fd: number, request: number, arg: number]>('int ioctl(int fd, unsigned long request, long arg)')
+
+/** ioctl() on a worker thread, for requests that can block in the kernel (see sysAsync). */
+export function ioctlAsync(fd: number, request: number, name: string, arg: Buffer | number, path?: string): Promise<number> {
+  return typeof arg === 'number'
+    ? sysAsync(ioctlLongFn, [fd, request, arg], `ioctl ${name}`, path)
+    : sysAsync(ioctlPtrFn, [fd, request, arg], `ioctl ${name}`, path)
+}
+
 /** open(2) without O_CREAT; `path` is checked for NULs. */
 export function openFd(path: string, flags: number): number {
   checkPath(path, 'open')
@@ -67,6 +82,14 @@ export function closeQuietly(fd: number): void {
   } catch {
     /* ignore */
   }
+}
+
+/**
+ * closeQuietly on a worker thread, for the one close that does real work: the last close of a
+ * loop device whose detach was asked for performs the detach (see loopDetachAsync).
+ */
+export async function closeQuietlyAsync(fd: number): Promise<void> {
+  await sysAsync(fns.close, [fd], 'close').catch(() => undefined)
 }
 
 /** Opens `path`, runs `fn(fd)`, and always closes the fd. */

@@ -11,6 +11,7 @@ import type * as KoffiNs from 'koffi'
 import { ErrnoError } from './errno.js'
 
 export type Koffi = typeof KoffiNs.default
+type KoffiFn = ReturnType<KoffiNs.LibraryHandle['func']>
 
 let koffiMod: Koffi | undefined
 let libcHandle: KoffiNs.LibraryHandle | undefined
@@ -32,17 +33,29 @@ function libc(): KoffiNs.LibraryHandle {
 }
 
 /**
+ * A libc function declared through koffi. Calling it runs the call on the calling thread (the
+ * event loop); `.async` runs it on one of libuv's worker threads and calls `done` back on the
+ * event loop. Variadic prototypes have no `.async`: koffi refuses to call them off-thread.
+ */
+export interface Declared<A extends unknown[]> {
+  (...args: A): number
+  async(args: A, done: (err: unknown, ret: number) => void): void
+}
+
+/**
  * Declares a libc function lazily: the prototype is parsed and the symbol
  * resolved on first call, so a symbol missing from an old glibc only breaks
  * the feature that needs it, not the whole module. Exported for the other
  * native/ modules that keep their own declarations (ioctl.ts, quota.ts).
  */
-export function declare<A extends unknown[]>(proto: string): (...args: A) => number {
-  let fn: ((...args: A) => number) | undefined
-  return (...args: A): number => {
-    fn ??= libc().func(proto) as unknown as (...args: A) => number
-    return fn(...args)
+export function declare<A extends unknown[]>(proto: string): Declared<A> {
+  let fn: KoffiFn | undefined
+  const get = (): KoffiFn => (fn ??= libc().func(proto))
+  const call = ((...args: A): number => get()(...args) as number) as Declared<A>
+  call.async = (args, done) => {
+    get().async(...args, done)
   }
+  return call
 }
 
 // Pointer-to-struct parameters are declared `void *` and given a Buffer: koffi
@@ -97,6 +110,37 @@ export function sys<A extends unknown[]>(
     throw new ErrnoError(errno, syscall, path, source)
   }
   return ret
+}
+
+/**
+ * sys() on a worker thread, for the calls that can keep the kernel busy for seconds (a mount that
+ * replays a journal, LOOP_CONFIGURE flushing the backing file, FIFREEZE, fallocate of a large
+ * image): while they run, the event loop keeps answering other RPCs, Probe included.
+ *
+ * errno: the call runs on a worker thread, whose errno is not this thread's. koffi saves the
+ * worker's errno right after the call returns and puts it into this thread's errno only while
+ * `done` runs (call.cc, AsyncCall::Complete), so it is read first thing in the callback, not
+ * after the promise settles (a microtask later this thread's errno is its own again).
+ *
+ * The arguments (Buffers especially) stay referenced by the callback's closure until the call
+ * is over, so the memory the kernel reads or writes cannot be collected meanwhile.
+ */
+export function sysAsync<A extends unknown[]>(
+  fn: Declared<A>,
+  args: A,
+  syscall: string,
+  path?: string,
+  source?: string,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fn.async(args, (err, ret) => {
+      const errno = koffiMod!.errno()
+      if (err) reject(err instanceof Error ? err : new Error(String(err)))
+      else if (ret === -1) reject(new ErrnoError(errno, syscall, path, source))
+      else resolve(ret)
+      void args
+    })
+  })
 }
 
 const EINVAL = 22

@@ -19,14 +19,15 @@ import {
   O_NOFOLLOW,
   O_RDONLY,
   O_RDWR,
-  checkLayout,
   closeQuietly,
+  closeQuietlyAsync,
   ioc,
   ioctl,
-  koffi,
+  ioctlAsync,
   openFd,
   withFd,
 } from './ioctl.js'
+import { checkLayouts, decodeLoopInfo64, encodeLoopConfig, INFO64_SIZE, LO_FLAGS, type LoopStatus } from './loop-structs.js'
 import { loopNumberOf, parseBackingFile, readSysLoop } from './loop-sysfs.js'
 import { statx } from './stat.js'
 
@@ -41,80 +42,8 @@ const LOOP_CTL_GET_FREE = 0x4c82
 /** _IOR(0x12, 114, size_t) */
 const BLKGETSIZE64 = ioc('r', 0x12, 114, 8)
 
-/** LO_FLAGS_* from <linux/loop.h>. */
-export const LO_FLAGS = Object.freeze({ READ_ONLY: 1, AUTOCLEAR: 4, PARTSCAN: 8, DIRECT_IO: 16 } as const)
-
-const LO_NAME_SIZE = 64
-// struct loop_info64 (232 bytes) and struct loop_config (304 bytes), offsets
-// as printed by offsetof() against this kernel's <linux/loop.h>.
-const INFO64 = { lo_device: 0, lo_inode: 8, lo_rdevice: 16, lo_offset: 24, lo_sizelimit: 32, lo_number: 40, lo_flags: 52, lo_file_name: 56 } as const
-const INFO64_SIZE = 232
-const CONFIG = { fd: 0, block_size: 4, info: 8, __reserved: 240 } as const
-const CONFIG_SIZE = 304
-
-let layoutChecked = false
-function checkLayouts(): void {
-  if (layoutChecked) return
-  const k = koffi()
-  const info = k.struct({
-    lo_device: 'uint64_t', lo_inode: 'uint64_t', lo_rdevice: 'uint64_t', lo_offset: 'uint64_t',
-    lo_sizelimit: 'uint64_t', lo_number: 'uint32_t', lo_encrypt_type: 'uint32_t',
-    lo_encrypt_key_size: 'uint32_t', lo_flags: 'uint32_t', lo_file_name: k.array('uint8_t', LO_NAME_SIZE),
-    lo_crypt_name: k.array('uint8_t', LO_NAME_SIZE), lo_encrypt_key: k.array('uint8_t', 32),
-    lo_init: k.array('uint64_t', 2),
-  })
-  checkLayout('struct loop_info64', info, INFO64_SIZE, INFO64)
-  const cfg = k.struct({ fd: 'uint32_t', block_size: 'uint32_t', info, __reserved: k.array('uint64_t', 8) })
-  checkLayout('struct loop_config', cfg, CONFIG_SIZE, CONFIG)
-  layoutChecked = true
-}
-
-export interface LoopConfig {
-  backingFd: number
-  /** 0: the kernel's default (512, or the backing file's direct-I/O alignment). */
-  blockSize: number
-  flags: number
-  /** Stored as lo_file_name (truncated to 63 bytes); informational only. */
-  fileName: string
-}
-
-/** Pure: struct loop_config for LOOP_CONFIGURE. */
-export function encodeLoopConfig(c: LoopConfig): Buffer {
-  const b = Buffer.alloc(CONFIG_SIZE)
-  b.writeUInt32LE(c.backingFd, CONFIG.fd)
-  b.writeUInt32LE(c.blockSize, CONFIG.block_size)
-  b.writeUInt32LE(c.flags, CONFIG.info + INFO64.lo_flags)
-  // NUL-terminated and cut on a byte boundary, like losetup does.
-  const name = Buffer.from(c.fileName, 'utf8').subarray(0, LO_NAME_SIZE - 1)
-  name.copy(b, CONFIG.info + INFO64.lo_file_name)
-  return b
-}
-
-export interface LoopStatus {
-  /** The backing file's st_dev as "major:minor" and its inode number. */
-  backingDev: string
-  backingIno: bigint
-  offset: bigint
-  sizeLimit: bigint
-  number: number
-  flags: number
-}
-
-/** Pure: struct loop_info64 from LOOP_GET_STATUS64. */
-export function decodeLoopInfo64(b: Buffer): LoopStatus {
-  // lo_device is huge_encode_dev(): minor's low 8 bits, major, minor's rest.
-  const dev = b.readBigUInt64LE(INFO64.lo_device)
-  const major = Number((dev >> 8n) & 0xfffn)
-  const minor = Number((dev & 0xffn) | ((dev >> 12n) & 0xfff00n))
-  return {
-    backingDev: `${major}:${minor}`,
-    backingIno: b.readBigUInt64LE(INFO64.lo_inode),
-    offset: b.readBigUInt64LE(INFO64.lo_offset),
-    sizeLimit: b.readBigUInt64LE(INFO64.lo_sizelimit),
-    number: b.readUInt32LE(INFO64.lo_number),
-    flags: b.readUInt32LE(INFO64.lo_flags),
-  }
-}
+export { LO_FLAGS, decodeLoopInfo64, encodeLoopConfig } from './loop-structs.js'
+export type { LoopConfig, LoopStatus } from './loop-structs.js'
 
 export interface LoopAttachOptions {
   readOnly?: boolean
@@ -162,13 +91,64 @@ const ATTACH_ATTEMPTS = 8
  * O_NOFOLLOW (a symlink as the final component is refused with ELOOP) and
  * read-only when `readOnly` is set. Every fd opened here is closed before
  * returning, on success and on every failure path.
+ *
+ * Everything runs on the event loop, LOOP_CONFIGURE included, which can take
+ * long (with direct I/O it first writes back the backing file's dirty pages):
+ * fine for tools and tests; a server uses loopAttachAsync.
  */
 export function loopAttach(backingFile: string, opts: LoopAttachOptions = {}): LoopAttachment {
+  const g = attachSteps(backingFile, opts, opts.whileOpen !== undefined)
+  for (let r = g.next(); ; ) {
+    if (r.done) return r.value
+    try {
+      if ('configure' in r.value) ioctl(r.value.fd, LOOP_CONFIGURE, 'LOOP_CONFIGURE', r.value.configure, r.value.device)
+      else opts.whileOpen!(r.value.whileOpen)
+    } catch (e) {
+      r = g.throw(e)
+      continue
+    }
+    r = g.next()
+  }
+}
+
+export interface LoopAttachAsyncOptions extends Omit<LoopAttachOptions, 'whileOpen'> {
+  /** As in LoopAttachOptions; may be async (a mount on a worker thread). */
+  whileOpen?: (att: LoopAttachment) => void | Promise<void>
+}
+
+/**
+ * loopAttach with LOOP_CONFIGURE (and whileOpen, if async) off the event loop. The rest (open,
+ * LOOP_CTL_GET_FREE, a sysfs read) stays on it: microseconds each, cheaper than a thread hop.
+ */
+export async function loopAttachAsync(backingFile: string, opts: LoopAttachAsyncOptions = {}): Promise<LoopAttachment> {
+  const g = attachSteps(backingFile, opts, opts.whileOpen !== undefined)
+  for (let r = g.next(); ; ) {
+    if (r.done) return r.value
+    try {
+      if ('configure' in r.value) await ioctlAsync(r.value.fd, LOOP_CONFIGURE, 'LOOP_CONFIGURE', r.value.configure, r.value.device)
+      else await opts.whileOpen!(r.value.whileOpen)
+    } catch (e) {
+      r = g.throw(e)
+      continue
+    }
+    r = g.next()
+  }
+}
+
+/**
+ * What attaching asks of its caller, one step at a time: the LOOP_CONFIGURE ioctl and the
+ * caller's whileOpen. The attach logic (retries, fallbacks, cleanup) is written once, here; the
+ * sync and async drivers above only run the steps, and hand a step's failure back through
+ * g.throw(), where the logic's own try/catch/finally sees it exactly as a direct call's error.
+ */
+type AttachStep = { fd: number; configure: Buffer; device: string } | { whileOpen: LoopAttachment }
+
+function* attachSteps(backingFile: string, opts: Omit<LoopAttachOptions, 'whileOpen'>, hasWhileOpen: boolean): Generator<AttachStep, LoopAttachment, void> {
   const blockSize = opts.blockSize ?? 0
   if (blockSize !== 0 && !(blockSize >= 512 && blockSize <= 4096 && (blockSize & (blockSize - 1)) === 0)) {
     throw new RangeError(`loopAttach: block size ${blockSize} is not a power of two in 512..4096`)
   }
-  if (opts.autoclear === true && opts.whileOpen === undefined) {
+  if (opts.autoclear === true && !hasWhileOpen) {
     throw new TypeError('loopAttach: autoclear without whileOpen would detach the device on return')
   }
   checkLayouts()
@@ -178,7 +158,8 @@ export function loopAttach(backingFile: string, opts: LoopAttachOptions = {}): L
 
   const backingFd = openFd(backingFile, (opts.readOnly === true ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC)
   try {
-    return withFd('/dev/loop-control', O_RDWR | O_CLOEXEC, (ctl) => {
+    const ctl = openFd('/dev/loop-control', O_RDWR | O_CLOEXEC)
+    try {
       let dio = opts.directIo === true
       for (let attempt = 1; ; attempt++) {
         const number = ioctl(ctl, LOOP_CTL_GET_FREE, 'LOOP_CTL_GET_FREE', 0, '/dev/loop-control')
@@ -187,7 +168,7 @@ export function loopAttach(backingFile: string, opts: LoopAttachOptions = {}): L
         try {
           try {
             const cfg = { backingFd, blockSize, flags: flags | (dio ? LO_FLAGS.DIRECT_IO : 0), fileName: backingFile }
-            ioctl(lfd, LOOP_CONFIGURE, 'LOOP_CONFIGURE', encodeLoopConfig(cfg), device)
+            yield { fd: lfd, configure: encodeLoopConfig(cfg), device }
           } catch (e) {
             // Another process configured this device between GET_FREE and
             // our CONFIGURE: ask for the next free one.
@@ -209,9 +190,9 @@ export function loopAttach(backingFile: string, opts: LoopAttachOptions = {}): L
             readOnly: opts.readOnly === true,
             autoclear: opts.autoclear === true,
           }
-          if (opts.whileOpen !== undefined) {
+          if (hasWhileOpen) {
             try {
-              opts.whileOpen(att)
+              yield { whileOpen: att }
             } catch (e) {
               // Sets autoclear (or detaches now if we are the only opener);
               // the close in `finally` below completes it.
@@ -228,7 +209,9 @@ export function loopAttach(backingFile: string, opts: LoopAttachOptions = {}): L
           closeQuietly(lfd)
         }
       }
-    })
+    } finally {
+      closeQuietly(ctl)
+    }
   } finally {
     // The device holds its own reference to the backing file.
     closeQuietly(backingFd)
@@ -254,8 +237,29 @@ export interface LoopDetachOptions {
  * does not exist, is 'not-attached'. While something else still holds the
  * device open (a mounted filesystem) the kernel cannot detach it yet: it sets
  * autoclear instead and detaches at the last close; that is 'deferred'.
+ * On the event loop, the detach included: a server uses loopDetachAsync.
  */
 export function loopDetach(device: string, opts: LoopDetachOptions = {}): LoopDetachResult {
+  const cleared = clearFd(device, opts)
+  if (typeof cleared === 'string') return cleared
+  closeQuietly(cleared.fd)
+  return detachOutcome(cleared.number)
+}
+
+/**
+ * loopDetach with the last close off the event loop: when we are the device's only opener that
+ * close is the detach, which drains the device's queue and writes its cached blocks back (a raw
+ * block volume's data a pod wrote through it) before returning.
+ */
+export async function loopDetachAsync(device: string, opts: LoopDetachOptions = {}): Promise<LoopDetachResult> {
+  const cleared = clearFd(device, opts)
+  if (typeof cleared === 'string') return cleared
+  await closeQuietlyAsync(cleared.fd)
+  return detachOutcome(cleared.number)
+}
+
+/** Opens the device and asks for the detach; the caller closes the fd it returns. */
+function clearFd(device: string, opts: LoopDetachOptions): { fd: number; number: number } | 'not-attached' {
   let lfd: number
   try {
     lfd = openFd(device, O_RDONLY | O_CLOEXEC)
@@ -263,20 +267,25 @@ export function loopDetach(device: string, opts: LoopDetachOptions = {}): LoopDe
     if (e instanceof ErrnoError && (e.errno === ENOENT || e.errno === ENXIO)) return 'not-attached'
     throw e
   }
-  let number: number
   try {
-    if (opts.backingFile !== undefined && !backedBy(lfd, device, opts.backingFile)) return 'not-attached'
+    if (opts.backingFile !== undefined && !backedBy(lfd, device, opts.backingFile)) throw NOT_ATTACHED
     try {
       ioctl(lfd, LOOP_CLR_FD, 'LOOP_CLR_FD', 0, device)
     } catch (e) {
-      if (e instanceof ErrnoError && e.errno === ENXIO) return 'not-attached'
+      if (e instanceof ErrnoError && e.errno === ENXIO) throw NOT_ATTACHED
       throw e
     }
-    number = loopNumberOf(device)
-  } finally {
-    // When we were the only opener, this close performs the detach.
+    return { fd: lfd, number: loopNumberOf(device) }
+  } catch (e) {
     closeQuietly(lfd)
+    if (e === NOT_ATTACHED) return 'not-attached'
+    throw e
   }
+}
+
+const NOT_ATTACHED = Symbol('not attached')
+
+function detachOutcome(number: number): LoopDetachResult {
   return readSysLoop(number, 'backing_file') === undefined ? 'detached' : 'deferred'
 }
 

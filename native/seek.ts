@@ -8,7 +8,7 @@
 // explicit positions (fs.read with `position`, pread) are unaffected.
 
 import { ErrnoError } from './errno.js'
-import { declare, sys } from './libc.js'
+import { declare, sys, sysAsync } from './libc.js'
 import { checkFd } from './ioctl.js'
 
 const SEEK_DATA = 3
@@ -51,10 +51,12 @@ const fallocateFn = declare<[fd: number, mode: number, offset: number, len: numb
 /**
  * fallocate(2) mode 0: reserves blocks for [offset, offset+len) and extends the file to cover
  * it, without writing them (the extents read as zeros). ENOSPC when the filesystem cannot hold
- * them; EOPNOTSUPP where the filesystem has no preallocation.
+ * them; EOPNOTSUPP where the filesystem has no preallocation. Always on a worker thread:
+ * reserving gigabytes means allocating and recording thousands of extents, which takes long
+ * enough (and is rare enough) that the thread hop never matters.
  */
-export function allocate(fd: number, offset: number, len: number): void {
+export async function allocate(fd: number, offset: number, len: number): Promise<void> {
   checkFd(fd, 'fallocate')
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(len) || len <= 0) throw new RangeError(`fallocate: invalid range ${offset}+${len}`)
-  sys(fallocateFn, [fd, 0, offset, len], 'fallocate', `/proc/self/fd/${fd}`)
+  await sysAsync(fallocateFn, [fd, 0, offset, len], 'fallocate', `/proc/self/fd/${fd}`)
 }

@@ -94,14 +94,17 @@ export function checkDirectory(field: string, p: string, info: PathInfo): void {
 /**
  * Unmounts every layer of the volume's mounts at p (a retried mount can stack one twice) and
  * refuses, without touching it, a mount that is not this volume's. `vol` is the volume's data as
- * the caller already found it (undefined when it is gone; then the index decides).
+ * the caller already found it (undefined when it is gone; then the index decides). `filesystem`:
+ * p may hold a filesystem's last mount, so unmount off the event loop (Mounter.unmountFilesystem).
+ * The index entry goes only once the kernel's mount is gone, so the index never misses a mount.
  */
-export function unmountVolume(d: NodeDeps, id: string, vol: Located | undefined, field: string, p: string, first: PathInfo): void {
+export async function unmountVolume(d: NodeDeps, id: string, vol: Located | undefined, field: string, p: string, first: PathInfo, filesystem = false): Promise<void> {
   let info: PathInfo | undefined = first
   for (let i = 0; i < 8 && info?.isMountRoot; i++) {
     const ours = vol ? belongsTo(d, vol, info, p) : d.index.paths(id).includes(p)
     if (!ours) throw failedPrecondition(`${field} ${p} has a mount that is not volume ${id}; leaving it alone`)
-    d.mounter.unmount(p)
+    if (filesystem) await d.mounter.unmountFilesystem(p)
+    else d.mounter.unmount(p)
     info = d.mounter.inspect(p)
   }
   d.index.remove(id, p)

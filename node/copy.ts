@@ -14,7 +14,7 @@ import { constants as C, promises as fsp, type BigIntStats } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { aborted, CsiError } from '../common/errors.js'
-import { ErrnoError, fromNodeError, fstatx, isReflinkUnsupported, reflinkRange, seekData, seekHole } from '../native/index.js'
+import { ErrnoError, fromNodeError, fstatx, isReflinkUnsupported, reflinkRangeAsync, seekData, seekHole } from '../native/index.js'
 import { copyXattrs, mknod, setTimesNs } from '../native/index.js'
 
 export interface CopyOptions {
@@ -59,9 +59,8 @@ export class CopyError extends Error {
 }
 
 export const CHUNK = 1 << 20
-// Reflinks go in ranges this big (a multiple of any block size): one
-// synchronous ioctl never holds the event loop long on a huge fragmented
-// image, and an abort is noticed between ranges.
+// Reflinks go in ranges this big (a multiple of any block size), each on a
+// worker thread: an abort is noticed between ranges.
 const REFLINK_RANGE = 256 * CHUNK
 const ZERO = Buffer.alloc(CHUNK)
 // O_NONBLOCK: if a regular file is swapped for a fifo after the lstat, open
@@ -286,11 +285,10 @@ async function copyRegular(
  */
 async function reflinkAll(job: Job, sfh: FileHandle, dfh: FileHandle, size: number): Promise<boolean> {
   for (let off = 0; off < size; off += REFLINK_RANGE) {
-    if (off > 0) await yieldToLoop()
     job.checkAbort()
     const last = off + REFLINK_RANGE >= size
     try {
-      reflinkRange(sfh.fd, dfh.fd, off, last ? 0 : REFLINK_RANGE, off)
+      await reflinkRangeAsync(sfh.fd, dfh.fd, off, last ? 0 : REFLINK_RANGE, off)
     } catch (e) {
       if (off > 0 || !isReflinkUnsupported(e)) throw e
       // EINVAL can be specific to one file (btrfs nodatacow vs cow).

@@ -6,6 +6,7 @@ import path from 'node:path'
 import { exhausted, failedPrecondition } from '../common/errors.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { allocate, fromNodeError, isErrno, statx } from '../native/index.js'
+import { checkSignal } from './abort.js'
 import { mkfs } from './fstools.js'
 import type { Layout } from './layout.js'
 
@@ -90,9 +91,11 @@ export async function retire(layout: Layout, obj: VolumeObject, now: Date): Prom
 /**
  * Makes (or grows) an image volume's sparse file. A new image is built under a temporary name
  * and renamed into place only once mkfs succeeded, so a crash never leaves a half-made image
- * that a later stage would mount. Images are never shrunk.
+ * that a later stage would mount. Images are never shrunk. `signal` stops the work between
+ * steps and kills a running mkfs (the temporary file goes, as on any failure); a fallocate
+ * already in the kernel finishes first.
  */
-export async function ensureImage(file: string, size: bigint, fsType: string): Promise<void> {
+export async function ensureImage(file: string, size: bigint, fsType: string, signal?: AbortSignal): Promise<void> {
   let st
   try {
     st = await fsp.lstat(file)
@@ -111,10 +114,12 @@ export async function ensureImage(file: string, size: bigint, fsType: string): P
   await fsp.rm(tmp, { force: true })
   await fsp.writeFile(tmp, '', { flag: 'wx', mode: 0o600 })
   try {
+    checkSignal(signal, `creating image ${file}`)
     await preallocate(tmp, 0n, size)
     // On a full pool mkfs fails with ENOSPC (fstools reports RESOURCE_EXHAUSTED); the temp
     // file goes either way, so a failed create leaves nothing behind.
-    if (fsType) await mkfs(tmp, fsType)
+    if (fsType) await mkfs(tmp, fsType, signal)
+    checkSignal(signal, `creating image ${file}`)
     await fsp.rename(tmp, file)
   } catch (e) {
     await fsp.rm(tmp, { force: true })
@@ -133,7 +138,7 @@ export async function ensureImage(file: string, size: bigint, fsType: string): P
 async function preallocate(file: string, from: bigint, to: bigint): Promise<void> {
   const fh = await fsp.open(file, 'r+')
   try {
-    allocate(fh.fd, Number(from), Number(to - from))
+    await allocate(fh.fd, Number(from), Number(to - from))
   } catch (e) {
     if (isErrno(e, 'ENOSPC') || isErrno(e, 'EDQUOT')) throw exhausted(`no room for ${to - from} more bytes of image in ${path.dirname(file)}`)
     if (!isErrno(e, 'EOPNOTSUPP')) throw e

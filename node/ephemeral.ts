@@ -57,7 +57,8 @@ export function planEphemeral(ctx: Record<string, string>): EphemeralPlan {
   return { kind, size: ((size + MiB - 1n) / MiB) * MiB, fsType }
 }
 
-export async function publishEphemeral(d: NodeDeps, eid: string, plan: EphemeralPlan, target: string, cap: Capability, flags: BindFlags): Promise<object> {
+/** `signal` stops the wait for the image's creation (mkfs); what was made is removed again. */
+export async function publishEphemeral(d: NodeDeps, eid: string, plan: EphemeralPlan, target: string, cap: Capability, flags: BindFlags, signal?: AbortSignal): Promise<object> {
   if (cap.accessType === 'block') throw invalid('volume_capability', 'ephemeral inline volumes are filesystems; block access is not offered')
   const existing = findVolume(d, eid)
   let tgt = d.mounter.inspect(target)
@@ -73,7 +74,7 @@ export async function publishEphemeral(d: NodeDeps, eid: string, plan: Ephemeral
   const created = !tgt
   try {
     if (plan.kind === 'dir') await ensureVolumeDir(dir)
-    else await ensureImage(image, plan.size, plan.fsType)
+    else await ensureImage(image, plan.size, plan.fsType, signal)
     if (!tgt) {
       try {
         d.mounter.mkdir(target)
@@ -83,12 +84,15 @@ export async function publishEphemeral(d: NodeDeps, eid: string, plan: Ephemeral
       }
       tgt = d.mounter.inspect(target)!
     }
+    // Indexed before the mount, as NodeStageVolume does: mountImage awaits the kernel.
+    d.index.add(eid, target)
     if (plan.kind === 'dir') d.mounter.bind(dir, target, flags, { target: tgt })
     else {
       const fs = parseFsMountFlags('volume_capability.mount.mount_flags', cap.mountFlags, flags.readonly)
-      d.mounter.mountImage(image, target, plan.fsType, fs.bits, fs.data, { target: tgt })
+      await d.mounter.mountImage(image, target, plan.fsType, fs.bits, fs.data, { target: tgt })
     }
   } catch (e) {
+    d.index.remove(eid, target)
     // Nothing half-made stays behind: no target, no data.
     if (created && d.mounter.inspect(target)?.isMountRoot === false) d.mounter.rmdir(target)
     await removeData(d, eid)
@@ -103,7 +107,8 @@ export async function unpublishEphemeral(d: NodeDeps, eid: string, target: strin
   const tgt = d.mounter.inspect(target)
   if (tgt) {
     checkDirectory('target_path', target, tgt)
-    unmountVolume(d, eid, findVolume(d, eid), 'target_path', target, tgt)
+    const vol = findVolume(d, eid)
+    await unmountVolume(d, eid, vol, 'target_path', target, tgt, vol?.kind === 'image')
     try {
       d.mounter.rmdir(target)
     } catch (e) {

@@ -3,16 +3,17 @@
 // volumes have nothing to grow on the node (their limit is a quota the realiser sets).
 import { statSync } from 'node:fs'
 import { aborted, failedPrecondition, invalid } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
 import { parseBytes, requireId, requirePath, requireString } from '../common/validate.js'
+import type { CancellableHandler } from './abort.js'
 import type { NodeDeps } from './deps.js'
 import { growFs, mountedFsType } from './fstools.js'
 import { belongsTo, locate } from './locate.js'
 import { loopDeviceOf } from './loops.js'
 import { listLoopDevices } from '../native/index.js'
 
-export function expandHandlers(d: NodeDeps): ServiceHandlers {
-  async function NodeExpandVolume(req: any): Promise<unknown> {
+export function expandHandlers(d: NodeDeps): { NodeExpandVolume: CancellableHandler } {
+  /** `signal` stops the wait for the grow tool (killed); the loop device already knows its size. */
+  async function NodeExpandVolume(req: any, signal?: AbortSignal): Promise<unknown> {
     requireString('volume_id', req.volume_id)
     requireString('volume_path', req.volume_path, 4096)
     const required = parseBytes('capacity_range.required_bytes', req.capacity_range?.required_bytes)
@@ -35,7 +36,7 @@ export function expandHandlers(d: NodeDeps): ServiceHandlers {
       if (!block) {
         const fsType = mountedFsType(volumePath)
         if (!fsType) throw failedPrecondition(`the filesystem at ${volumePath} is not one tscsi can grow`)
-        await growFs(fsType, device, volumePath)
+        await growFs(fsType, device, volumePath, signal)
       }
       return { capacity_bytes: size.toString() }
     })

@@ -1,16 +1,21 @@
 // The filesystem tools the node may run as child processes (no syscall does their job): mkfs at
 // creation, and the online grow tools at expansion. Never mount(8), umount(8) or losetup.
+// Children are always waited for asynchronously (execFile, never a *Sync variant): a mkfs of a
+// large image takes seconds, and the event loop must go on answering meanwhile. A `signal`
+// kills the child (SIGTERM) and the call answers as abort.ts says.
 import { execFile } from 'node:child_process'
 import { statfsSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { exhausted, internal } from '../common/errors.js'
+import { stopped } from './abort.js'
 
 const run = promisify(execFile)
 
-async function tool(cmd: string, args: string[], timeoutMs = 120_000): Promise<void> {
+async function tool(cmd: string, args: string[], signal?: AbortSignal, timeoutMs = 120_000): Promise<void> {
   try {
-    await run(cmd, args, { timeout: timeoutMs })
+    await run(cmd, args, { timeout: timeoutMs, ...(signal && { signal }) })
   } catch (e) {
+    if (signal?.aborted) throw stopped(signal, `${cmd} ${args.join(' ')}`)
     const err = e as { stderr?: string; message: string }
     const text = (err.stderr || err.message).trim()
     // ext4's online resize needs CAP_SYS_RESOURCE, which some sandboxes withhold even from root.
@@ -25,14 +30,14 @@ async function tool(cmd: string, args: string[], timeoutMs = 120_000): Promise<v
 /** Makes a filesystem in an image file (not attached to anything yet). */
 // Without discard: on a regular file the tools "discard" by punching holes, which would hand back
 // the blocks the image was given (see preallocate in datadir.ts).
-export async function mkfs(image: string, fsType: string): Promise<void> {
+export async function mkfs(image: string, fsType: string, signal?: AbortSignal): Promise<void> {
   switch (fsType) {
     case 'ext4':
-      return tool('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard', image])
+      return tool('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard', image], signal)
     case 'xfs':
-      return tool('mkfs.xfs', ['-q', '-f', '-K', image])
+      return tool('mkfs.xfs', ['-q', '-f', '-K', image], signal)
     case 'btrfs':
-      return tool('mkfs.btrfs', ['-q', '-f', '-K', image])
+      return tool('mkfs.btrfs', ['-q', '-f', '-K', image], signal)
     default:
       throw internal(`no mkfs for filesystem ${JSON.stringify(fsType)}`)
   }
@@ -47,21 +52,22 @@ export function mountedFsType(mountPoint: string): string | undefined {
 }
 
 /** Grows a mounted filesystem to fill its (already grown) device, online. */
-export async function growFs(fsType: string, device: string, mountPoint: string): Promise<void> {
+export async function growFs(fsType: string, device: string, mountPoint: string, signal?: AbortSignal): Promise<void> {
   switch (fsType) {
     case 'ext4':
-      return tool('resize2fs', [device])
+      return tool('resize2fs', [device], signal)
     case 'ext4-offline':
       // An unmounted image file: resize2fs wants a fresh e2fsck first. Exit 1 means "errors
       // corrected", which a snapshot of a frozen filesystem should not have, but is fine.
-      await run('e2fsck', ['-f', '-y', device], { timeout: 300_000 }).catch((e: { code?: number }) => {
+      await run('e2fsck', ['-f', '-y', device], { timeout: 300_000, ...(signal && { signal }) }).catch((e: { code?: number }) => {
+        if (signal?.aborted) throw stopped(signal, `e2fsck -f -y ${device}`)
         if (e.code !== 1) throw internal(`e2fsck -f -y ${device} failed with exit code ${e.code}`)
       })
-      return tool('resize2fs', [device])
+      return tool('resize2fs', [device], signal)
     case 'xfs':
-      return tool('xfs_growfs', [mountPoint])
+      return tool('xfs_growfs', [mountPoint], signal)
     case 'btrfs':
-      return tool('btrfs', ['filesystem', 'resize', 'max', mountPoint])
+      return tool('btrfs', ['filesystem', 'resize', 'max', mountPoint], signal)
     default:
       throw internal(`cannot grow filesystem ${JSON.stringify(fsType)} at ${mountPoint}`)
   }

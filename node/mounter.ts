@@ -1,12 +1,26 @@
 // The seam between the node service and the kernel. The service asks questions (what is at this
 // path, is it a mount root, which object does it show) and requests effects (bind, remount,
 // unmount) through this interface; the real implementation calls libc through native/, and
-// service tests swap in a fake. All methods are synchronous: each is one or two syscalls of a
-// few microseconds, cheaper than a trip through the thread pool.
+// service tests swap in a fake.
+//
+// Which calls run on the event loop and which on a worker thread is decided per call, by what
+// the kernel does in it. Measured with bench/stall.ts (as root: npm run build && npx tsc -p
+// bench/tsconfig.json && node dist/bench/stall.js) on a 2-core machine under load, p50:
+// - synchronous: statx, bind mounts, remounts and the unmount of a bind. A bind mount + umount2
+//   pair costs 46 µs on the event loop and 72-114 µs through koffi's .async (the hop to libuv's
+//   pool and back, twice); they touch no disk, and NodePublishVolume is the hot path.
+// - asynchronous (Promise): whatever reads or writes a disk and can therefore take seconds on a
+//   slow or stuck one. LOOP_CONFIGURE costs 0.1-0.3 ms sync, 0.2-0.9 ms async for a clean image,
+//   but 13.5 ms (p99 78 ms) for one with 32 MiB of dirty pages (it writes them back before
+//   switching to direct I/O): an image just made by mkfs or a copy. mount(2) of a filesystem
+//   reads its superblock and may replay a journal; the unmount that takes a filesystem's last
+//   mount down writes back its dirty data and journal, and a loop device's detach (the last close)
+//   drains and writes back the device. The hop is noise against those, and while
+//   one of them is in the kernel the event loop goes on answering other volumes' RPCs and Probe.
 import { closeSync, constants as fsConstants, lstatSync, mkdirSync, openSync, rmdirSync, unlinkSync } from 'node:fs'
 import { aborted, failedPrecondition } from '../common/errors.js'
 import {
-  close, fdPath, fromNodeError, fstatx, loopAttach, loopDetach, loopSetCapacity, MNT, MS, mount, openDir, openPath, settleRenames, statvfs, statx, umount2, isErrno,
+  close, fdPath, fromNodeError, fstatx, loopAttachAsync, loopDetachAsync, loopSetCapacity, MNT, MS, mount, mountAsync, openDir, openPath, settleRenames, statvfs, statx, umount2, umount2Async, isErrno,
   type StatVfs, type Statx,
 } from '../native/index.js'
 import { type BindFlags, needsRemount, remountBits } from './mountflags.js'
@@ -35,13 +49,13 @@ export interface Mounter {
   /**
    * Attaches an image file to a loop device and mounts its filesystem on the (checked) staging
    * directory while the device is held open; with autoclear the device then lives exactly as
-   * long as the mount. Returns the device.
+   * long as the mount. Returns the device. LOOP_CONFIGURE and mount(2) run off the event loop.
    */
-  mountImage(image: string, staging: string, fsType: string, flags: number, data: string, expect: { target: PathInfo }): string
-  /** Attaches a raw image to a loop device that stays until detachImage. */
-  attachImage(image: string): string
-  /** Detaches the loop device if it is still backed by image. */
-  detachImage(device: string, image: string): void
+  mountImage(image: string, staging: string, fsType: string, flags: number, data: string, expect: { target: PathInfo }): Promise<string>
+  /** Attaches a raw image to a loop device that stays until detachImage (off the event loop). */
+  attachImage(image: string): Promise<string>
+  /** Detaches the loop device if it is still backed by image (the detach runs off the event loop). */
+  detachImage(device: string, image: string): Promise<void>
   /** Tells a loop device its backing file grew. */
   refreshLoopCapacity(device: string): void
   /** Creates an empty regular file (a block volume's target); parent must exist. */
@@ -51,8 +65,13 @@ export interface Mounter {
    * content included, is refused with FAILED_PRECONDITION and left alone. Never follows a symlink.
    */
   removeFile(path: string): void
-  /** Unmounts target without following a symlink there. */
+  /** Unmounts target without following a symlink there; for binds (nothing to write back). */
   unmount(target: string): void
+  /**
+   * unmount() off the event loop, for what may be a filesystem's last mount: the kernel writes
+   * its dirty data and journal back before the call returns.
+   */
+  unmountFilesystem(target: string): Promise<void>
   statfs(path: string): StatVfs
   /** mkdir for a target the driver creates (mode 0750); parent must exist. */
   mkdir(path: string): void
@@ -140,15 +159,19 @@ export const nativeMounter: Mounter = {
     umount2(target, MNT.UMOUNT_NOFOLLOW)
   },
 
-  mountImage(image, staging, fsType, flags, data, expect) {
+  async unmountFilesystem(target) {
+    await umount2Async(target, MNT.UMOUNT_NOFOLLOW)
+  },
+
+  async mountImage(image, staging, fsType, flags, data, expect) {
     const dst = openDir(staging)
     try {
       if (!sameObject(toPathInfo(fstatx(dst)), expect.target)) {
         throw aborted(`${staging} changed between the driver's checks and the mount; refusing, retry`)
       }
-      const att = loopAttach(image, {
+      const att = await loopAttachAsync(image, {
         autoclear: true, directIo: true,
-        whileOpen: (a) => mount(a.device, fdPath(dst), fsType, flags, data || null),
+        whileOpen: (a) => mountAsync(a.device, fdPath(dst), fsType, flags, data || null),
       })
       // Taking a misplaced filesystem down lets autoclear release the loop device too.
       close(landedAt(dst, staging, expect.target, (now) => now.type === 'dir'))
@@ -158,12 +181,12 @@ export const nativeMounter: Mounter = {
     }
   },
 
-  attachImage(image) {
-    return loopAttach(image, { directIo: true }).device
+  async attachImage(image) {
+    return (await loopAttachAsync(image, { directIo: true })).device
   },
 
-  detachImage(device, image) {
-    loopDetach(device, { backingFile: image })
+  async detachImage(device, image) {
+    await loopDetachAsync(device, { backingFile: image })
   },
 
   refreshLoopCapacity(device) {

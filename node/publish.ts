@@ -3,18 +3,22 @@
 // remove, as the spec says; nothing else at a CO path is ever removed.
 import { isReadOnlyMode, parseCapability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
 import { checkMap, ownIdOrUndefined, requireId, requirePath, requireString } from '../common/validate.js'
 import { isErrno } from '../native/index.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
 import { ephemeralIdFor, isEphemeral, planEphemeral, publishEphemeral, unpublishEphemeral } from './ephemeral.js'
 import { findVolume, locate, stagedSource } from './locate.js'
+import type { CancellableHandler } from './abort.js'
 import type { NodeDeps } from './deps.js'
 import { sameObject, type PathInfo } from './mounter.js'
 import { flagsMismatch, parseBindFlags } from './mountflags.js'
 
-export function publishHandlers(d: NodeDeps): ServiceHandlers {
-  async function NodePublishVolume(req: any): Promise<unknown> {
+export function publishHandlers(d: NodeDeps): { NodePublishVolume: CancellableHandler, NodeUnpublishVolume: CancellableHandler } {
+  /**
+   * `signal`: the caller stopped waiting. Only an ephemeral volume's creation (mkfs of its image)
+   * waits on work long enough to heed it; a publish of a staged volume is one bind.
+   */
+  async function NodePublishVolume(req: any, signal?: AbortSignal): Promise<unknown> {
     // validate
     requireString('volume_id', req.volume_id)
     const target = requirePath('target_path', req.target_path)
@@ -26,7 +30,7 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
       const plan = planEphemeral(checkMap('volume_context', req.volume_context))
       const flags = parseBindFlags('volume_capability.mount.mount_flags', cap.mountFlags, Boolean(req.readonly) || isReadOnlyMode(cap.mode))
       const eid = ephemeralIdFor(req.volume_id)
-      return d.locks.run(`${eid}@${target}`, `ephemeral volume at ${target}`, () => publishEphemeral(d, eid, plan, target, cap, flags))
+      return d.locks.run(`${eid}@${target}`, `ephemeral volume at ${target}`, () => publishEphemeral(d, eid, plan, target, cap, flags, signal))
     }
     checkCapability('volume_capability', cap, volumeKind(req.volume_context))
     const block = cap.accessType === 'block'
@@ -111,7 +115,7 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
       return d.locks.run(`${eid}@${target}`, `ephemeral volume at ${target}`, () => unpublishEphemeral(d, eid, target))
     }
     const id = requireId('volume_id', req.volume_id, 'v')
-    return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, () => {
+    return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, async () => {
       const tgt = d.mounter.inspect(target)
       if (!tgt) {
         d.index.remove(id, target)
@@ -124,11 +128,11 @@ export function publishHandlers(d: NodeDeps): ServiceHandlers {
       if (tgt.type !== 'dir') {
         // A block volume's target: a file we created, with the device node bound on it.
         if (tgt.type === 'symlink') throw failedPrecondition(`target_path ${target} is a symbolic link; the driver never follows links at CO paths`)
-        unmountVolume(d, id, vol, 'target_path', target, tgt)
+        await unmountVolume(d, id, vol, 'target_path', target, tgt)
         d.mounter.removeFile(target)
         return {}
       }
-      unmountVolume(d, id, vol, 'target_path', target, tgt)
+      await unmountVolume(d, id, vol, 'target_path', target, tgt)
       try {
         d.mounter.rmdir(target)
       } catch (e) {

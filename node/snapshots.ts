@@ -11,11 +11,12 @@ import path from 'node:path'
 import { aborted, exhausted, failedPrecondition } from '../common/errors.js'
 import type { SnapshotObject, VolumeObject } from '../common/store/types.js'
 import { syncDir } from '../common/store/atomic.js'
-import { freeze, isErrno, thaw } from '../native/index.js'
+import { freezeAsync, isErrno, thaw } from '../native/index.js'
 import { copyImage, copyTree } from './copy.js'
 import { mkdirs, removeVolumeDir } from './datadir.js'
 import type { NodeDeps } from './deps.js'
 import { growFs } from './fstools.js'
+import { stopped } from './abort.js'
 import { findVolume, type Located } from './locate.js'
 
 /** A mount root of a volume's filesystem on this node (to freeze around a copy), if mounted. */
@@ -28,27 +29,34 @@ function fsMountOf(d: NodeDeps, vol: Located): string | undefined {
 }
 
 /**
- * Filesystems (by device) this process has frozen for a copy and not yet thawed. tscsi freezes
- * nothing else, so a volume's filesystem that is frozen but not in here was frozen by a node
- * plugin killed mid-copy: no one else would ever thaw it, and the pod's writers would hang.
+ * Filesystems (by device) this process has frozen for a copy, or is probing for a leftover
+ * freeze, and not yet thawed. tscsi freezes nothing else, so a volume's filesystem that is
+ * frozen but not in here was frozen by a node plugin killed mid-copy: no one else would ever
+ * thaw it, and the pod's writers would hang. A key goes in before its freeze is awaited (FIFREEZE
+ * flushes the filesystem on a worker thread, and other work runs meanwhile), so two freezes of
+ * this process never overlap on one filesystem: a probe's EBUSY is never a copy's freeze it
+ * would then thaw, and a copy never adopts a probe's freeze as a killed predecessor's.
  */
 const frozenHere = new Set<string>()
 
 /**
  * Freezes the filesystem at mp for a copy and returns the key to thaw it with. One already
  * frozen by a killed predecessor (EBUSY, and not ours) is adopted: the copy goes on, consistent,
- * and thawCopy() releases it. One frozen by a copy of this process is ABORTED (retried later).
+ * and thawCopy() releases it. One frozen (or being probed) by this process is ABORTED (retried).
  */
-function freezeForCopy(d: NodeDeps, mp: string): string {
+async function freezeForCopy(d: NodeDeps, mp: string): Promise<string> {
   const key = d.mounter.inspect(mp)?.dev ?? mp
   if (frozenHere.has(key)) throw aborted(`the filesystem at ${mp} is frozen for another copy; retry`)
+  frozenHere.add(key)
   try {
-    freeze(mp)
+    await freezeAsync(mp)
   } catch (e) {
-    if (!isErrno(e, 'EBUSY')) throw e
+    if (!isErrno(e, 'EBUSY')) {
+      frozenHere.delete(key)
+      throw e
+    }
     d.log.warn({ mountPoint: mp }, 'a filesystem was left frozen by a node plugin killed mid-copy; this copy takes it over and thaws it')
   }
-  frozenHere.add(key)
   return key
 }
 
@@ -61,21 +69,39 @@ function thawCopy(mp: string, key: string): void {
 }
 
 /**
- * Thaws the filesystem of a volume if a copy cut short by a kill left it frozen. Probing takes a
- * freeze of our own (EBUSY means frozen already); freeze and thaw are synchronous, so no copy of
- * this process can start in between.
+ * Undoes a freeze a killed predecessor left on the filesystem at mp, unless a copy of this
+ * process holds it (then ABORTED, if `busy` names what to retry after, else nothing happens).
+ * The probe takes a freeze of its own (EBUSY means frozen already) and thaws. A filesystem that
+ * cannot be frozen at all is left as it is when `strict` is false, else the error is thrown.
  */
-function thawLeftover(d: NodeDeps, volumeId: string): void {
+async function thawIfLeftFrozen(d: NodeDeps, mp: string, what: Record<string, string>, busy: string | undefined, strict: boolean): Promise<void> {
+  const key = d.mounter.inspect(mp)?.dev ?? mp
+  if (frozenHere.has(key)) {
+    if (busy) throw aborted(busy)
+    return
+  }
+  frozenHere.add(key)
+  try {
+    try {
+      await freezeAsync(mp)
+    } catch (e) {
+      if (!isErrno(e, 'EBUSY')) {
+        if (strict) throw e
+        return
+      }
+      d.log.warn({ mountPoint: mp, ...what }, 'thawing a filesystem left frozen by a node plugin killed mid-copy')
+    }
+    thaw(mp)
+  } finally {
+    frozenHere.delete(key)
+  }
+}
+
+/** Thaws the filesystem of a volume if a copy cut short by a kill left it frozen. */
+async function thawLeftover(d: NodeDeps, volumeId: string): Promise<void> {
   const vol = findVolume(d, volumeId)
   const mp = vol && fsMountOf(d, vol)
-  if (!mp || frozenHere.has(d.mounter.inspect(mp)?.dev ?? mp)) return
-  try {
-    freeze(mp)
-  } catch (e) {
-    if (!isErrno(e, 'EBUSY')) throw e
-    d.log.warn({ mountPoint: mp, volume_id: volumeId }, 'thawing a filesystem left frozen by a node plugin killed mid-copy')
-  }
-  thaw(mp)
+  if (mp) await thawIfLeftFrozen(d, mp, { volume_id: volumeId }, undefined, true)
 }
 
 /**
@@ -85,32 +111,24 @@ function thawLeftover(d: NodeDeps, volumeId: string): void {
  * a killed node plugin is thawed. Errors of the probe other than EBUSY (a filesystem that
  * cannot freeze) leave the unmount to go on.
  */
-export function thawBeforeUnmount(d: NodeDeps, volumeId: string, mp: string): void {
-  const key = d.mounter.inspect(mp)?.dev ?? mp
-  if (frozenHere.has(key)) throw aborted(`volume ${volumeId} is frozen for a snapshot's copy; retry once the copy is done`)
-  try {
-    freeze(mp)
-  } catch (e) {
-    if (!isErrno(e, 'EBUSY')) return
-    d.log.warn({ mountPoint: mp, volume_id: volumeId }, 'thawing a filesystem left frozen by a node plugin killed mid-copy before unmounting it')
-  }
-  thaw(mp)
+export async function thawBeforeUnmount(d: NodeDeps, volumeId: string, mp: string): Promise<void> {
+  await thawIfLeftFrozen(d, mp, { volume_id: volumeId }, `volume ${volumeId} is frozen for a snapshot's copy; retry once the copy is done`, false)
 }
 
 /** Copies a volume's data (dir tree or image) to dst, freezing a mounted image meanwhile. */
-async function copyVolumeData(d: NodeDeps, vol: Located, dst: string): Promise<void> {
+async function copyVolumeData(d: NodeDeps, vol: Located, dst: string, signal?: AbortSignal): Promise<void> {
   if (vol.kind === 'dir') {
-    await copyTree(vol.path, dst)
+    await copyTree(vol.path, dst, { signal })
     return
   }
   const mp = fsMountOf(d, vol)
   if (!mp) {
-    await copyImage(vol.path, dst)
+    await copyImage(vol.path, dst, { signal })
     return
   }
-  const key = freezeForCopy(d, mp)
+  const key = await freezeForCopy(d, mp)
   try {
-    await copyImage(vol.path, dst)
+    await copyImage(vol.path, dst, { signal })
   } finally {
     thawCopy(mp, key)
   }
@@ -153,7 +171,7 @@ async function removeAny(p: string): Promise<void> {
  * among the sources is frozen first, then each is copied, then all are thawed, so the set is
  * consistent with itself. Members already copied before a restart are left as they are.
  */
-export async function takeSnapshots(d: NodeDeps, snaps: SnapshotObject[]): Promise<void> {
+export async function takeSnapshots(d: NodeDeps, snaps: SnapshotObject[], signal?: AbortSignal): Promise<void> {
   const work: { snap: SnapshotObject; vol: Located; final: string }[] = []
   for (const snap of snaps) {
     const vol = findVolume(d, snap.spec.sourceVolumeId)
@@ -161,7 +179,7 @@ export async function takeSnapshots(d: NodeDeps, snaps: SnapshotObject[]): Promi
     const final = d.layout.snapshotPath(snap.id, snap.spec.pool, snap.spec.kind)
     if (!(await fsp.lstat(final).catch(() => undefined))) work.push({ snap, vol, final })
     // Copied before a kill that came ahead of the thaw: the copy is done, the freeze is not.
-    else thawLeftover(d, vol.id)
+    else await thawLeftover(d, vol.id)
   }
   // A pool with no byte left cannot hold a copy: say so before freezing a pod's filesystem
   // (whose flush could then only fail with EIO) for a copy that cannot succeed.
@@ -172,10 +190,10 @@ export async function takeSnapshots(d: NodeDeps, snaps: SnapshotObject[]): Promi
   const mounts = [...new Set(work.map((w) => fsMountOf(d, w.vol)).filter((m): m is string => m !== undefined))]
   const frozen: [string, string][] = []
   try {
-    for (const mp of mounts) frozen.push([mp, freezeForCopy(d, mp)])
+    for (const mp of mounts) frozen.push([mp, await freezeForCopy(d, mp)])
     for (const w of work) {
-      await buildAtomically(w.final, (tmp) => (w.vol.kind === 'dir' ? copyTree(w.vol.path, tmp) : copyImage(w.vol.path, tmp)).then(() => undefined))
-        .catch((e: unknown) => { throw outOfSpace(d, w.snap.spec.pool, e) })
+      await buildAtomically(w.final, (tmp) => (w.vol.kind === 'dir' ? copyTree(w.vol.path, tmp, { signal }) : copyImage(w.vol.path, tmp, { signal })).then(() => undefined))
+        .catch((e: unknown) => { throw signal?.aborted ? stopped(signal, `snapshot ${w.snap.id}`) : outOfSpace(d, w.snap.spec.pool, e) })
     }
   } finally {
     // A frozen filesystem must never stay frozen: writers in the pod would hang.
@@ -192,7 +210,7 @@ function outOfSpace(d: NodeDeps, pool: string, e: unknown): unknown {
 
 export async function removeSnapshot(d: NodeDeps, snap: SnapshotObject): Promise<void> {
   // Still Copying: the copy may have been cut short by a kill, with its source left frozen.
-  if (snap.status?.phase === 'Copying') thawLeftover(d, snap.spec.sourceVolumeId)
+  if (snap.status?.phase === 'Copying') await thawLeftover(d, snap.spec.sourceVolumeId)
   const final = d.layout.snapshotPath(snap.id, snap.spec.pool, snap.spec.kind)
   await removeAny(path.join(path.dirname(final), `.${path.basename(final)}.tmp`))
   await removeAny(final)
@@ -203,7 +221,7 @@ export async function removeSnapshot(d: NodeDeps, snap: SnapshotObject): Promise
  * snapshot; an image bigger than its source is grown, and an ext4 in it is resized offline (xfs
  * and btrfs grow online at the first NodeStageVolume).
  */
-export async function fillFromSource(d: NodeDeps, vol: VolumeObject, snapshot: SnapshotObject | undefined): Promise<void> {
+export async function fillFromSource(d: NodeDeps, vol: VolumeObject, snapshot: SnapshotObject | undefined, signal?: AbortSignal): Promise<void> {
   const src = vol.spec.contentSource!
   const image = vol.spec.kind === 'image'
   const final = image ? d.layout.imagePath(vol.id, vol.spec.pool) : d.layout.volumeDir(vol.id, vol.spec.pool)
@@ -213,21 +231,21 @@ export async function fillFromSource(d: NodeDeps, vol: VolumeObject, snapshot: S
       if (!snapshot) throw failedPrecondition(`snapshot ${src.snapshotId} does not exist`)
       if (snapshot.status?.phase !== 'Ready') throw aborted(`snapshot ${src.snapshotId} is still being copied; retry`)
       const from = d.layout.snapshotPath(snapshot.id, snapshot.spec.pool, snapshot.spec.kind)
-      if (image) await copyImage(from, tmp)
-      else await copyTree(from, tmp)
+      if (image) await copyImage(from, tmp, { signal })
+      else await copyTree(from, tmp, { signal })
     } else {
       const from = findVolume(d, src.volumeId)
       if (!from) throw failedPrecondition(`the data of volume ${src.volumeId} is not on node ${d.nodeId}`)
-      await copyVolumeData(d, from, tmp)
+      await copyVolumeData(d, from, tmp, signal)
     }
     if (image) {
       const size = BigInt(vol.spec.capacityBytes)
       if (BigInt((await fsp.stat(tmp)).size) < size) {
         await fsp.truncate(tmp, Number(size))
-        if (vol.spec.fsType === 'ext4') await growFs('ext4-offline', tmp, '')
+        if (vol.spec.fsType === 'ext4') await growFs('ext4-offline', tmp, '', signal)
       }
     } else {
       await fsp.chmod(tmp, 0o777)
     }
-  })
+  }).catch((e: unknown) => { throw signal?.aborted ? stopped(signal, `filling volume ${vol.id}`) : e })
 }

@@ -5,8 +5,8 @@
 // alone, so pods keep mounting when the control plane is down.
 import { parseCapability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
 import { checkMap, requireId, requirePath, requireString } from '../common/validate.js'
+import { checkSignal, type CancellableHandler } from './abort.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
 import type { NodeDeps } from './deps.js'
 import { belongsTo, blockStagingFile, findVolume, locate } from './locate.js'
@@ -16,8 +16,9 @@ import { thawBeforeUnmount } from './snapshots.js'
 
 const NO_FLAGS = parseBindFlags('', [], false)
 
-export function stageHandlers(d: NodeDeps): ServiceHandlers {
-  async function NodeStageVolume(req: any): Promise<unknown> {
+export function stageHandlers(d: NodeDeps): { NodeStageVolume: CancellableHandler, NodeUnstageVolume: CancellableHandler } {
+  /** `signal`: the caller stopped waiting; checked before any effect (a mount in flight is not undone). */
+  async function NodeStageVolume(req: any, signal?: AbortSignal): Promise<unknown> {
     // validate
     requireString('volume_id', req.volume_id)
     const staging = requirePath('staging_target_path', req.staging_target_path)
@@ -35,8 +36,11 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
     if (ctxFs && cap.fsType && ctxFs !== cap.fsType) {
       throw invalid('volume_capability.mount.fs_type', `the volume holds ${ctxFs}, not ${cap.fsType}`)
     }
-    // effects
-    return d.locks.run(id, `volume ${id}`, () => {
+    // effects. The lock covers the volume and, as a publish's does, the path: mounting or
+    // unmounting here now awaits the kernel, and a publish or unpublish naming this same path
+    // meanwhile would see a mount half made or half gone.
+    return d.locks.run([id, `${id}@${staging}`], `volume ${id}`, async () => {
+      checkSignal(signal, `NodeStageVolume of ${id}`)
       const vol = locate(d, id)
       const st = d.mounter.inspect(staging)
       if (!st) throw failedPrecondition(`staging_target_path ${staging} does not exist; the CO creates it before NodeStageVolume`)
@@ -50,7 +54,7 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
           throw alreadyExists(`staging_target_path ${staging} already holds a different device`)
         }
         d.staged.note(vol, staging)
-        const device = d.mounter.attachImage(vol.path)
+        const device = await d.mounter.attachImage(vol.path)
         const created = !fi
         try {
           if (!fi) {
@@ -59,7 +63,7 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
           }
           d.mounter.bind(device, file, NO_FLAGS, { target: fi })
         } catch (e) {
-          d.mounter.detachImage(device, vol.path)
+          await d.mounter.detachImage(device, vol.path)
           if (created) d.mounter.removeFile(file)
           d.staged.forget(vol, staging)
           throw e
@@ -71,10 +75,15 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
         throw alreadyExists(`staging_target_path ${staging} already has a different mount on it`)
       }
       d.staged.note(vol, staging)
+      // Into the index before the mount exists: while mount(2) is in the kernel other RPCs run,
+      // and a CO path inside staging must already count as inside a volume (checkOutsideRoot).
+      // An entry is a hint callers confirm with statx, so one that turns out false costs nothing.
+      d.index.add(id, staging)
       try {
         if (vol.kind === 'dir') d.mounter.bind(vol.path, staging, NO_FLAGS, { target: st })
-        else d.mounter.mountImage(vol.path, staging, ctxFs || cap.fsType || 'ext4', fsOpts.bits, fsOpts.data, { target: st })
+        else await d.mounter.mountImage(vol.path, staging, ctxFs || cap.fsType || 'ext4', fsOpts.bits, fsOpts.data, { target: st })
       } catch (e) {
+        d.index.remove(id, staging)
         d.staged.forget(vol, staging)
         throw e
       }
@@ -92,7 +101,7 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
     const staging = requirePath('staging_target_path', req.staging_target_path)
     checkOutsideRoot(d, 'staging_target_path', staging)
     const id = requireId('volume_id', req.volume_id, 'v')
-    return d.locks.run(id, `volume ${id}`, () => {
+    return d.locks.run([id, `${id}@${staging}`], `volume ${id}`, async () => {
       const st = d.mounter.inspect(staging)
       const vol = findVolume(d, id)
       if (!st) {
@@ -108,14 +117,15 @@ export function stageHandlers(d: NodeDeps): ServiceHandlers {
       const fi = vol?.kind === 'image' && !st.isMountRoot ? d.mounter.inspect(file) : undefined
       if (fi && fi.type !== 'dir') {
         const device = fi.isMountRoot ? loopDeviceOf(fi.rdev) : undefined
-        unmountVolume(d, id, vol, 'staging_target_path', file, fi)
-        if (device) d.mounter.detachImage(device, vol!.path)
+        await unmountVolume(d, id, vol, 'staging_target_path', file, fi)
+        if (device) await d.mounter.detachImage(device, vol!.path)
         d.mounter.removeFile(file)
       }
       // The staging directory belongs to the CO (it created it); only the mount is ours. An
       // image's loop device goes with its last mount (autoclear), unless the filesystem is frozen.
-      if (vol?.kind === 'image' && st.isMountRoot && st.type === 'dir' && belongsTo(d, vol, st, staging)) thawBeforeUnmount(d, id, staging)
-      unmountVolume(d, id, vol, 'staging_target_path', staging, d.mounter.inspect(staging)!)
+      if (vol?.kind === 'image' && st.isMountRoot && st.type === 'dir' && belongsTo(d, vol, st, staging)) await thawBeforeUnmount(d, id, staging)
+      // An image's filesystem loses its last mount here: its write-back runs off the event loop.
+      await unmountVolume(d, id, vol, 'staging_target_path', staging, d.mounter.inspect(staging)!, vol?.kind === 'image')
       if (vol) d.staged.forget(vol, staging)
       return {}
     })

@@ -148,6 +148,10 @@ export class FakeMounter implements Mounter {
     this.table.set(target, stack)
   }
 
+  async unmountFilesystem(target: string): Promise<void> {
+    this.unmount(target)
+  }
+
   unmount(target: string): void {
     this.calls.push({ op: 'unmount', path: target })
     this.injected('unmount', target)
@@ -198,15 +202,15 @@ export class FakeMounter implements Mounter {
 
   // Image and block volumes need loop devices and real filesystems: they are tested as root
   // with the real kernel (test/e2e-image.test.ts), not through this stand-in.
-  mountImage(): string {
+  async mountImage(): Promise<string> {
     throw new Error('fake mounter: image volumes are tested with real loop devices')
   }
 
-  attachImage(): string {
+  async attachImage(): Promise<string> {
     throw new Error('fake mounter: image volumes are tested with real loop devices')
   }
 
-  detachImage(): void {}
+  async detachImage(): Promise<void> {}
 
   refreshLoopCapacity(): void {}
 
