@@ -75,7 +75,11 @@ export function registrationService(): grpc.ServiceClientConstructor {
   return registration
 }
 
-export type Handler = (request: any) => Promise<unknown>
+/**
+ * `signal` is aborted when the caller stops waiting: it cancelled the call, or the call's
+ * deadline passed. Handlers that do long work (mkfs, copies) pass it on; others ignore it.
+ */
+export type Handler = (request: any, signal?: AbortSignal) => Promise<unknown>
 export type ServiceHandlers = Record<string, Handler>
 
 /** Called once per RPC after it finishes; the metrics issue hangs its counters here. */
@@ -113,13 +117,14 @@ export function implement(
     impl[method] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
       const started = process.hrtime.bigint()
       const req = (call.request ?? {}) as Record<string | symbol, unknown>
+      const stop = stopSignal(call)
       const undecodable = req[UNDECODABLE]
       const run = undecodable !== undefined
         ? Promise.reject(new CsiError(Code.INVALID_ARGUMENT, `the request is not a valid ${method} message: ${String(undecodable)}`))
         : handler
-        ? Promise.resolve().then(() => handler(req))
+        ? Promise.resolve().then(() => handler(req, stop.signal))
         : Promise.reject(new CsiError(Code.UNIMPLEMENTED, `${serviceName}.${method} is not implemented by this driver`))
-      run.then(
+      run.finally(stop.dispose).then(
         (res) => {
           finish(Code.OK)
           // The redacted copies cost real time on big answers (ListVolumes): only when logged.
@@ -143,6 +148,38 @@ export function implement(
     }
   }
   return impl
+}
+
+/**
+ * An AbortSignal for one call: aborted with a TimeoutError when its deadline passes, or with
+ * an AbortError when the client cancels (grpc-js emits 'cancelled' for both; the timer names
+ * the deadline case even if it fires a moment after the event).
+ */
+function stopSignal(call: grpc.ServerUnaryCall<any, any>): { signal: AbortSignal; dispose: () => void } {
+  const ac = new AbortController()
+  const deadline = call.getDeadline()
+  const at = deadline instanceof Date ? deadline.getTime() : Number(deadline)
+  let timer: NodeJS.Timeout | undefined
+  const timeout = (): void => ac.abort(new DOMException("the caller's deadline passed", 'TimeoutError'))
+  if (Number.isFinite(at)) {
+    const left = at - Date.now()
+    if (left <= 0) timeout()
+    // setTimeout caps at about 24.8 days; a longer deadline never fires, as it should not.
+    else if (left < 2 ** 31) timer = setTimeout(timeout, left).unref()
+  }
+  const onCancel = (): void => {
+    if (ac.signal.aborted) return
+    if (Number.isFinite(at) && Date.now() >= at) timeout()
+    else ac.abort(new DOMException('the caller cancelled the call', 'AbortError'))
+  }
+  call.on('cancelled', onCancel)
+  return {
+    signal: ac.signal,
+    dispose: () => {
+      if (timer) clearTimeout(timer)
+      call.removeListener('cancelled', onCancel)
+    },
+  }
 }
 
 export interface Endpoint {

@@ -23,8 +23,8 @@ export function checkSignal(signal: AbortSignal | undefined, what: string): void
 }
 
 /**
- * A node handler that can be told its caller stopped waiting. Still a common/grpc.ts Handler
- * (the signal is optional); the boundary will pass one aborted at the call's deadline or
- * cancellation, and until it does, handlers simply get none.
+ * A node handler that can be told its caller stopped waiting. Still a common/grpc.ts Handler:
+ * the boundary (implement()) passes a signal aborted at the call's deadline or cancellation;
+ * direct callers in tests may pass none.
  */
 export type CancellableHandler = (request: any, signal?: AbortSignal) => Promise<unknown>
