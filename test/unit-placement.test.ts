@@ -4,7 +4,7 @@ import t from 'tap'
 import { CsiError } from '../common/errors.js'
 import { TOPOLOGY_KEY, type VolumeSpec } from '../common/store/model.js'
 import type { NodeObject, VolumeObject } from '../common/store/types.js'
-import { allocatedByNode, chooseNode, matches, roomOf, type NodeRoom, type Requirements } from '../controller/placement.js'
+import { allocatedByNode, chooseNode, matches, planClaim, roomOf, type NodeRoom, type Requirements } from '../controller/placement.js'
 
 const G = 1024n ** 3n
 const topo = (node: string) => ({ segments: { [TOPOLOGY_KEY]: node } })
@@ -95,4 +95,29 @@ t.test('chooseNode errors: RESOURCE_EXHAUSTED for no node or no room, OUT_OF_RAN
   ]
   for (const [what, rs, size, req, want] of cases) t.equal(codeOf(() => chooseNode(rs, size, req)), want, what)
   t.throws(() => chooseNode(rooms, 3n * G, none), { message: /node a has 2147483648 bytes free/ }, 'the message names the best node')
+})
+
+t.test('planClaim: decides on the ledger as read; a repeat keeps its claim and project id', async (t) => {
+  const n = node('a', 10n * G)
+  const now = new Date('2026-01-01T00:00:00Z')
+  const req = { volumeId: 'v-new', pool: 'default', bytes: 4n * G, projectId: 'new' as const }
+  const doc = { claims: { 'v-other': { pool: 'default', bytes: String(5n * G), projectId: 1_000_000, at: '' } } }
+  const first = planClaim(doc, n, [], req, new Set(), now)
+  t.same(first.result, { claimed: true, projectId: 1_000_001 }, 'the claimed project id is taken even though no volume shows it yet')
+  t.same(Object.keys(first.next!.claims!).sort(), ['v-new', 'v-other'])
+  const again = planClaim(first.next, n, [], req, new Set(), now)
+  t.same(again.result, { claimed: true, projectId: 1_000_001 }, 'a repeat finds its own claim: same id, and its bytes count as its room')
+  const full = planClaim(first.next, n, [], { ...req, volumeId: 'v-third', bytes: 2n * G }, new Set(), now)
+  t.same(full.result, { claimed: false, doc: first.next }, '9 of 10 GiB claimed: 2 more do not fit')
+  t.equal(full.next, undefined, 'and nothing is written')
+  const freed = planClaim(first.next, n, [], { ...req, volumeId: 'v-third', bytes: 2n * G }, new Set(['v-other']), now)
+  t.equal(freed.result.claimed, true, 'an orphan claim is dropped and its room reused')
+  t.same(Object.keys(freed.next!.claims!).sort(), ['v-new', 'v-third'])
+})
+
+t.test('roomOf: a claim counts like a volume, once per volume id (the larger of the two)', async (t) => {
+  const v = vol('a', 1n * G)
+  const claims = new Map([['a', { claims: { [v.id]: { pool: 'default', bytes: String(3n * G), at: '' }, 'v-x': { pool: 'fast', bytes: String(G), at: '' } } }]])
+  t.same(roomOf([node('a', 10n * G)], [v], 'default', 'dir', claims).map((r) => r.free), [7n * G], 'an expansion being claimed: 3 GiB held, not 1 and not 4')
+  t.same(roomOf([node('a', 10n * G)], [v], 'default', 'dir', claims, v.id).map((r) => r.free), [10n * G], 'the volume itself sees what it holds as room')
 })
