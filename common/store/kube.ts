@@ -21,7 +21,7 @@ export const NODE_LABEL = 'tscsi.dev/node'
 /** Held by every volume object until its node has removed the data. */
 export const DATA_FINALIZER = 'tscsi.dev/data'
 
-interface KubeObject<S, T> {
+export interface KubeObject<S, T> {
   apiVersion: string
   kind: string
   metadata: {
@@ -89,6 +89,16 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     const fresh = await this.fetch(id)
     this.apply(id, fresh)
     return this.view(fresh)
+  }
+
+  /** The cached object as the API server sent it, resourceVersion included. */
+  cached(id: string): KubeObject<S, T> | undefined {
+    return this.cache.get(id)
+  }
+
+  /** Takes in an object one of our writes returned, ahead of its watch event. */
+  remember(obj: KubeObject<S, T>): void {
+    this.apply(obj.metadata.name, obj)
   }
 
   async list(): Promise<StoredObject<S, T>[]> {

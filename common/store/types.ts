@@ -52,9 +52,10 @@ export interface LedgerChange<D, R> {
 
 /**
  * Documents changed only by compare-and-swap, for state several controllers decide on together.
- * update() reads the document from the backing store (never a cache), calls change() with it and
- * writes change()'s answer only if nobody wrote the document in between; if someone did, it reads
- * again and calls change() again (so change() must be pure). It gives up with ABORTED after a
+ * update() calls change() with the document as last known and writes change()'s answer only if
+ * that is still the current version (nobody wrote in between); if it was not, it reads the
+ * backing store and calls change() again (so change() must be pure). A decision to write nothing
+ * is also only returned once made on a version read from the backing store. It gives up with ABORTED after a
  * bounded number of conflicts. The result is that of the call whose write stuck (or that wrote
  * nothing). update() is idempotent exactly when change() is.
  */
