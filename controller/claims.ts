@@ -56,13 +56,19 @@ export async function claimRoom(d: ControllerDeps, req: ClaimRequest, pick: Pick
   const seen = new Map<string, LedgerDoc>()
   for (let round = 0; round < MAX_REPLANS; round++) {
     const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
+    // Orphans are left out of the ranking too: a node full only of them has room.
     const claims = new Map<string, LedgerDoc | undefined>()
-    for (const n of nodes) claims.set(n.id, seen.get(n.id) ?? (await d.store.ledger.get(claimsId(n.id))))
+    const orphans = new Map<string, Set<string>>()
+    for (const n of nodes) {
+      const doc = seen.get(n.id) ?? (await d.store.ledger.get(claimsId(n.id)))
+      const gone = await orphanClaims(d, n.id, doc, volumes)
+      orphans.set(n.id, gone)
+      claims.set(n.id, doc && { ...doc, claims: Object.fromEntries(Object.entries(doc.claims ?? {}).filter(([id]) => !gone.has(id))) })
+    }
     const target = pick(roomOf(nodes, volumes, req.pool, req.kind, claims, req.volumeId))
     const node = nodes.find((n) => n.id === target.id)!
-    const orphans = await orphanClaims(d, node.id, claims.get(node.id), volumes)
     const at = d.clock()
-    const out = await d.store.ledger.update(claimsId(node.id), (doc) => planClaim(doc, node, volumes, req, orphans, at))
+    const out = await d.store.ledger.update(claimsId(node.id), (doc) => planClaim(doc, node, volumes, req, orphans.get(node.id)!, at))
     if (out.claimed) return { node: node.id, ...(out.projectId !== undefined && { projectId: out.projectId }), at }
     seen.set(node.id, out.doc)
   }

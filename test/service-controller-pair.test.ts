@@ -14,6 +14,7 @@ import type { LedgerDoc } from '../common/store/model.js'
 import { waitFor } from '../common/store/wait.js'
 import { controllerDeps } from '../controller/deps.js'
 import { expandHandlers } from '../controller/expand.js'
+import { CLAIM_GRACE_MS } from '../controller/claims.js'
 import { LostNodeWatch } from '../controller/lostnodes.js'
 import { claimsId } from '../controller/placement.js'
 import { volumeIdFor } from '../controller/request.js'
@@ -94,6 +95,19 @@ t.test('a deleted volume gives its room back to both controllers', async (t) => 
   t.same((await controllers[1]!.store.ledger.get(claimsId('node-a')))?.claims, {}, 'the claim went with the volume')
   const b = await controllers[1]!.call('CreateVolume', createReq('pvc-b', 2n * MiB))
   t.equal(b.volume.capacity_bytes, String(2n * MiB))
+})
+
+t.test('a claim whose volume never appeared holds its room until it is older than any create takes', async (t) => {
+  const { controllers } = await pair(t, 4n)
+  const ledger = controllers[0]!.store.ledger
+  // A controller claimed 4 MiB and died before writing the volume.
+  const orphan = (at: Date) => ledger.update(claimsId('node-a'), () => ({ next: { claims: { [volumeIdFor('pvc-died')]: { pool: 'default', bytes: String(4n * MiB), projectId: 1_000_000, at: at.toISOString() } } }, result: 0 }))
+  await orphan(new Date())
+  await t.rejects(controllers[1]!.call('CreateVolume', createReq('pvc-new')), { code: status.RESOURCE_EXHAUSTED }, 'a young claim may still become a volume: its room stays taken')
+  await orphan(new Date(Date.now() - CLAIM_GRACE_MS - 60_000))
+  const v = await controllers[1]!.call('CreateVolume', createReq('pvc-new'))
+  t.equal(v.volume.capacity_bytes, String(MiB), 'an old one with no volume is dropped and its room reused')
+  t.same(Object.keys((await ledger.get(claimsId('node-a')))?.claims ?? {}), [v.volume.volume_id], 'the orphan is gone from the ledger')
 })
 
 t.test('concurrent expansions through both controllers never promise more than the pool', async (t) => {
