@@ -34,6 +34,7 @@ t.test('update reads, decides and writes; no next means no write', async (t) => 
   t.equal(await l.update('c', (cur) => ({ result: cur?.n })), 2, 'a change that writes nothing still answers')
   t.same(readdirSync(l.dir), ['c.v2.json'], 'superseded versions are pruned; no temp or intent file is left')
   await t.rejects(l.update('../x', bump('a')), { code: 3 }, 'an id that is not a safe file name is INVALID_ARGUMENT')
+  await t.rejects(l.get('../x'), { code: 3 }, 'for reads too')
 })
 
 t.test('a change that throws writes nothing and the error reaches the caller', async (t) => {

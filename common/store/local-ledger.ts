@@ -34,11 +34,12 @@ export class LocalLedger<D> implements Ledger<D> {
   }
 
   async get(id: string): Promise<D | undefined> {
+    assertId(id)
     return (await this.read(id)).doc
   }
 
   async update<R>(id: string, change: (cur: D | undefined) => LedgerChange<D, R>): Promise<R> {
-    if (!SAFE_ID.test(id)) throw invalid('id', `store: ${JSON.stringify(id)} is not a valid ledger id`)
+    assertId(id)
     const intent = path.join(this.dir, `${id}.w.${process.pid}.${++counter}`)
     await this.fs('announce a write to', id, () => fsp.writeFile(intent, ''))
     try {
@@ -106,6 +107,11 @@ export class LocalLedger<D> implements Ledger<D> {
       throw unavailable(`store: cannot ${what} ledger ${id}: ${(e as Error).message}`)
     }
   }
+}
+
+/** Ids become file names: refused before they touch the disk. */
+function assertId(id: string): void {
+  if (!SAFE_ID.test(id)) throw invalid('id', `store: ${JSON.stringify(id)} is not a valid ledger id`)
 }
 
 function alive(pid: number): boolean {
