@@ -14,7 +14,10 @@ export interface ControllerDeps {
   clock: () => Date
   /** Per-volume locks: a concurrent call on the same volume gets ABORTED. */
   locks: TryLocks
-  /** Placement is serialised so two creates cannot both claim a node's last free bytes. */
+  /**
+   * Placement queues inside this process, so its own creates never collide on the ledger; across
+   * processes the ledger's compare-and-swap decides (claims.ts).
+   */
   placement: Mutexes
   metrics: ControllerMetrics
 }

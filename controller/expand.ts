@@ -6,7 +6,7 @@ import type { ServiceHandlers } from '../common/grpc.js'
 import { requireId, requireString } from '../common/validate.js'
 import { awaitNodeAct } from './await.js'
 import type { ControllerDeps } from './deps.js'
-import { roomOf } from './placement.js'
+import { claimRoom, onlyNode } from './claims.js'
 import { MiB, parseRange } from './request.js'
 
 export function expandHandlers(d: ControllerDeps): ServiceHandlers {
@@ -27,14 +27,11 @@ export function expandHandlers(d: ControllerDeps): ServiceHandlers {
       if (image) want = ((want + MiB - 1n) / MiB) * MiB
       if (range.limit > 0n && want > range.limit) throw outOfRange(`an image grows in whole MiB: ${want} bytes exceeds limit_bytes ${range.limit}`)
       if (want > cur) {
-        await d.placement.run('placement', async () => {
-          const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
-          const room = roomOf(nodes, volumes, s.pool).find((r) => r.id === s.node)
-          if (!room || room.free < want - cur) {
-            throw exhausted(`node ${s.node} has ${room?.free ?? 0n} bytes free in pool ${JSON.stringify(s.pool)}; growing volume ${id} by ${want - cur} needs more`)
-          }
-          await d.store.volumes.putSpec(id, { ...s, capacityBytes: want.toString(), generation: s.generation + 1 })
-        })
+        // The larger size is claimed first, so no other controller promises the difference.
+        const refuse = (free: bigint) => exhausted(`node ${s.node} has ${free - cur} bytes free in pool ${JSON.stringify(s.pool)}; growing volume ${id} by ${want - cur} needs more`)
+        await d.placement.run('placement', () =>
+          claimRoom(d, { volumeId: id, pool: s.pool, bytes: want, ...(s.projectId !== undefined && { projectId: s.projectId }) }, onlyNode(s.node, want, refuse)))
+        await d.store.volumes.putSpec(id, { ...s, capacityBytes: want.toString(), generation: s.generation + 1 })
       }
       // A repeat of a call cut short after the size was recorded finds nothing to record, but
       // the node may not have grown the volume yet: it waits for the node all the same.

@@ -19,6 +19,7 @@ export const CONTROLLER_FLAGS = {
   'state-dir': { type: 'string', default: '/var/lib/tscsi/state', help: 'folder of the local store, shared with the node plugin on this machine' },
   'realise-timeout': { type: 'string', default: '30s', help: 'how long CreateVolume/DeleteVolume wait for the node plugin before answering DEADLINE_EXCEEDED' },
   'enable-attach': { type: 'boolean', default: false, help: 'serve ControllerPublish/UnpublishVolume (for clusters that want VolumeAttachment objects)' },
+  'lost-node-interval': { type: 'string', default: '60s', help: 'how often to look for volumes whose node has left (one replica reports them)' },
   'metrics-socket': { type: 'string', default: '', help: 'unix socket serving Prometheus metrics to the sidecar (default: <csi socket>-metrics.sock beside the CSI socket; off to disable)' },
   ...STORE_FLAGS,
   'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
@@ -37,8 +38,10 @@ runMain(async () => {
   })
   const metricsPath = metricsSocketFlag(f['metrics-socket'], endpoint.socketPath, metricsSocketFor)
   const metricsServer = metricsPath ? await serveMetrics(metrics.registry, metricsPath, log) : undefined
-  const lost = new LostNodeWatch(store, log, metrics.registry)
-  lost.start(60_000)
+  const lost = new LostNodeWatch(store, log, {
+    id: `${os.hostname()}.${process.pid}`, intervalMs: parseDuration('lost-node-interval', f['lost-node-interval']), registry: metrics.registry,
+  })
+  lost.start()
   const running = await listen(buildController(deps, { driverName, observe: metrics.observe }), endpoint)
   log.info({ endpoint: running.address, metricsSocket: metricsPath, driverName, host: os.hostname() }, 'controller serving')
   const stop = (sig: string): void => {

@@ -2,7 +2,13 @@
 // node has left. No I/O, so every rule is a table test.
 import { exhausted, outOfRange } from '../common/errors.js'
 import type { NodeObject, VolumeObject } from '../common/store/types.js'
-import type { VolumeKind } from '../common/store/model.js'
+import type { LedgerDoc, VolumeKind } from '../common/store/model.js'
+
+/** Each node's ledger (its claims), by node id; a node missing from the map has no claims known. */
+export type ClaimsByNode = ReadonlyMap<string, LedgerDoc | undefined>
+
+/** The ledger id of a node's claims. */
+export const claimsId = (node: string): string => `node.${node}`
 
 export interface Topology {
   segments: Record<string, string>
@@ -16,16 +22,41 @@ export interface NodeRoom {
   free: bigint
 }
 
-/** Bytes promised to volumes on each node (deleted-in-progress volumes still hold theirs). */
-export function allocatedByNode(volumes: VolumeObject[]): Map<string, bigint> {
-  const out = new Map<string, bigint>()
-  for (const v of volumes) out.set(v.spec.node, (out.get(v.spec.node) ?? 0n) + BigInt(v.spec.capacityBytes))
+/**
+ * What each volume holds on each node, by node and volume id: its spec's size or its claim's,
+ * whichever is larger. The claim covers a volume another controller has just made and this
+ * process has not seen yet, and an expansion being recorded; the spec covers volumes made before
+ * claims existed. Deleted-in-progress volumes still hold theirs. With pool, only that pool.
+ */
+export function heldByNode(volumes: VolumeObject[], claims: ClaimsByNode = new Map(), pool?: string): Map<string, Map<string, bigint>> {
+  const out = new Map<string, Map<string, bigint>>()
+  const hold = (node: string, id: string, bytes: bigint): void => {
+    let m = out.get(node)
+    if (!m) out.set(node, (m = new Map()))
+    if ((m.get(id) ?? -1n) < bytes) m.set(id, bytes)
+  }
+  for (const v of volumes) if (pool === undefined || v.spec.pool === pool) hold(v.spec.node, v.id, BigInt(v.spec.capacityBytes))
+  for (const [node, doc] of claims) {
+    for (const [id, c] of Object.entries(doc?.claims ?? {})) if (pool === undefined || c.pool === pool) hold(node, id, BigInt(c.bytes))
+  }
   return out
 }
 
-/** Room in one pool on every node that serves it (and the kind, when given). */
-export function roomOf(nodes: NodeObject[], volumes: VolumeObject[], pool: string, kind?: VolumeKind): NodeRoom[] {
-  const allocated = allocatedByNode(volumes.filter((v) => v.spec.pool === pool))
+/** Bytes promised on each node. */
+export function allocatedByNode(volumes: VolumeObject[], claims?: ClaimsByNode, pool?: string): Map<string, bigint> {
+  const out = new Map<string, bigint>()
+  for (const [node, held] of heldByNode(volumes, claims, pool)) out.set(node, [...held.values()].reduce((a, b) => a + b, 0n))
+  return out
+}
+
+/**
+ * Room in one pool on every node that serves it (and the kind, when given). With forVolume, the
+ * room that volume sees: what it already holds on a node counts as room there (a repeated create
+ * whose claim is recorded, or an expansion that needs only the difference).
+ */
+export function roomOf(nodes: NodeObject[], volumes: VolumeObject[], pool: string, kind?: VolumeKind, claims?: ClaimsByNode, forVolume?: string): NodeRoom[] {
+  const held = heldByNode(volumes, claims, pool)
+  const allocated = allocatedByNode(volumes, claims, pool)
   const out: NodeRoom[] = []
   for (const n of nodes) {
     const p = n.status?.pools[pool]
@@ -35,7 +66,8 @@ export function roomOf(nodes: NodeObject[], volumes: VolumeObject[], pool: strin
     const unpromised = total - (allocated.get(n.id) ?? 0n)
     const available = BigInt(p.availableBytes)
     const free = unpromised < available ? unpromised : available
-    out.push({ id: n.id, topology: n.spec.topology, total, free: free < 0n ? 0n : free })
+    const own = forVolume === undefined ? 0n : held.get(n.id)?.get(forVolume) ?? 0n
+    out.push({ id: n.id, topology: n.spec.topology, total, free: (free < 0n ? 0n : free) + own })
   }
   return out
 }
@@ -43,12 +75,17 @@ export function roomOf(nodes: NodeObject[], volumes: VolumeObject[], pool: strin
 /** Project ids start high, clear of ids an administrator may use by hand. */
 export const FIRST_PROJECT_ID = 1_000_000
 
-/** The lowest project id no volume on node's pool uses. */
-export function freeProjectId(volumes: VolumeObject[], node: string, pool: string): number {
-  const used = new Set(volumes.filter((v) => v.spec.node === node && v.spec.pool === pool && v.spec.projectId !== undefined).map((v) => v.spec.projectId))
-  let id = FIRST_PROJECT_ID
-  while (used.has(id)) id++
-  return id
+/**
+ * The next project id for node's pool: above every id ever handed out there (the ledger's high
+ * mark), every volume's and every claim's. Never a freed one: a volume deleted with its folder
+ * retained or archived leaves data the kernel still counts against its id. A ledger from before
+ * the high mark starts above the ids in use, which is the best it can know.
+ */
+export function freeProjectId(volumes: VolumeObject[], node: string, pool: string, doc?: LedgerDoc): number {
+  let top = Math.max(FIRST_PROJECT_ID - 1, doc?.projectIds?.[pool] ?? 0)
+  for (const v of volumes) if (v.spec.node === node && v.spec.pool === pool && v.spec.projectId !== undefined) top = Math.max(top, v.spec.projectId)
+  for (const c of Object.values(doc?.claims ?? {})) if (c.pool === pool && c.projectId !== undefined) top = Math.max(top, c.projectId)
+  return top + 1
 }
 
 export function matches(nodeTopology: Record<string, string>, t: Topology): boolean {
@@ -88,4 +125,41 @@ export function chooseNode(rooms: NodeRoom[], size: bigint, req: Requirements, p
   if (size > largest) throw outOfRange(`requested ${size} bytes is more than pool ${JSON.stringify(pool)} holds on any allowed node (${largest} bytes)`)
   const best = ordered[0]!
   throw exhausted(`not enough free space in pool ${JSON.stringify(pool)}: ${size} bytes requested, node ${best.id} has ${best.free} bytes free`)
+}
+
+/** A claim a create or an expansion asks for on one node's ledger. */
+export interface ClaimRequest {
+  volumeId: string
+  pool: string
+  /** Only nodes that realise this kind qualify (undefined: any). */
+  kind?: VolumeKind
+  /** What the volume will hold in all (for an expansion, its new size). */
+  bytes: bigint
+  /** 'new': hand out a project id (a repeat keeps the one it got); a number: keep that one. */
+  projectId?: 'new' | number
+}
+
+export type ClaimOutcome = { claimed: true; projectId?: number } | { claimed: false; doc: LedgerDoc }
+
+/**
+ * Decides a claim on a node's ledger as just read. The node must have room for the volume (what
+ * it already holds there counts); orphans (claims found to have no volume) are dropped, written
+ * even when the claim does not fit, so the next decision sees what this one saw. Pure, because
+ * the ledger may call it again on a newer document.
+ */
+export function planClaim(doc: LedgerDoc | undefined, node: NodeObject, volumes: VolumeObject[], req: ClaimRequest, orphans: ReadonlySet<string>, now: Date): { next?: LedgerDoc; result: ClaimOutcome } {
+  const claims = Object.fromEntries(Object.entries(doc?.claims ?? {}).filter(([id]) => !orphans.has(id)))
+  const current: LedgerDoc = { ...doc, claims }
+  const dropped = Object.keys(claims).length !== Object.keys(doc?.claims ?? {}).length
+  const [room] = roomOf([node], volumes, req.pool, req.kind, new Map([[node.id, current]]), req.volumeId)
+  if (!room || room.free < req.bytes) return { ...(dropped && { next: current }), result: { claimed: false, doc: current } }
+  const prior = claims[req.volumeId]
+  const projectId = typeof req.projectId === 'number'
+    ? req.projectId
+    : req.projectId === 'new' ? prior?.projectId ?? freeProjectId(volumes, node.id, req.pool, current) : undefined
+  const claim = { pool: req.pool, bytes: req.bytes.toString(), ...(projectId !== undefined && { projectId }), at: now.toISOString() }
+  const high = current.projectIds?.[req.pool] ?? 0
+  const projectIds = projectId !== undefined && projectId > high ? { ...current.projectIds, [req.pool]: projectId } : current.projectIds
+  const next: LedgerDoc = { ...current, claims: { ...claims, [req.volumeId]: claim }, ...(projectIds && { projectIds }) }
+  return { next, result: { claimed: true, ...(projectId !== undefined && { projectId }) } }
 }

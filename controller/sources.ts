@@ -4,7 +4,7 @@ import { exhausted, invalid, notFound, outOfRange } from '../common/errors.js'
 import type { VolumeSpec } from '../common/store/model.js'
 import { requireId } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
-import { matches, roomOf, type Requirements } from './placement.js'
+import { matches, type Requirements } from './placement.js'
 import type { Range, Shape } from './request.js'
 
 export type ContentSource = NonNullable<VolumeSpec['contentSource']>
@@ -38,7 +38,7 @@ export interface SourcedPlacement {
  * Where and how big a volume made from source must be. Errors follow the spec: a missing source
  * is NOT_FOUND; a topology that excludes the source's node is RESOURCE_EXHAUSTED (the
  * provisioner then reschedules instead of waiting forever); a limit below the source's size is
- * OUT_OF_RANGE; no room on the source's node is RESOURCE_EXHAUSTED.
+ * OUT_OF_RANGE.
  */
 export async function placeFromSource(d: ControllerDeps, src: ContentSource, shape: Shape, range: Range, reqs: Requirements, accessType: string, explicitKind: boolean): Promise<SourcedPlacement> {
   const from = 'snapshotId' in src
@@ -54,8 +54,6 @@ export async function placeFromSource(d: ControllerDeps, src: ContentSource, sha
   let size = shape.size > srcSize ? shape.size : srcSize
   if (range.limit > 0n && size > range.limit) throw outOfRange(`${from.what} holds ${srcSize} bytes; limit_bytes ${range.limit} is smaller`)
   if (range.required === 0n) size = srcSize
-  const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
-  const room = roomOf(nodes, volumes, from.pool, from.kind).find((r) => r.id === from.node)
-  if (!room || room.free < size) throw exhausted(`node ${from.node} has ${room?.free ?? 0n} bytes free in pool ${JSON.stringify(from.pool)}; ${size} are needed`)
+  // Whether the node has room is decided when the room is claimed (claims.ts).
   return { node: from.node, pool: from.pool, kind: from.kind, fsType: from.fsType, size }
 }

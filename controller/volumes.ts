@@ -2,7 +2,7 @@
 // are pure (request.ts, placement.ts); effects are store writes and a bounded wait for the node
 // that holds the volume to report what it did. The controller never touches a node's disk.
 import { parseCapabilities } from '../common/capability.js'
-import { aborted, alreadyExists, failedPrecondition, invalid, notFound } from '../common/errors.js'
+import { aborted, alreadyExists, exhausted, failedPrecondition, invalid, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
 import type { VolumeSpec } from '../common/store/model.js'
 import { awaitNodeAct, type Outcome } from './await.js'
@@ -15,7 +15,8 @@ function immutable(p: Record<string, string>): Record<string, string> {
 }
 import { checkMap, ownIdOrUndefined, requireId, requireName, requireString, sameMap } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
-import { chooseNode, freeProjectId, matches, roomOf } from './placement.js'
+import { claimRoom, createClaimed, onlyNode, releaseClaim, type Pick } from './claims.js'
+import { chooseNode, claimsId, matches, roomOf, type ClaimsByNode } from './placement.js'
 import {
   capabilitiesMatch, checkSupported, csiVolume, fitsRange, paginate, parseParameters, parseRange, parseRequirements, planShape, publishedNodes,
   volumeCondition, volumeIdFor,
@@ -45,6 +46,30 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     // effects
     return d.locks.run(id, `volume ${JSON.stringify(name)}`, async () => {
       let obj = await d.store.volumes.refresh(id)
+      if (!obj) {
+        const at = source ? await placeFromSource(d, source, { kind, fsType, size }, range, reqs, accessType, base.kind !== undefined) : undefined
+        const shape = at ?? { pool: params.pool, kind, fsType, size }
+        const pick: Pick = at
+          ? onlyNode(at.node, at.size, (free) => exhausted(`node ${at.node} has ${free} bytes free in pool ${JSON.stringify(at.pool)}; ${at.size} are needed`))
+          : (rooms) => chooseNode(rooms, size, reqs, params.pool)
+        // A project id is handed out with the claim, so two volumes on one node and pool never
+        // share one (a shared id would pool their limits), whichever controllers made them.
+        const quota = shape.kind === 'dir' && (params.raw['quota'] ?? 'auto') !== 'off'
+        const claimed = await d.placement.run('placement', () =>
+          claimRoom(d, { volumeId: id, pool: shape.pool, kind: shape.kind, bytes: shape.size, ...(quota && { projectId: 'new' as const }) }, pick))
+        const spec: VolumeSpec = {
+          name, node: claimed.node, kind: shape.kind, pool: shape.pool, capacityBytes: shape.size.toString(), accessType,
+          ...(shape.fsType !== undefined && { fsType: shape.fsType }), ...(claimed.projectId !== undefined && { projectId: claimed.projectId }),
+          ...(source && { contentSource: source }), parameters: params.raw, createdAt: now(), generation: 1,
+        }
+        if (!(await createClaimed(d, id, spec, claimed))) {
+          // Another controller made this volume first (two provisioners during a failover): it is
+          // the volume, wherever it went, and our claim is released if it was elsewhere.
+          obj = await d.store.volumes.refresh(id)
+          if (obj?.spec.node !== claimed.node) await releaseClaim(d, claimed.node, id)
+          if (!obj) throw aborted(`volume ${JSON.stringify(name)} was deleted while being created; retry`)
+        }
+      }
       if (obj) {
         const s = obj.spec
         if (s.deletionRequestedAt) throw aborted(`volume ${JSON.stringify(name)} is being deleted; retry once deletion completes`)
@@ -66,22 +91,6 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
         if (obj.status?.phase === 'Failed' && obj.status.observedGeneration >= s.generation) {
           await d.store.volumes.putSpec(id, { ...s, generation: s.generation + 1 })
         }
-      } else {
-        await d.placement.run('placement', async () => {
-          const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
-          const at = source
-            ? await placeFromSource(d, source, { kind, fsType, size }, range, reqs, accessType, base.kind !== undefined)
-            : { node: chooseNode(roomOf(nodes, volumes, params.pool, kind), size, reqs, params.pool).id, pool: params.pool, kind, fsType, size }
-          // Project ids are handed out here, under the placement lock, so two volumes on one
-          // node and pool never share one (a shared id would pool their limits).
-          const quota = at.kind === 'dir' && (params.raw['quota'] ?? 'auto') !== 'off'
-          const spec: VolumeSpec = {
-            name, node: at.node, kind: at.kind, pool: at.pool, capacityBytes: at.size.toString(), accessType,
-            ...(at.fsType !== undefined && { fsType: at.fsType }), ...(quota && { projectId: freeProjectId(volumes, at.node, at.pool) }),
-            ...(source && { contentSource: source }), parameters: params.raw, createdAt: now(), generation: 1,
-          }
-          await d.store.volumes.putSpec(id, spec)
-        })
       }
       const out = await awaitNode(id, 'create')
       if ('err' in out) throw out.err
@@ -108,6 +117,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
         }
         d.log.warn({ volume_id: id, node: s.node }, 'forgetting a volume whose node is gone (onLostNode: forget); its data stays on that node')
         await d.store.volumes.remove(id, { force: true })
+        await releaseClaim(d, s.node, id)
         return {}
       }
       const st = obj.status
@@ -129,6 +139,8 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
         throw out.err
       }
       await d.store.volumes.remove(id)
+      // Only now: until the volume is gone, its room and project id stay taken.
+      await releaseClaim(d, s.node, id)
       return {}
     })
   }
@@ -180,7 +192,8 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     const segments = checkMap('accessible_topology.segments', req.accessible_topology?.segments)
     const topo = Object.keys(segments).length > 0 ? { segments } : undefined
     const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
-    const rooms = roomOf(nodes, volumes, params.pool, params.kind ?? 'dir').filter((r) => !topo || matches(r.topology, topo))
+    const claims: ClaimsByNode = new Map(await Promise.all(nodes.map(async (n) => [n.id, await d.store.ledger.get(claimsId(n.id))] as const)))
+    const rooms = roomOf(nodes, volumes, params.pool, params.kind ?? 'dir', claims).filter((r) => !topo || matches(r.topology, topo))
     // A volume cannot span nodes: the total is what the segment holds, the maximum is what one
     // volume can get.
     const total = rooms.reduce((s, r) => s + r.free, 0n)

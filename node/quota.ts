@@ -22,12 +22,18 @@ export interface QuotaOps {
   usage(pool: string, projectId: number): QuotaUsage
 }
 
-/** The mount that holds path: the entry with the longest mount point above it. */
+/** The mount that holds path: the topmost entry with the longest mount point above it. */
 export function mountOf(table: MountInfo[], path: string): MountInfo | undefined {
   let best: MountInfo | undefined
   for (const m of table) {
     const inside = m.mountPoint === '/' || path === m.mountPoint || path.startsWith(m.mountPoint + '/')
-    if (inside && (!best || m.mountPoint.length > best.mountPoint.length)) best = m
+    if (!inside) continue
+    // Two mounts on one mount point: the one stacked on top is what the path reaches (a pool
+    // mounted over a folder that was already a mount). It sits on the other (its parent), or,
+    // failing that, came later in the table, which lists mounts in the order they were made.
+    const longer = !best || m.mountPoint.length > best.mountPoint.length
+    const covers = best !== undefined && m.mountPoint === best.mountPoint && best.parentId !== m.mountId
+    if (longer || covers) best = m
   }
   return best
 }

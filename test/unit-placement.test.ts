@@ -4,7 +4,7 @@ import t from 'tap'
 import { CsiError } from '../common/errors.js'
 import { TOPOLOGY_KEY, type VolumeSpec } from '../common/store/model.js'
 import type { NodeObject, VolumeObject } from '../common/store/types.js'
-import { allocatedByNode, chooseNode, matches, roomOf, type NodeRoom, type Requirements } from '../controller/placement.js'
+import { allocatedByNode, chooseNode, freeProjectId, matches, planClaim, roomOf, type NodeRoom, type Requirements } from '../controller/placement.js'
 
 const G = 1024n ** 3n
 const topo = (node: string) => ({ segments: { [TOPOLOGY_KEY]: node } })
@@ -95,4 +95,47 @@ t.test('chooseNode errors: RESOURCE_EXHAUSTED for no node or no room, OUT_OF_RAN
   ]
   for (const [what, rs, size, req, want] of cases) t.equal(codeOf(() => chooseNode(rs, size, req)), want, what)
   t.throws(() => chooseNode(rooms, 3n * G, none), { message: /node a has 2147483648 bytes free/ }, 'the message names the best node')
+})
+
+t.test('planClaim: decides on the ledger as read; a repeat keeps its claim and project id', async (t) => {
+  const n = node('a', 10n * G)
+  const now = new Date('2026-01-01T00:00:00Z')
+  const req = { volumeId: 'v-new', pool: 'default', bytes: 4n * G, projectId: 'new' as const }
+  const doc = { claims: { 'v-other': { pool: 'default', bytes: String(5n * G), projectId: 1_000_000, at: '' } } }
+  const first = planClaim(doc, n, [], req, new Set(), now)
+  t.same(first.result, { claimed: true, projectId: 1_000_001 }, 'the claimed project id is taken even though no volume shows it yet')
+  t.same(Object.keys(first.next!.claims!).sort(), ['v-new', 'v-other'])
+  const again = planClaim(first.next, n, [], req, new Set(), now)
+  t.same(again.result, { claimed: true, projectId: 1_000_001 }, 'a repeat finds its own claim: same id, and its bytes count as its room')
+  const full = planClaim(first.next, n, [], { ...req, volumeId: 'v-third', bytes: 2n * G }, new Set(), now)
+  t.same(full.result, { claimed: false, doc: first.next }, '9 of 10 GiB claimed: 2 more do not fit')
+  t.equal(full.next, undefined, 'and nothing is written')
+  const freed = planClaim(first.next, n, [], { ...req, volumeId: 'v-third', bytes: 2n * G }, new Set(['v-other']), now)
+  t.equal(freed.result.claimed, true, 'an orphan claim is dropped and its room reused')
+  t.same(Object.keys(freed.next!.claims!).sort(), ['v-new', 'v-third'])
+})
+
+// A deleted volume whose folder is retained or archived keeps its project id on disk, and the
+// kernel keeps counting its data against that id: handing the id out again would charge the old
+// data to the new volume (found on a stock kernel in the VM suite). So an id is never reused.
+t.test('planClaim: a project id is never handed out twice, even after its volume and claim are gone', async (t) => {
+  const n = node('a', 10n * G)
+  const now = new Date('2026-01-01T00:00:00Z')
+  const req = (volumeId: string) => ({ volumeId, pool: 'default', bytes: G, projectId: 'new' as const })
+  const first = planClaim(undefined, n, [], req('v-kept'), new Set(), now)
+  t.same(first.result, { claimed: true, projectId: 1_000_000 })
+  // v-kept is deleted with onDelete: retain: no volume object, and its claim is an orphan.
+  const next = planClaim(first.next, n, [], req('v-new'), new Set(['v-kept']), now)
+  t.same(Object.keys(next.next!.claims!), ['v-new'], 'the orphan claim is gone')
+  t.same(next.result, { claimed: true, projectId: 1_000_001 }, 'the retained folder\'s id is not reused')
+  t.equal(freeProjectId([], 'a', 'fast', next.next), 1_000_000, 'each pool (filesystem) counts on its own')
+  const old = planClaim({ claims: {} }, n, [vol('a', G, { projectId: 1_000_007 })], req('v-upgrade'), new Set(), now)
+  t.same(old.result, { claimed: true, projectId: 1_000_008 }, 'a ledger without a high mark starts above every id in use')
+})
+
+t.test('roomOf: a claim counts like a volume, once per volume id (the larger of the two)', async (t) => {
+  const v = vol('a', 1n * G)
+  const claims = new Map([['a', { claims: { [v.id]: { pool: 'default', bytes: String(3n * G), at: '' }, 'v-x': { pool: 'fast', bytes: String(G), at: '' } } }]])
+  t.same(roomOf([node('a', 10n * G)], [v], 'default', 'dir', claims).map((r) => r.free), [7n * G], 'an expansion being claimed: 3 GiB held, not 1 and not 4')
+  t.same(roomOf([node('a', 10n * G)], [v], 'default', 'dir', claims, v.id).map((r) => r.free), [10n * G], 'the volume itself sees what it holds as room')
 })

@@ -54,6 +54,11 @@ class MemCollection implements Collection<{ n: number }, { done: boolean }> {
   async putSpec(id: string, spec: { n: number }) {
     this.objs.set(id, { ...this.objs.get(id), id, spec })
   }
+  async create(id: string, spec: { n: number }) {
+    if (this.objs.has(id)) return false
+    this.objs.set(id, { id, spec })
+    return true
+  }
   async putStatus(id: string, status: { done: boolean }) {
     const o = this.objs.get(id)
     if (o) this.objs.set(id, { ...o, status })

@@ -7,9 +7,9 @@ import path from 'node:path'
 
 let counter = 0
 
-export async function writeFileAtomic(file: string, data: string): Promise<void> {
-  const dir = path.dirname(file)
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${++counter}.tmp`)
+/** Writes data to a fresh temp file beside file and fsyncs it; returns the temp file's path. */
+async function writeTemp(file: string, data: string): Promise<string> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++counter}.tmp`)
   const fh = await fsp.open(tmp, 'w', 0o600)
   try {
     await fh.writeFile(data)
@@ -17,6 +17,12 @@ export async function writeFileAtomic(file: string, data: string): Promise<void>
   } finally {
     await fh.close()
   }
+  return tmp
+}
+
+export async function writeFileAtomic(file: string, data: string): Promise<void> {
+  const dir = path.dirname(file)
+  const tmp = await writeTemp(file, data)
   try {
     await fsp.rename(tmp, file)
   } catch (e) {
@@ -24,6 +30,27 @@ export async function writeFileAtomic(file: string, data: string): Promise<void>
     throw e
   }
   await syncDir(dir)
+}
+
+/**
+ * Creates file with data only if it does not exist, atomically across processes: the data is
+ * written and fsynced in a temp file, then hard-linked to the name (link(2) fails with EEXIST
+ * when the name is taken). Readers see no file or the whole file, never a partial one. Returns
+ * false when the file existed.
+ */
+export async function createFileExclusive(file: string, data: string): Promise<boolean> {
+  const dir = path.dirname(file)
+  const tmp = await writeTemp(file, data)
+  try {
+    await fsp.link(tmp, file)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw e
+  } finally {
+    await fsp.rm(tmp, { force: true })
+  }
+  await syncDir(dir)
+  return true
 }
 
 export async function syncDir(dir: string): Promise<void> {

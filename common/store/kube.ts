@@ -11,7 +11,8 @@
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node'
 import { failedPrecondition, unavailable } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
+import type { LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
+import { KubeLedger } from './kube-ledger.js'
 import type { Collection, EventSink, Store, StoredObject } from './types.js'
 
 export const GROUP = 'tscsi.dev'
@@ -20,7 +21,7 @@ export const NODE_LABEL = 'tscsi.dev/node'
 /** Held by every volume object until its node has removed the data. */
 export const DATA_FINALIZER = 'tscsi.dev/data'
 
-interface KubeObject<S, T> {
+export interface KubeObject<S, T> {
   apiVersion: string
   kind: string
   metadata: {
@@ -49,7 +50,7 @@ export interface KubeCollectionOptions<S, T> {
   ownerReferences?: (id: string) => object[] | undefined
 }
 
-function httpCode(e: unknown): number | undefined {
+export function httpCode(e: unknown): number | undefined {
   const c = (e as { code?: unknown })?.code
   return typeof c === 'number' ? c : undefined
 }
@@ -90,28 +91,38 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     return this.view(fresh)
   }
 
+  /** The cached object as the API server sent it, resourceVersion included. */
+  cached(id: string): KubeObject<S, T> | undefined {
+    return this.cache.get(id)
+  }
+
+  /** Takes in an object one of our writes returned, ahead of its watch event. */
+  remember(obj: KubeObject<S, T>): void {
+    this.apply(obj.metadata.name, obj)
+  }
+
   async list(): Promise<StoredObject<S, T>[]> {
     return [...this.cache.keys()].sort().map((id) => this.view(this.cache.get(id))).filter((v): v is StoredObject<S, T> => v !== undefined)
   }
 
   async putSpec(id: string, spec: S): Promise<void> {
     await this.retryConflicts(id, async (cur) => {
-      if (!cur) {
-        const body: KubeObject<S, T> = {
-          apiVersion: `${GROUP}/${VERSION}`,
-          kind: this.o.kind,
-          metadata: {
-            name: id, labels: this.o.labelsFor?.(spec) ?? {},
-            ...(this.o.finalizer && { finalizers: [this.o.finalizer] }),
-            ...(this.o.ownerReferences?.(id) && { ownerReferences: this.o.ownerReferences(id) }),
-          },
-          spec,
-        }
-        return (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, body })) as KubeObject<S, T>
-      }
+      if (!cur) return (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, body: this.newObject(id, spec) })) as KubeObject<S, T>
       const body = { ...cur, metadata: { ...cur.metadata, labels: { ...cur.metadata.labels, ...this.o.labelsFor?.(spec) } }, spec }
       return (await this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, name: id, body })) as KubeObject<S, T>
     })
+  }
+
+  async create(id: string, spec: S): Promise<boolean> {
+    try {
+      const made = await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, body: this.newObject(id, spec) })
+      this.apply(id, made as KubeObject<S, T>)
+      return true
+    } catch (e) {
+      if (httpCode(e) !== 409) throw unavailable(`store: cannot create ${this.o.kind} ${id}: ${(e as Error).message}`)
+      this.apply(id, await this.fetch(id))
+      return false
+    }
   }
 
   async putStatus(id: string, status: T): Promise<void> {
@@ -145,6 +156,19 @@ export class KubeCollection<S, T> implements Collection<S, T> {
   watch(listener: (id: string) => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
+  }
+
+  private newObject(id: string, spec: S): KubeObject<S, T> {
+    return {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: this.o.kind,
+      metadata: {
+        name: id, labels: this.o.labelsFor?.(spec) ?? {},
+        ...(this.o.finalizer && { finalizers: [this.o.finalizer] }),
+        ...(this.o.ownerReferences?.(id) && { ownerReferences: this.o.ownerReferences(id) }),
+      },
+      spec,
+    }
   }
 
   private view(obj: KubeObject<S, T> | undefined): StoredObject<S, T> | undefined {
@@ -268,15 +292,18 @@ export interface KubeStoreOptions {
 
 export class KubeStore implements Store {
   readonly events: EventSink
+  readonly ledger: KubeLedger<LedgerDoc>
 
   private constructor(
     readonly volumes: KubeCollection<VolumeSpec, VolumeStatus>,
     readonly nodes: KubeCollection<NodeSpec, NodeStatus>,
     readonly snapshots: KubeCollection<SnapshotSpec, SnapshotStatus>,
     private readonly api: CustomObjectsApi,
+    kc: KubeConfig,
     core: CoreV1Api,
     log: Logger,
   ) {
+    this.ledger = new KubeLedger<LedgerDoc>(api, kc, log)
     this.events = {
       async warnPersistentVolume(pvName, reason, message) {
         // PersistentVolumes are cluster-scoped; their events live in "default", as kubectl expects.
@@ -328,7 +355,7 @@ export class KubeStore implements Store {
     await volumes.open()
     await nodes.open()
     await snapshots.open()
-    return new KubeStore(volumes, nodes, snapshots, api, core, log)
+    return new KubeStore(volumes, nodes, snapshots, api, kc, core, log)
   }
 
   async healthy(): Promise<boolean> {
@@ -344,5 +371,6 @@ export class KubeStore implements Store {
     this.volumes.close()
     this.nodes.close()
     this.snapshots.close()
+    this.ledger.close()
   }
 }

@@ -7,8 +7,9 @@ import path from 'node:path'
 import { failedPrecondition, invalid, unavailable } from '../errors.js'
 import { Mutexes } from '../lock.js'
 import type { Logger } from '../log.js'
-import { removeStaleTemps, syncDir, writeFileAtomic } from './atomic.js'
-import type { NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
+import { createFileExclusive, removeStaleTemps, syncDir, writeFileAtomic } from './atomic.js'
+import { LocalLedger } from './local-ledger.js'
+import type { LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
 import type { Collection, Store, StoredObject } from './types.js'
 
 // Ids become file names: only the characters our ids and node ids use.
@@ -82,6 +83,25 @@ export class LocalCollection<S, T> implements Collection<S, T> {
   async putSpec(id: string, spec: S): Promise<void> {
     assertId(id)
     await this.write(id, 'spec', spec)
+  }
+
+  async create(id: string, spec: S): Promise<boolean> {
+    assertId(id)
+    const made = await this.serial.run(id, async () => {
+      let ok: boolean
+      try {
+        ok = await createFileExclusive(this.file(id, 'spec'), JSON.stringify(spec))
+      } catch (e) {
+        throw unavailable(`store: cannot create ${id}.spec: ${(e as Error).message}`)
+      }
+      if (!ok) return this.reloadNow(id, true).then(() => false)
+      const entry = this.cache.get(id) ?? {}
+      if (!entry.spec) this.sorted = undefined
+      this.cache.set(id, { ...entry, spec })
+      return true
+    })
+    if (made) this.notify(id)
+    return made
   }
 
   async putStatus(id: string, status: T): Promise<void> {
@@ -235,6 +255,7 @@ export class LocalStore implements Store {
   readonly volumes: LocalCollection<VolumeSpec, VolumeStatus>
   readonly nodes: LocalCollection<NodeSpec, NodeStatus>
   readonly snapshots: LocalCollection<SnapshotSpec, SnapshotStatus>
+  readonly ledger: LocalLedger<LedgerDoc>
 
   private constructor(
     readonly root: string,
@@ -244,6 +265,7 @@ export class LocalStore implements Store {
     this.volumes = new LocalCollection(path.join(root, 'volumes'), log, rescanMs)
     this.nodes = new LocalCollection(path.join(root, 'nodes'), log, rescanMs)
     this.snapshots = new LocalCollection(path.join(root, 'snapshots'), log, rescanMs)
+    this.ledger = new LocalLedger(path.join(root, 'ledger'))
   }
 
   static async open(root: string, log: Logger, rescanMs = 30_000): Promise<LocalStore> {
@@ -251,6 +273,7 @@ export class LocalStore implements Store {
     await store.volumes.open()
     await store.nodes.open()
     await store.snapshots.open()
+    await store.ledger.open()
     return store
   }
 

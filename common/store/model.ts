@@ -100,6 +100,42 @@ export interface NodeStatus {
   updatedAt: string
 }
 
+/**
+ * One volume's share of a node's pool, promised by a controller before it writes the volume (see
+ * controller/claims.ts). A claim outlives nothing: DeleteVolume releases it, and one whose volume
+ * never appeared is dropped once it is older than any create takes.
+ */
+export interface Claim {
+  pool: string
+  /** Bytes, as a decimal string. */
+  bytes: string
+  projectId?: number
+  /** When the claim was made or last renewed (ISO time). */
+  at: string
+}
+
+/** A lost volume already reported (log line and NodeLost event), so no replica reports it again. */
+export interface LostMark {
+  node: string
+  at: string
+}
+
+/**
+ * A document controllers decide on together, changed only by compare-and-swap (Store.ledger).
+ * Per node (`node.<id>`) it holds the claims on that node; `lost-volumes` holds the lost-volume
+ * report and which controller replica makes it.
+ */
+export interface LedgerDoc {
+  claims?: Record<string, Claim>
+  reported?: Record<string, LostMark>
+  reporter?: { id: string; renewedAt: string }
+  /**
+   * Per pool, the highest project id ever handed out on this node. Ids are never reused: a
+   * retained or archived folder keeps its id, and the kernel goes on counting its data there.
+   */
+  projectIds?: Record<string, number>
+}
+
 export const DEFAULT_POOL = 'default'
 
 export const TOPOLOGY_KEY = 'topology.tscsi.dev/node'

@@ -11,7 +11,10 @@
 // - watch() tells listeners the id of every object that changed, in this process or another,
 //   at least once per change (duplicates allowed); listeners re-read with get().
 // - Errors thrown are CsiErrors (UNAVAILABLE when the backing store cannot be reached).
-import type { NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
+// - Several controller processes may share one store. Where they decide on the same thing
+//   (how much of a node's pool is promised, which project ids are taken) they do it through the
+//   ledger's compare-and-swap, never through a cache or a lock held in one process.
+import type { LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
 
 export interface StoredObject<S, T> {
   id: string
@@ -26,6 +29,11 @@ export interface Collection<S, T> {
   /** Every object, sorted by id. */
   list(): Promise<StoredObject<S, T>[]>
   putSpec(id: string, spec: S): Promise<void>
+  /**
+   * Writes the spec only if no object with this id exists (in the backing store, not a cache):
+   * true when this call made it, false when it was there already, made by this process or another.
+   */
+  create(id: string, spec: S): Promise<boolean>
   /** Writing a status for an object without a spec is refused (the object was removed). */
   putStatus(id: string, status: T): Promise<void>
   /**
@@ -34,6 +42,27 @@ export interface Collection<S, T> {
    */
   remove(id: string, opts?: { force?: boolean }): Promise<void>
   watch(listener: (id: string) => void): () => void
+}
+
+/** What a ledger change decides: the document to write (none: write nothing) and the answer. */
+export interface LedgerChange<D, R> {
+  next?: D
+  result: R
+}
+
+/**
+ * Documents changed only by compare-and-swap, for state several controllers decide on together.
+ * update() calls change() with the document as last known and writes change()'s answer only if
+ * that is still the current version (nobody wrote in between); if it was not, it reads the
+ * backing store and calls change() again (so change() must be pure). A decision to write nothing
+ * is also only returned once made on a version read from the backing store. It gives up with ABORTED after a
+ * bounded number of conflicts. The result is that of the call whose write stuck (or that wrote
+ * nothing). update() is idempotent exactly when change() is.
+ */
+export interface Ledger<D> {
+  /** The document as this process last saw it: may be stale, so only for ranking, never deciding. */
+  get(id: string): Promise<D | undefined>
+  update<R>(id: string, change: (cur: D | undefined) => LedgerChange<D, R>): Promise<R>
 }
 
 /** Where warnings about a PersistentVolume go so `kubectl describe pv` shows them. */
@@ -45,6 +74,8 @@ export interface Store {
   volumes: Collection<VolumeSpec, VolumeStatus>
   nodes: Collection<NodeSpec, NodeStatus>
   snapshots: Collection<SnapshotSpec, SnapshotStatus>
+  /** Written by controllers only; node plugins never read it (the mount path needs no ledger). */
+  ledger: Ledger<LedgerDoc>
   /** Only where there is a cluster to record events in. */
   events?: EventSink
   /** True when the backing store answers; Probe reports it. */

@@ -1,0 +1,116 @@
+// Placement that stays right with several controllers at once. The Deployment runs two replicas
+// and each sidecar elects its own leader, so during a failover two provisioners can call
+// CreateVolume on two controller processes at the same moment; a lock inside one process (or a
+// decision made from one process's watch cache) would let both promise a node's last bytes, or
+// the same project id.
+//
+// The design: every promise is a claim in a per-node ledger document (Store.ledger, `node.<id>`),
+// written by compare-and-swap: the API server's resourceVersion precondition in a cluster, an
+// exclusive link(2) in the local folder. A controller decides on the ledger as it reads it fresh,
+// and if another controller wrote it in between, the write is refused and it decides again on the
+// newer document. Why not a Lease: a Lease is mutual exclusion by time. A holder paused past its
+// lease (GC, a slow API server) still acts while another holds it, and a holder that dies blocks
+// every CreateVolume until the lease expires. The compare-and-swap needs no clocks, and costs
+// one read and one write of a small object per create, with no waiting unless two creates on one
+// node really collide. Contention is per node, not cluster-wide.
+//
+// Claims hold room for volumes the cache has not caught up with; volumes hold it once written.
+// DeleteVolume releases a volume's claim. A claim whose volume never appeared (a controller died
+// between claim and create, and the CO gave up) is dropped once older than CLAIM_GRACE_MS; a
+// create that would land after that is refused instead (see checkClaimFresh).
+import { aborted, type CsiError } from '../common/errors.js'
+import type { LedgerDoc, VolumeSpec } from '../common/store/model.js'
+import type { VolumeObject } from '../common/store/types.js'
+import type { ControllerDeps } from './deps.js'
+import { claimsId, planClaim, roomOf, type ClaimRequest, type NodeRoom } from './placement.js'
+
+export const CLAIM_GRACE_MS = 10 * 60_000
+/** Rounds of "the node looked roomy in the cache but is not": each one reads a node fresh. */
+const MAX_REPLANS = 20
+
+/** Chooses a node among the rooms the volume sees, or throws the error the RPC answers with. */
+export type Pick = (rooms: NodeRoom[]) => NodeRoom
+
+export interface Claimed {
+  node: string
+  projectId?: number
+  at: Date
+}
+
+/** A pick for a volume that can only go to one node (a restore, a clone, an expansion). */
+export function onlyNode(node: string, bytes: bigint, refuse: (free: bigint) => CsiError): Pick {
+  return (rooms) => {
+    const room = rooms.find((r) => r.id === node)
+    if (!room || room.free < bytes) throw refuse(room?.free ?? 0n)
+    return room
+  }
+}
+
+/**
+ * Claims room (and a project id) for a volume on the node pick() chooses. Ranking uses cached
+ * ledgers; the decision is the ledger's compare-and-swap on fresh data, and a node that turns out
+ * fuller than the cache said is ranked again with what was read. Idempotent per volume: a repeat
+ * finds its claim and keeps its project id.
+ */
+export async function claimRoom(d: ControllerDeps, req: ClaimRequest, pick: Pick): Promise<Claimed> {
+  const seen = new Map<string, LedgerDoc>()
+  for (let round = 0; round < MAX_REPLANS; round++) {
+    const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
+    // Orphans are left out of the ranking too: a node full only of them has room.
+    const claims = new Map<string, LedgerDoc | undefined>()
+    const orphans = new Map<string, Set<string>>()
+    for (const n of nodes) {
+      const doc = seen.get(n.id) ?? (await d.store.ledger.get(claimsId(n.id)))
+      const gone = await orphanClaims(d, n.id, doc, volumes)
+      orphans.set(n.id, gone)
+      claims.set(n.id, doc && { ...doc, claims: Object.fromEntries(Object.entries(doc.claims ?? {}).filter(([id]) => !gone.has(id))) })
+    }
+    const target = pick(roomOf(nodes, volumes, req.pool, req.kind, claims, req.volumeId))
+    const node = nodes.find((n) => n.id === target.id)!
+    const at = d.clock()
+    const out = await d.store.ledger.update(claimsId(node.id), (doc) => planClaim(doc, node, volumes, req, orphans.get(node.id)!, at))
+    if (out.claimed) return { node: node.id, ...(out.projectId !== undefined && { projectId: out.projectId }), at }
+    seen.set(node.id, out.doc)
+  }
+  throw aborted(`placing volume ${req.volumeId} kept meeting other controllers' placements; retry`)
+}
+
+/** Takes back a volume's claim on a node (idempotent: a missing claim is fine). */
+export async function releaseClaim(d: ControllerDeps, node: string, volumeId: string): Promise<void> {
+  try {
+    await d.store.ledger.update(claimsId(node), (doc) => {
+      if (!doc?.claims?.[volumeId]) return { result: undefined }
+      const { [volumeId]: _, ...claims } = doc.claims
+      return { next: { ...doc, claims }, result: undefined }
+    })
+  } catch (e) {
+    // The volume is gone already; a claim left behind is dropped as an orphan later.
+    d.log.warn({ err: e, volume_id: volumeId, node }, 'could not release a volume\'s claim; it will be dropped as an orphan')
+  }
+}
+
+/**
+ * Writes a new volume under a claim made at claimed.at: false when the volume exists already
+ * (another controller made it first). A claim this old may be about to be dropped as an orphan,
+ * so the create is refused (ABORTED; the retry renews the claim).
+ */
+export async function createClaimed(d: ControllerDeps, id: string, spec: VolumeSpec, claimed: Claimed): Promise<boolean> {
+  if (d.clock().getTime() - claimed.at.getTime() > CLAIM_GRACE_MS / 2) throw aborted(`placing volume ${id} took too long; retry`)
+  return d.store.volumes.create(id, spec)
+}
+
+/**
+ * Claims on node whose volume does not exist there (read fresh), and old enough that no create
+ * can still be on its way: they hold room for nothing.
+ */
+async function orphanClaims(d: ControllerDeps, node: string, doc: LedgerDoc | undefined, volumes: VolumeObject[]): Promise<Set<string>> {
+  const known = new Set(volumes.filter((v) => v.spec.node === node).map((v) => v.id))
+  const cutoff = d.clock().getTime() - CLAIM_GRACE_MS
+  const out = new Set<string>()
+  for (const [id, c] of Object.entries(doc?.claims ?? {})) {
+    if (known.has(id) || Date.parse(c.at) > cutoff) continue
+    const v = await d.store.volumes.refresh(id)
+    if (!v || v.spec.node !== node) out.add(id)
+  }
+  return out
+}
