@@ -60,7 +60,7 @@ fi
 app="$CACHE/app-$key.tar"
 if ! [ -f "$app" ]; then
   ensure_prod_modules
-  rm -f "$CACHE"/app-*.tar
+  rm -f "$CACHE"/app-*
   app_layer "$app"
 fi
 # The tag is a label too, so a second tag of the same tree is a distinct image (an upgrade sees a
@@ -71,6 +71,6 @@ write_archive "$file" "$ref" "\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/us
  \"Labels\":{\"org.opencontainers.image.title\":\"tscsi\",\"org.opencontainers.image.version\":\"$tag\",\"dev.tscsi.node\":\"$NODE_VERSION\"}" \
   scripts/image.sh "$BASE_LAYER" "$NODE_LAYER" "$app"
 echo "$key" >"$file.stamp"
-report_size "$file"
+report_size "$file" "$BASE_LAYER" "$NODE_LAYER" "$app"
 log "built $ref in $(elapsed "$T0")s"
 echo "$ref $file"

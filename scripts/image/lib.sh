@@ -16,6 +16,9 @@ hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 layer_tar() {
   local dir="$1" out="$2" owners=(--owner=0 --group=0)
   [ "${3:-}" = keep-owners ] && owners=()
+  # The "./" entry is the image's /: a staging folder from mktemp is 0700, which would lock every
+  # user but root out of the whole image.
+  chmod 0755 "$dir"
   tar -C "$dir" --sort=name "${owners[@]}" --numeric-owner --mtime=@0 --format=gnu -cf "$out.tmp" .
   mv -f "$out.tmp" "$out"
 }
@@ -58,12 +61,20 @@ EOF
   rm -rf "$dir"
 }
 
-# report_size OUT: the archive's size as imported (uncompressed) and gzipped, as a registry would
-# store its layers. Also written beside it as OUT.size for the README and the tests.
+# gz_size LAYER: the layer's gzipped size, as a registry stores it; kept beside the layer (a layer
+# file never changes once written) so a second tag does not compress 300 MB again.
+gz_size() {
+  [ -s "$1.gz-size" ] || gzip -n -c "$1" | wc -c >"$1.gz-size"
+  cat "$1.gz-size"
+}
+
+# report_size OUT LAYER...: the archive's size as imported (uncompressed) and the sum of its layers
+# gzipped. Also written beside it as OUT.size for the README and the tests.
 report_size() {
-  local out="$1" raw gz
+  local out="$1" raw gz=0 l
+  shift
   raw="$(stat -c %s "$out")"
-  gz="$(gzip -n -c "$out" | wc -c)"
+  for l in "$@"; do gz=$((gz + $(gz_size "$l"))); done
   printf 'uncompressed=%s compressed=%s\n' "$raw" "$gz" >"$out.size"
   log "$(basename "$out"): $(numfmt --to=iec-i --suffix=B "$raw") uncompressed, $(numfmt --to=iec-i --suffix=B "$gz") gzipped"
 }
