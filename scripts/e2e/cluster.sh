@@ -36,17 +36,19 @@ pod_network_up() {
   # Made here rather than by the bridge plugin so route_localnet can be set before any pod starts:
   # without it the kernel drops packets DNATed from a bridge to 127.0.0.1 as martians.
   ip link add "$BRIDGE" type bridge
+  echo "-d 10.0.0.1/32 -i $BRIDGE -p tcp -m tcp --dport 443 -m comment --comment tscsi-e2e:$run -j DNAT --to-destination 127.0.0.1:$port" >"$run/dnat-rule"
   ip link set "$BRIDGE" up
   sysctl -qw "net.ipv4.conf.$BRIDGE.route_localnet=1"
-  echo "-d 10.0.0.1/32 -i $BRIDGE -p tcp -m tcp --dport 443 -m comment --comment tscsi-e2e:$run -j DNAT --to-destination 127.0.0.1:$port" >"$run/dnat-rule"
   # shellcheck disable=SC2046
   iptables -t nat -A PREROUTING $(cat "$run/dnat-rule")
 }
 
 pod_network_down() {
   local run="$1" ns
+  # Nothing of the network is this run's unless pod_network_up got as far as the rule.
+  [ -f "$run/dnat-rule" ] || return 0
   # shellcheck disable=SC2046
-  [ -f "$run/dnat-rule" ] && iptables -t nat -D PREROUTING $(cat "$run/dnat-rule") 2>/dev/null
+  iptables -t nat -D PREROUTING $(cat "$run/dnat-rule") 2>/dev/null
   # Network namespaces of sandboxes kubelet could not tear down (killed before it did).
   if [ -f "$run/netns-before" ]; then
     for ns in $(ls /var/run/netns 2>/dev/null); do
@@ -64,6 +66,10 @@ up() {
   read -r ETCD_PORT ETCD_PEER API_PORT KUBELET_PORT KUBELET_HZ < <(free_ports 5)
   local certs="$run/certs" kubelet="$run/kubelet" ctrd="$run/containerd"
   mkdir -p "$run/logs" "$run/pids" "$kubelet" "$ctrd" "$run/cni/net.d" "$run/etcd"
+  # containerd puts pod cgroups under k8s.io in each hierarchy; teardown removes it unless it was here.
+  ls -d /sys/fs/cgroup/*/k8s.io 2>/dev/null >"$run/cgroups-before" || true
+  # One bridge name for every run: a second e2e at once on this machine would share it.
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then echo "cluster: $BRIDGE exists: another e2e runs on this machine, or one left it" >&2; return 1; fi
   make_certs "$certs" "$node"
   local server="https://127.0.0.1:$API_PORT"
   kubeconfig "$run/admin.kubeconfig" "$server" "$certs/ca.crt" "$certs/admin.crt" "$certs/admin.key"
@@ -136,8 +142,6 @@ EOF
 {"cniVersion":"0.4.0","name":"e2e","plugins":[{"type":"bridge","bridge":"$BRIDGE","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.0.0/24","gateway":"10.244.0.1"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$run/cni/ipam"}},{"type":"loopback"}]}
 EOF
   pod_network_up "$run" "$API_PORT"
-  # containerd puts pod cgroups under k8s.io in each hierarchy; teardown removes it unless it was here.
-  ls -d /sys/fs/cgroup/*/k8s.io 2>/dev/null >"$run/cgroups-before" || true
   start containerd "$run" /usr/bin/containerd --config "$ctrd/config.toml"
   wait_until 30 "containerd" ctr --address "$ctrd/containerd.sock" version
   for img in pause busybox; do
@@ -236,6 +240,7 @@ clean_check() {
     fi
     echo "loop device $(basename "$(dirname "$(dirname "$f")")") still backed by $(cat "$f")"
   done
+  for f in $(loops_on_data_root "$run"); do echo "loop device $f still backed by a file of the data root ($(cat "$run/data-dev"))"; done
   for f in /sys/fs/cgroup/*/k8s.io; do
     [ -d "$f" ] && grep -qx "$f" "$run/cgroups-before" 2>/dev/null || { [ -d "$f" ] && echo "cgroup $f still there"; }
   done
