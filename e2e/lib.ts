@@ -179,14 +179,16 @@ export function findFile(dir: string, name: string, depth = 3): string | undefin
 
 /**
  * Deletes pods and waits until they are gone: kubelet unpublished and unstaged their volumes
- * through the node plugin. On a timeout returns the kubelet's last warnings about them instead.
+ * through the node plugin. On a timeout returns the kubelet's last volume error instead (kubelet
+ * records failed unmounts in its log, not as events).
  */
 export async function deletePods(ns: string, ...names: string[]): Promise<true | string> {
   kubectl(['delete', 'pod', '-n', ns, ...names, '--wait=false'])
   try {
     return await waitFor(`pods ${names.join(', ')} gone`, () => names.every((n) => kubectlTry(['get', 'pod', '-n', ns, n]).code !== 0), 150_000)
   } catch {
-    return kubectl(['get', 'events', '-n', ns, '--field-selector', 'type=Warning', '-o', 'jsonpath={range .items[*]}{.involvedObject.name}: {.message}{"\\n"}{end}']).split('\n').slice(-4).join('\n')
+    const log = readFileSync(path.join(RUN, 'logs/kubelet.log'), 'utf8').split('\n').filter((l) => l.includes('No retries permitted'))
+    return `still there; kubelet: ${(log.at(-1) ?? 'no volume error logged').replace(/^.*?(error: )/, '$1')}`
   }
 }
 

@@ -108,8 +108,10 @@ install() {
 
 uninstall() {
   "${HELM[@]}" uninstall tscsi --wait --timeout 120s >"$RUN/logs/helm-uninstall.log" 2>&1 || { cat "$RUN/logs/helm-uninstall.log" >&2; return 1; }
-  wait_until 120 "tscsi's pods gone" test -z "$("${K[@]}" get pods -n "$NS" -o name 2>/dev/null)"
+  wait_until 120 "tscsi's pods gone" no_pods
 }
+
+no_pods() { [ -z "$("${K[@]}" get pods -n "$NS" -o name 2>/dev/null)" ]; }
 
 # node_pid: the host pid of the tscsi-node container's process, from containerd's task list.
 node_pid() {
