@@ -60,7 +60,8 @@ fi
 app="$CACHE/app-$key.tar"
 if ! [ -f "$app" ]; then
   ensure_prod_modules
-  rm -f "$CACHE"/app-*
+  # Work trees share .tools: keep their app layers, and drop only what nobody built for a day.
+  find "$CACHE" -maxdepth 1 -name 'app-*' -mtime +0 -delete
   app_layer "$app"
 fi
 # The tag is a label too, so a second tag of the same tree is a distinct image (an upgrade sees a

@@ -45,7 +45,9 @@ ensure_prod_modules() {
   PROD_MODULES="$dir/node_modules"
   [ -f "$dir/done" ] && return 0
   t0="$(now)"
-  rm -rf "$CACHE"/modules-* && mkdir -p "$dir"
+  # Other work trees' lock files have their own; only day-old ones go.
+  find "$CACHE" -maxdepth 1 -name 'modules-*' -mtime +0 -exec rm -rf {} +
+  rm -rf "$dir" && mkdir -p "$dir"
   cp "$ROOT/package.json" "$ROOT/package-lock.json" "$dir/"
   (cd "$dir" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error >&2)
   prune_modules "$PROD_MODULES"
