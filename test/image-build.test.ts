@@ -91,6 +91,10 @@ if (why) {
       const r = inImage(root, script, user)
       t.match(r.stdout + r.stderr, want, `${script} (as ${user})`)
     }
+    const pkgs = spawnSync('bash', [path.join(ROOT, 'scripts/setup.sh'), '--list', '--image'], { encoding: 'utf8' }).stdout.trim().split('\n')
+    const installed = inImage(root, `dpkg-query -W -f '\${Package} \${Status}\\n' ${pkgs.join(' ')}`).stdout
+    for (const p of pkgs) t.match(installed, new RegExp(`^${p} install ok installed$`, 'm'), `${p} (setup.sh --list --image) is installed in the image`)
+    t.match(readFileSync(path.join(root, 'etc/apt/sources.list'), 'utf8'), /bookworm-security/, 'the base root was upgraded from bookworm-security')
     const progs = imagePrograms()
     t.ok(progs.length >= 5, 'deploy/debian-packages.txt names the image scope\'s programs')
     const r = inImage(root, progs.map((p) => `command -v ${p} >/dev/null || echo "missing ${p}"`).join('; '))
