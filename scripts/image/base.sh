@@ -35,7 +35,7 @@ upgrade_root() {
   mkdir -p "$r/etc/ssl/certs"
   unshare -m --propagation private sh -c 'mount -t proc proc "$1/proc" && mount --bind -o ro /etc/ssl/certs "$1/etc/ssl/certs" &&
     chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive sh -c \
-      "apt-get update -q && apt-get -y -q --no-install-recommends upgrade && apt-get clean"' upgrade "$r" >>"$r.log" 2>&1 ||
+      "apt-get update -q && apt-get -y -q --no-install-recommends upgrade && apt-get clean"' sh "$r" >>"$r.log" 2>&1 ||
     { log "apt-get upgrade in the base root failed; last lines of $r.log:"; tail -20 "$r.log" >&2; return 1; }
   rm -f "$r/usr/sbin/policy-rc.d"
 }
@@ -86,7 +86,7 @@ ensure_base() {
   # the other rebuild its base every time.
   dir="$CACHE/base-$(echo "$want" | sha256sum | cut -c1-12)"
   BASE_LAYER="$dir/base.tar"
-  if [ -f "$BASE_LAYER" ] && [ "$(cat "$dir/stamp" 2>/dev/null)" = "$want" ]; then touch "$dir/stamp"; return 0; fi
+  if [ -f "$BASE_LAYER" ] && [ "$(cat "$dir/stamp" 2>/dev/null)" = "$want" ]; then touch "$dir"; return 0; fi
   find "$CACHE" -maxdepth 1 -name 'base-*' -mtime +6 -exec rm -rf {} +
   command -v debootstrap >/dev/null || { log "debootstrap is missing (Debian package debootstrap)"; return 1; }
   [ "$(id -u)" = 0 ] || { log "building the base root needs root (debootstrap)"; return 1; }
