@@ -1,7 +1,8 @@
 // Helpers for the end-to-end scenarios: they run against the cluster scripts/e2e.sh brought up,
 // whose facts (kubeconfig, node name, kubelet dir, data root) are in $E2E_RUN/env. Everything goes
-// through kubectl, as a user would, and the node side is read straight from this host (the node
-// plugin is a host process here, so its mounts are in this mount namespace).
+// through kubectl, as a user would, and the node side is read straight from this host: the node
+// plugin runs in a pod (helm install), and its mounts reach this mount namespace because the chart
+// mounts the kubelet directory and the data root with Bidirectional propagation.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
@@ -143,6 +144,22 @@ export function targetPath(podUid: string, pv: string): string {
   return path.join(KUBELET_DIR, 'pods', podUid, 'volumes', 'kubernetes.io~csi', pv, 'mount')
 }
 
+/**
+ * Loop devices backed by a file on the data root, each as the image file it holds (or "inode N"
+ * for a file not in images/), sorted. Matched by the backing file's device and inode: sysfs's
+ * backing_file text is the path in the mount namespace that attached it, and once the node
+ * plugin's container is gone it reads "/images/v-....img".
+ */
+export function dataRootLoops(): string[] {
+  const dev = readFileSync(path.join(RUN, 'data-dev'), 'utf8').trim()
+  const images = path.join(DATA_ROOT, 'images')
+  const byIno = new Map<string, string>()
+  for (const f of existsSync(images) ? readdirSync(images) : []) byIno.set(String(statSync(path.join(images, f)).ino), path.join(images, f))
+  const out = spawnSync('losetup', ['-l', '-n', '-O', 'NAME,BACK-MAJ:MIN,BACK-INO'], { encoding: 'utf8' }).stdout ?? ''
+  return out.trim().split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1] === dev)
+    .map((f) => byIno.get(f[2]) ?? `inode ${f[2]}`).sort()
+}
+
 /** Where a volume's data lives on the node: <data-root>/volumes/<volume id>. */
 export function volumeDir(volumeId: string): string { return path.join(DATA_ROOT, 'volumes', volumeId) }
 
@@ -160,10 +177,59 @@ export function findFile(dir: string, name: string, depth = 3): string | undefin
   return undefined
 }
 
-/** Restarts the node plugin through scripts/e2e/driver.sh (it keeps the pid for teardown). */
+/**
+ * Deletes pods and waits until they are gone: kubelet unpublished and unstaged their volumes
+ * through the node plugin. On a timeout returns the kubelet's last volume error instead (kubelet
+ * records failed unmounts in its log, not as events).
+ */
+export async function deletePods(ns: string, ...names: string[]): Promise<true | string> {
+  kubectl(['delete', 'pod', '-n', ns, ...names, '--wait=false'])
+  try {
+    return await waitFor(`pods ${names.join(', ')} gone`, () => names.every((n) => kubectlTry(['get', 'pod', '-n', ns, n]).code !== 0), 150_000)
+  } catch {
+    const log = readFileSync(path.join(RUN, 'logs/kubelet.log'), 'utf8').split('\n').filter((l) => l.includes('No retries permitted'))
+    return `still there; kubelet: ${(log.at(-1) ?? 'no volume error logged').replace(/^.*?(error: )/, '$1')}`
+  }
+}
+
+/** scripts/e2e/driver.sh CMD RUN ARGS...: install/upgrade, uninstall, node-pid. */
 export function driverScript(...args: string[]): Result {
-  const r = spawnSync('bash', [path.join(ROOT, 'scripts/e2e/driver.sh'), args[0], RUN, ...args.slice(1)], { encoding: 'utf8', timeout: 120_000 })
+  const r = spawnSync('bash', [path.join(ROOT, 'scripts/e2e/driver.sh'), args[0], RUN, ...args.slice(1)], { encoding: 'utf8', timeout: 420_000 })
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }
 }
-export function nodeMode(): string { return readFileSync(path.join(RUN, 'node-mode'), 'utf8').trim() }
-export function nodePluginPid(): number { return Number(readFileSync(path.join(RUN, 'pids/tscsi-node'), 'utf8')) }
+export function nodeMode(): string { return 'builtin' }
+
+export const RELEASE_NS = 'tscsi'
+export const NODE_METRICS_PORT = 9809
+export const CONTROLLER_METRICS_PORT = 9808
+/** tscsi's pods of one component (node or controller), as kubectl returns them. */
+export function driverPods(component: 'node' | 'controller'): any[] {
+  return JSON.parse(kubectl(['get', 'pods', '-n', RELEASE_NS, '-l', `app.kubernetes.io/component=${component}`, '-o', 'json'])).items
+}
+/** The one node plugin pod (a single-node cluster), not one being deleted. */
+export function nodePod(): any {
+  const live = driverPods('node').filter((p) => !p.metadata.deletionTimestamp)
+  if (live.length !== 1) throw new Error(`expected one tscsi-node pod, found ${live.length}`)
+  return live[0]
+}
+export function containerStatus(p: any, name: string): any { return p.status?.containerStatuses?.find((c: any) => c.name === name) }
+/** Waits until the kubelet has restarted the tscsi-node container past `restarts` and it is ready; the node pod then. */
+export async function nodeRestarted(restarts: number, timeoutMs: number): Promise<any> {
+  return waitFor('kubelet restarts tscsi-node', () => {
+    const p = nodePod()
+    const c = containerStatus(p, 'tscsi-node')
+    return c.restartCount > restarts && c.ready && p
+  }, timeoutMs)
+}
+/** Host pid of the tscsi-node container's process (found through containerd's task list). */
+export function nodePluginPid(): number {
+  const r = driverScript('node-pid')
+  if (r.code !== 0 || !/^\d+$/.test(r.stdout.trim())) throw new Error(`no tscsi-node process: ${r.stderr.trim()}`)
+  return Number(r.stdout.trim())
+}
+/** HTTP status of the node pod's tscsi-metrics /healthz, by pod address as the kubelet probes it; 0 if it does not answer. */
+export async function nodeHealth(): Promise<number> {
+  try {
+    return (await fetch(`http://${nodePod().status.podIP}:${NODE_METRICS_PORT}/healthz`, { signal: AbortSignal.timeout(5000) })).status
+  } catch { return 0 }
+}

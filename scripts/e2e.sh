@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # End to end in a real Kubernetes, built offline (`npm run e2e`, issue 9). Brings up a single-node
-# Kubernetes v1.31 on this machine (scripts/e2e/cluster.sh), runs tscsi and the kubernetes-csi
-# sidecars against it as host processes with the manifests' flags (scripts/e2e/driver.sh), runs the
+# Kubernetes v1.31 on this machine (scripts/e2e/cluster.sh), installs tscsi into it as users do:
+# its own images imported into the cluster's containerd and `helm install` of deploy/helm/tscsi, so
+# the controller, the node plugin and every sidecar run as pods (scripts/e2e/driver.sh). It runs the
 # scenarios in e2e/ (tap), then tears everything down and checks that nothing it made is left:
-# no process, mount, loop device or containerd state. The teardown runs on failure and Ctrl-C too.
+# no process, mount, loop device, cgroup, interface or containerd state. The teardown runs on
+# failure and Ctrl-C too.
 #
 #   E2E_SCENARIOS=dir,block   run only these (names of e2e/NAME.e2e.ts; default: all, in the order below)
 #   E2E_KEEP=1                leave the cluster up after the scenarios (teardown on Ctrl-C)
@@ -14,7 +16,9 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/lib.sh
-ALL=(dir registrar image-expand block snapshot ephemeral mount-options node-restart capacity)
+# install first (it checks the fresh install), upgrade last (it moves the release to a second image
+# tag, uninstalls and installs again).
+ALL=(install dir registrar image-expand block snapshot ephemeral mount-options node-restart capacity upgrade)
 IFS=', ' read -r -a SCEN <<<"${E2E_SCENARIOS:-${ALL[*]}}"
 passed=0
 failed=0
@@ -38,6 +42,8 @@ teardown() {
   torn=1
   trap '' INT TERM
   say "teardown of $RUN"
+  # Uninstalled while kubelet runs, so it stops tscsi's sandboxes and their network (CNI DEL).
+  [ -f "$RUN/env" ] && timeout 200 bash scripts/e2e/driver.sh teardown "$RUN" >/dev/null 2>&1
   bash scripts/e2e/cluster.sh down "$RUN"
   local left=""
   for _ in 1 2 3 4 5 6 7 8 9 10; do
@@ -69,13 +75,17 @@ step() {
 }
 say "cluster up in $RUN"
 step "bringing the cluster up" bash scripts/e2e/cluster.sh up "$RUN"
-say "cluster up; starting tscsi and the sidecars"
-step "starting the driver" bash scripts/e2e/driver.sh setup "$RUN"
+say "cluster up; images, then helm install of tscsi"
+step "installing the driver" bash scripts/e2e/driver.sh setup "$RUN"
 passed=$((passed + 1))
-echo "ok - cluster and driver up ($(grep NODE_NAME "$RUN/env"))"
+echo "ok - cluster up and tscsi installed with helm, every pod Ready ($(grep NODE_NAME "$RUN/env"))"
+say "installed"
 
 log="$RUN/tap.log"
 for s in "${SCEN[@]}"; do
+  # The registrar scenario switches a host-process node plugin between node-driver-registrar and
+  # its built-in registration; the chart runs the built-in one only, so it has nothing to switch.
+  if [ "$s" = registrar ]; then echo "skip: scenario registrar (the installed chart registers through --registration-dir; no node-driver-registrar sidecar to switch to)"; continue; fi
   say "scenario $s"
   E2E_RUN="$RUN" npx tap --reporter=tap --jobs=1 --timeout=900 --allow-incomplete-coverage --disable-coverage \
     "e2e/$s.e2e.ts" 2>&1 | tee "$log"

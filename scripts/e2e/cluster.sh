@@ -3,6 +3,9 @@
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler   127.0.0.1, free ports
 #   containerd (its own root, state and socket under RUN), runc, CNI config under RUN
 #   kubelet (root dir RUN/kubelet, made an rshared bind mount of itself first)
+#   a pod network: the bridge tscsie2e0 (10.244.0.0/24, CNI bridge + host-local), and one DNAT rule
+#   that takes the API server's service address 10.0.0.1:443 to the loopback-bound API server, the
+#   one thing kube-proxy would do here, so in-cluster clients (tscsi's pods) reach it
 # Usage: cluster.sh up RUN | down RUN | clean-check RUN
 # `up` writes RUN/env (KUBECONFIG, NODE_NAME, paths and ports) for the other scripts. Every daemon
 # runs in its own session (setsid), so a Ctrl-C reaches only e2e.sh, whose trap tears down in order.
@@ -24,12 +27,49 @@ node_ready() {
   [ "$("$BIN/kubectl" --kubeconfig "$1/admin.kubeconfig" get node "$2" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
 }
 
+BRIDGE=tscsie2e0
+# What the run changes in the host's network, recorded so `down` undoes exactly that.
+pod_network_up() {
+  local run="$1" port="$2"
+  sysctl -n net.ipv4.ip_forward >"$run/ip_forward-before" # the bridge plugin sets it when isGateway
+  ls /var/run/netns 2>/dev/null >"$run/netns-before" || true
+  # Made here rather than by the bridge plugin so route_localnet can be set before any pod starts:
+  # without it the kernel drops packets DNATed from a bridge to 127.0.0.1 as martians.
+  ip link add "$BRIDGE" type bridge
+  echo "-d 10.0.0.1/32 -i $BRIDGE -p tcp -m tcp --dport 443 -m comment --comment tscsi-e2e:$run -j DNAT --to-destination 127.0.0.1:$port" >"$run/dnat-rule"
+  ip link set "$BRIDGE" up
+  sysctl -qw "net.ipv4.conf.$BRIDGE.route_localnet=1"
+  # shellcheck disable=SC2046
+  iptables -t nat -A PREROUTING $(cat "$run/dnat-rule")
+}
+
+pod_network_down() {
+  local run="$1" ns
+  # Nothing of the network is this run's unless pod_network_up got as far as the rule.
+  [ -f "$run/dnat-rule" ] || return 0
+  # shellcheck disable=SC2046
+  iptables -t nat -D PREROUTING $(cat "$run/dnat-rule") 2>/dev/null
+  # Network namespaces of sandboxes kubelet could not tear down (killed before it did).
+  if [ -f "$run/netns-before" ]; then
+    for ns in $(ls /var/run/netns 2>/dev/null); do
+      case "$ns" in cni-*) grep -qx "$ns" "$run/netns-before" || ip netns delete "$ns" 2>/dev/null || true ;; esac
+    done
+  fi
+  ip link del "$BRIDGE" 2>/dev/null || true
+  [ -f "$run/ip_forward-before" ] && sysctl -qw "net.ipv4.ip_forward=$(cat "$run/ip_forward-before")"
+  true
+}
+
 up() {
   local run="$1" node ports
   node="$(node_name)"
   read -r ETCD_PORT ETCD_PEER API_PORT KUBELET_PORT KUBELET_HZ < <(free_ports 5)
   local certs="$run/certs" kubelet="$run/kubelet" ctrd="$run/containerd"
   mkdir -p "$run/logs" "$run/pids" "$kubelet" "$ctrd" "$run/cni/net.d" "$run/etcd"
+  # containerd puts pod cgroups under k8s.io in each hierarchy; teardown removes it unless it was here.
+  ls -d /sys/fs/cgroup/*/k8s.io 2>/dev/null >"$run/cgroups-before" || true
+  # One bridge name for every run: a second e2e at once on this machine would share it.
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then echo "cluster: $BRIDGE exists: another e2e runs on this machine, or one left it" >&2; return 1; fi
   make_certs "$certs" "$node"
   local server="https://127.0.0.1:$API_PORT"
   kubeconfig "$run/admin.kubeconfig" "$server" "$certs/ca.crt" "$certs/admin.crt" "$certs/admin.key"
@@ -96,13 +136,12 @@ state = "$ctrd/state"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$run/cni/net.d"
 EOF
-  # The runtime reports the network ready only once a CNI config loads. The e2e pods use the host
-  # network (they test volumes), so this bridge is never set up and leaves no interface behind.
+  # tscsi's pods run on the pod network as in any cluster (the scenarios' busybox pods use the
+  # host's). isGateway makes the bridge their default route, so the DNAT below sees their packets.
   cat >"$run/cni/net.d/10-e2e.conflist" <<EOF
-{"cniVersion":"0.4.0","name":"e2e","plugins":[{"type":"bridge","bridge":"tscsie2e0","ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.0.0/24"}]],"dataDir":"$run/cni/ipam"}},{"type":"loopback"}]}
+{"cniVersion":"0.4.0","name":"e2e","plugins":[{"type":"bridge","bridge":"$BRIDGE","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.0.0/24","gateway":"10.244.0.1"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$run/cni/ipam"}},{"type":"loopback"}]}
 EOF
-  # containerd puts pod cgroups under k8s.io in each hierarchy; teardown removes it unless it was here.
-  ls -d /sys/fs/cgroup/*/k8s.io 2>/dev/null >"$run/cgroups-before" || true
+  pod_network_up "$run" "$API_PORT"
   start containerd "$run" /usr/bin/containerd --config "$ctrd/config.toml"
   wait_until 30 "containerd" ctr --address "$ctrd/containerd.sock" version
   for img in pause busybox; do
@@ -162,6 +201,7 @@ down() {
     for id in $(timeout 20 "${c[@]}" containers ls -q 2>/dev/null); do timeout 10 "${c[@]}" containers delete "$id" >/dev/null 2>&1 || true; done
   fi
   stop_all "$run" containerd kube-apiserver etcd
+  pod_network_down "$run"
   # Shims outlive containerd by design; ours name our socket on their command line.
   kill_matching "$run" containerd-shim
   # Volume mounts sit on loop devices backed by files in the data root, itself a loop mount: a
@@ -200,10 +240,18 @@ clean_check() {
     fi
     echo "loop device $(basename "$(dirname "$(dirname "$f")")") still backed by $(cat "$f")"
   done
+  for f in $(loops_on_data_root "$run"); do echo "loop device $f still backed by a file of the data root ($(cat "$run/data-dev"))"; done
   for f in /sys/fs/cgroup/*/k8s.io; do
     [ -d "$f" ] && grep -qx "$f" "$run/cgroups-before" 2>/dev/null || { [ -d "$f" ] && echo "cgroup $f still there"; }
   done
-  ip link show tscsie2e0 >/dev/null 2>&1 && echo "network interface tscsie2e0 still there"
+  ip link show "$BRIDGE" >/dev/null 2>&1 && echo "network interface $BRIDGE still there"
+  iptables -t nat -S PREROUTING 2>/dev/null | grep -F "tscsi-e2e:$run" | sed 's/^/iptables rule still there: /'
+  if [ -f "$run/netns-before" ]; then
+    for f in $(ls /var/run/netns 2>/dev/null); do
+      case "$f" in cni-*) grep -qx "$f" "$run/netns-before" || echo "network namespace $f still there" ;; esac
+    done
+    [ "$(sysctl -n net.ipv4.ip_forward)" = "$(cat "$run/ip_forward-before")" ] || echo "net.ipv4.ip_forward still changed"
+  fi
   true
 }
 

@@ -85,6 +85,8 @@ unmount_under() {
 # detach_loops_under RUN: loop devices whose backing file lies under RUN.
 detach_loops_under() {
   local run="$1" f dev
+  # First those on the data root: once its own loop device is gone, its number may be another's.
+  for dev in $(loops_on_data_root "$run"); do losetup -d "$dev" 2>/dev/null || true; done
   for f in /sys/block/loop*/loop/backing_file; do
     [ -f "$f" ] || continue
     if grep -q "^$run/" "$f"; then
@@ -92,4 +94,16 @@ detach_loops_under() {
       losetup -d "$dev" 2>/dev/null || true
     fi
   done
+}
+
+# loops_on_data_root RUN: loop devices backed by a file on the run's data root filesystem, found
+# by the backing file's device number (LOOP_GET_STATUS64, through losetup). sysfs's backing_file
+# cannot tell: it is the path as the attaching mount namespace saw it, and once the node plugin's
+# container is gone it reads "/images/v-....img", relative to a detached mount.
+loops_on_data_root() {
+  local run="$1"
+  [ -s "$run/data-dev" ] || return 0
+  # Only while that device number is still the run's data.img (it may be reused after the run).
+  [ "$(cat "/sys/dev/block/$(cat "$run/data-dev")/loop/backing_file" 2>/dev/null)" = "$run/data.img" ] || return 0
+  losetup -l -n -O NAME,BACK-MAJ:MIN 2>/dev/null | awk -v d="$(cat "$run/data-dev")" '$2 == d { print $1 }'
 }
