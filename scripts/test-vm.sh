@@ -10,8 +10,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 KERNELS="${TSCSI_VM_KERNELS:-6.1}"
 # Which suites run on which boot; a second boot means the first ends in a reboot.
-BOOT1="${TSCSI_VM_BOOT1:-smoke}"
-BOOT2="${TSCSI_VM_BOOT2:-}"
+BOOT1="${TSCSI_VM_BOOT1:-smoke quota growth reboot-before}"
+BOOT2="${TSCSI_VM_BOOT2-reboot-after}"
 MEM="${TSCSI_VM_MEM:-3072}"
 passed=0 failed=0 skipped=0
 fail_setup() { echo "not ok - $*"; echo "$passed passed, $((failed + 1)) failed, $skipped skipped"; exit 1; }
@@ -44,6 +44,8 @@ PROJECT=$ROOT
 TOOLS_REAL=$(realpath "$TOOLS")
 BOOT1="$BOOT1"
 BOOT2="$BOOT2"
+TSCSI_VM_CRASH_KILLS="${TSCSI_VM_CRASH_KILLS:-6}"
+CRASH_SEED="${CRASH_SEED:-20260701}"
 PLAN
   echo "== vm: $release (${accel[*]}), suites: $BOOT1${BOOT2:+ | reboot | $BOOT2}"
   started=$(date +%s)
@@ -58,19 +60,22 @@ PLAN
     -drive file="$run/plain.img",if=virtio,format=raw,cache=unsafe \
     </dev/null 2>&1 | tee "$run/console.log" | grep --line-buffered -E '^(vm|vm-init):'
   echo "== vm: $release ran $(( $(date +%s) - started )) s, $(cat "$run/out/boots" 2>/dev/null || echo 0) boot(s), uname -r in the guest: $(cat "$run/out/uname" 2>/dev/null || echo '?')"
-  for s in $BOOT1 $BOOT2; do
-    f="$run/out/$s.tap"
+  for boot in 1 2; do
+    var="BOOT$boot"
+    [ -n "${!var}" ] || continue
+    f="$run/out/boot$boot.tap"
     summary="$(grep -E '^# \{ total: ' "$f" 2>/dev/null | tail -1)"
     if [ -z "$summary" ]; then
-      echo "not ok - $s on $release: no TAP summary (see $run/console.log)"
+      echo "not ok - boot $boot (${!var}) on $release: no TAP summary (see $run/console.log)"
       failed=$((failed + 1)); continue
     fi
-    grep -E '^(not ok|ok [0-9]+ .*# SKIP)' "$f" | sed "s/^/$release $s: /"
+    # Each suite is one top-level test named after the kernel it ran on; failures show nested.
+    grep -E '^(ok|not ok) |^ *not ok |# SKIP|# TODO' "$f"
     tp="$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")"
     tf="$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")"
     ts="$(sed -nE 's/.*skip: ([0-9]+).*/\1/p' <<<"$summary")"
     tt="$(sed -nE 's/.*todo: ([0-9]+).*/\1/p' <<<"$summary")"
-    echo "$release $s: ${tp:-0} passed, ${tf:-0} failed, $(( ${ts:-0} + ${tt:-0} )) skipped"
+    echo "boot $boot on $release: ${tp:-0} passed, ${tf:-0} failed, $(( ${ts:-0} + ${tt:-0} )) skipped"
     passed=$((passed + ${tp:-0})); failed=$((failed + ${tf:-0})); skipped=$((skipped + ${ts:-0} + ${tt:-0}))
   done
   # The disks are sparse but large once written; a run keeps only its logs and TAP.
