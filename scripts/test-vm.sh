@@ -11,7 +11,7 @@ cd "$ROOT"
 KERNELS="${TSCSI_VM_KERNELS:-6.1}"
 # Which suites run on which boot; a second boot means the first ends in a reboot.
 BOOT1="${TSCSI_VM_BOOT1:-smoke quota growth reboot-before}"
-BOOT2="${TSCSI_VM_BOOT2-reboot-after}"
+BOOT2="${TSCSI_VM_BOOT2-reboot-after sanity crash}"
 MEM="${TSCSI_VM_MEM:-3072}"
 passed=0 failed=0 skipped=0
 fail_setup() { echo "not ok - $*"; echo "$passed passed, $((failed + 1)) failed, $skipped skipped"; exit 1; }
@@ -35,9 +35,11 @@ for series in $KERNELS; do
   run="$TOOLS/vm/run-$release"
   rm -rf "$run" && mkdir -p "$run/out"
   # Sparse scratch disks, formatted here (no emulation cost): xfs and ext4 with the project
-  # feature for the quota suites, a plain ext4 for images, growth and the reboot.
-  truncate -s 2G "$run/xfs.img" "$run/ext4.img" "$run/plain.img"
+  # feature for the quota suites, a plain ext4 for images, growth and the reboot, and an xfs
+  # for the guest's /tmp (csi-sanity's data root).
+  truncate -s 2G "$run/xfs.img" "$run/ext4.img" "$run/plain.img" "$run/tmp.img"
   mkfs.xfs -q -f "$run/xfs.img" && mkfs.ext4 -q -F -O project,quota "$run/ext4.img" && mkfs.ext4 -q -F "$run/plain.img" \
+    && mkfs.xfs -q -f "$run/tmp.img" \
     || fail_setup "mkfs of the scratch disks failed"
   cat > "$run/out/plan" <<PLAN
 PROJECT=$ROOT
@@ -58,6 +60,7 @@ PLAN
     -drive file="$run/xfs.img",if=virtio,format=raw,cache=unsafe \
     -drive file="$run/ext4.img",if=virtio,format=raw,cache=unsafe \
     -drive file="$run/plain.img",if=virtio,format=raw,cache=unsafe \
+    -drive file="$run/tmp.img",if=virtio,format=raw,cache=unsafe \
     </dev/null 2>&1 | tee "$run/console.log" | grep --line-buffered -E '^(vm|vm-init):'
   echo "== vm: $release ran $(( $(date +%s) - started )) s, $(cat "$run/out/boots" 2>/dev/null || echo 0) boot(s), uname -r in the guest: $(cat "$run/out/uname" 2>/dev/null || echo '?')"
   for boot in 1 2; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs in the guest, chrooted into a root built from the host's userland (scripts/vm/init.sh).
 # Each boot runs the suites the plan names for it; results go to /out as TAP, one file a boot.
-# The scratch disks (/dev/vda xfs, /dev/vdb ext4 with the project feature, /dev/vdc plain ext4, in -drive order)
+# The scratch disks (/dev/vda xfs, /dev/vdb ext4 with the project feature, /dev/vdc plain ext4, /dev/vdd xfs
+# for /tmp, in -drive order)
 # were made on the host; they persist across the reboot.
 set -u
 cd "$PROJECT"
@@ -14,6 +15,11 @@ mkdir -p /scratch/xfs /scratch/ext4 /scratch/plain
 mount -o prjquota /dev/vda /scratch/xfs || echo "vm: cannot mount /dev/vda (xfs, prjquota)"
 mount -o prjquota /dev/vdb /scratch/ext4 || echo "vm: cannot mount /dev/vdb (ext4, prjquota)"
 mount /dev/vdc /scratch/plain || echo "vm: cannot mount /dev/vdc (ext4)"
+# /tmp on its own xfs, mounted prjquota: scripts/sanity.sh keeps its data root under /tmp, and
+# its driver numbers project ids from the same start as the quota suite's, so it gets a
+# filesystem of its own.
+mount -o prjquota /dev/vdd /tmp || echo "vm: cannot mount /dev/vdd (xfs, prjquota) on /tmp"
+chmod 1777 /tmp
 
 # The plan says which suites run on which boot: BOOT1="quota growth", BOOT2="...".
 source /out/plan

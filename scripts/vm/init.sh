@@ -10,9 +10,10 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-while read -r m; do insmod "/mods/$m" || echo "vm-init: insmod $m failed"; done < /mods/order
+# busybox named explicitly: these are its applets in the initramfs, not the host's programs.
+while read -r m; do busybox insmod "/mods/$m" || echo "vm-init: insmod $m failed"; done < /mods/order
 
-fail() { echo "vm-init: $*"; echo "vm-init: FAILED"; poweroff -f; }
+fail() { echo "vm-init: $*"; echo "vm-init: FAILED"; busybox poweroff -f; }
 o9p=trans=virtio,version=9p2000.L,msize=262144
 # cache=loose: the host's root does not change during a run, and uncached 9p lookups are what
 # make Node's start-up slow.
@@ -49,6 +50,6 @@ chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 sync
 if [ "$(cat /out/next 2>/dev/null)" = reboot ]; then
   rm -f /out/next
-  reboot -f
+  busybox reboot -f
 fi
-poweroff -f
+busybox poweroff -f

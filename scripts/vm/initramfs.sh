@@ -21,7 +21,7 @@ if [ -f "$out" ]; then echo "$out"; exit 0; fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work"/{bin,dev,proc,sys,mods,host,out,newroot}
+for d in bin dev proc sys mods host out newroot; do mkdir -p "$work/$d"; done
 cp "$busybox" "$work/bin/busybox"
 cp "$here/init.sh" "$work/init"
 chmod 755 "$work/init"
@@ -30,10 +30,10 @@ for m in $MODULES; do
   modprobe -d "$kdir" -S "$release" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
   name="$(basename "$ko")"
-  # 6.12 ships compressed modules; busybox's insmod wants them plain.
+  # Debian's 6.12 ships xz-compressed modules; busybox's insmod wants them plain, and its own
+  # xzcat unpacks them (no xz-utils needed).
   case "$name" in
-    *.ko.xz) xz -dc "$ko" > "$work/mods/${name%.xz}"; name="${name%.xz}" ;;
-    *.ko.zst) zstd -qdc "$ko" > "$work/mods/${name%.zst}"; name="${name%.zst}" ;;
+    *.ko.xz) busybox xzcat "$ko" > "$work/mods/${name%.xz}"; name="${name%.xz}" ;;
     *) cp "$ko" "$work/mods/$name" ;;
   esac
   echo "$name" >> "$work/mods/order"

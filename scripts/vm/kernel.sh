@@ -13,13 +13,18 @@ mkdir -p "$VM/kernels"
 
 # An already unpacked tree of this series wins: the test runs on what it ran on last time,
 # offline, without asking apt. TSCSI_VM_REFRESH=1 looks for a newer build.
-have="$(ls -d "$VM/kernels/$series".*-amd64 2>/dev/null | sort -V | tail -1 || true)"
+# Stock images only: 6.1.0-57-amd64 (bookworm's ABI-numbered builds), 6.12.117+deb12-amd64 (its
+# 6.12 builds); not -rt, -cloud, -dbg or -unsigned. The same pattern picks unpacked trees, so
+# series 6.1 never picks a 6.12 tree.
+STOCK="^${series//./\\.}(\\.[0-9]+)*(-[0-9]+)?(\\+deb[0-9]+)?-amd64\$"
+have="$(ls "$VM/kernels" 2>/dev/null | grep -E "$STOCK" | sort -V | tail -1 || true)"
+[ -z "$have" ] || have="$VM/kernels/$have"
 if [ -n "$have" ] && [ -f "$have/.complete" ] && [ "${TSCSI_VM_REFRESH:-0}" != 1 ]; then
   echo "$have"; exit 0
 fi
 
 # Exact package names only: the signed stock image of the series, newest ABI first.
-pkgs() { apt-cache search --names-only "^linux-image-${series//./\\.}\\.[0-9.]+-[0-9]+(\\+deb[0-9]+)?-amd64\$" | awk '{print $1}' | sort -V; }
+pkgs() { apt-cache search --names-only "^linux-image-${STOCK#^}" | awk '{print $1}' | sort -V; }
 pkg="$(pkgs | tail -1)"
 if [ -z "$pkg" ]; then
   apt-get update -qq >&2

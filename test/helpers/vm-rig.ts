@@ -30,10 +30,10 @@ export class VmDriver {
   }
 
   async start(): Promise<this> {
-    const spawn = (kind: 'controller' | 'node', extra: string[] = []) =>
+    const launch = (kind: 'controller' | 'node', extra: string[] = []) =>
       spawnDriver({ kind, dir: this.dir, extra, distRoot: PROJECT, socket: path.join(this.sockets, `${kind}.sock`), nodeId: 'vm-node', readyTimeoutMs: 300_000, pollMs: 200 })
-    const ctl = await spawn('controller')
-    const node = await spawn('node', this.nodeFlags)
+    const ctl = await launch('controller')
+    const node = await launch('node', this.nodeFlags)
     this.procs = [ctl, node]
     this.c = client('Controller', ctl.socket)
     this.n = client('Node', node.socket)

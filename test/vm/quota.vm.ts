@@ -96,6 +96,7 @@ t.test(`project quotas on ${kernelRelease()}`, async (t) => {
       const ids = idsOf.get(fs)!
       t.equal(new Set(ids.values()).size, ids.size, `${fs}: ${ids.size} volumes, ${ids.size} project ids (${[...ids.values()].join(' ')})`)
       for (const [vol, pid] of ids) t.equal(getProjectId(path.join(root, 'volumes', vol)).projectId, pid, `${fs}: ${vol} kept its id across the restart`)
+      for (const vol of ids.keys()) await d.c.DeleteVolume!({ volume_id: vol }, 300_000)
     }
   })
 

@@ -18,4 +18,6 @@ t.test('the guest is what the kernel suites need', async (t) => {
   t.equal(at('/scratch/ext4')?.fsType, 'ext4')
   t.match((at('/scratch/ext4')?.superOptions ?? []).join(','), /prjquota/)
   t.equal(at('/scratch/plain')?.fsType, 'ext4')
+  t.equal(at('/tmp')?.fsType, 'xfs', '/tmp on its own xfs')
+  t.match((at('/tmp')?.superOptions ?? []).join(','), /prjquota/)
 })
