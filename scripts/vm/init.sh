@@ -11,9 +11,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 # busybox named explicitly: these are its applets in the initramfs, not the host's programs.
-while read -r m; do busybox insmod "/mods/$m" || echo "vm-init: insmod $m failed"; done < /mods/order
+while read -r m; do /bin/busybox insmod "/mods/$m" || echo "vm-init: insmod $m failed"; done < /mods/order
 
-fail() { echo "vm-init: $*"; echo "vm-init: FAILED"; busybox poweroff -f; }
+fail() { echo "vm-init: $*"; echo "vm-init: FAILED"; /bin/busybox poweroff -f; }
 o9p=trans=virtio,version=9p2000.L,msize=262144
 # cache=loose: the host's root does not change during a run, and uncached 9p lookups are what
 # make Node's start-up slow.
@@ -46,10 +46,10 @@ mount -t tmpfs run $R/run
 mount --bind /out $R/out
 
 chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  HOME=/root LANG=C.UTF-8 PROJECT="$PROJECT" /bin/bash "$PROJECT/scripts/vm/guest.sh"
+  HOME=/root LANG=C.UTF-8 PROJECT="$PROJECT" bash "$PROJECT/scripts/vm/guest.sh"
 sync
 if [ "$(cat /out/next 2>/dev/null)" = reboot ]; then
   rm -f /out/next
-  busybox reboot -f
+  /bin/busybox reboot -f
 fi
-busybox poweroff -f
+/bin/busybox poweroff -f

@@ -33,12 +33,12 @@ done | awk '!seen[$0]++' | while read -r ko; do
   # Debian's 6.12 ships xz-compressed modules; busybox's insmod wants them plain, and its own
   # xzcat unpacks them (no xz-utils needed).
   case "$name" in
-    *.ko.xz) busybox xzcat "$ko" > "$work/mods/${name%.xz}"; name="${name%.xz}" ;;
+    *.ko.xz) "$busybox" xzcat "$ko" > "$work/mods/${name%.xz}"; name="${name%.xz}" ;;
     *) cp "$ko" "$work/mods/$name" ;;
   esac
   echo "$name" >> "$work/mods/order"
 done
 rm -f "$TOOLS/vm/initramfs-$release-"*.cpio.gz
-(cd "$work" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$out.tmp"
+(cd "$work" && find . | "$busybox" cpio -o -H newc 2>/dev/null | gzip -1) > "$out.tmp"
 mv "$out.tmp" "$out"
 echo "$out"

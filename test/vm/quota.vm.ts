@@ -23,8 +23,20 @@ const bytesOf = (usage: Array<{ unit: string; total: string; used: string; avail
 const dfSize = (p: string): number => Number(spawnSync('df', ['-B1', '--output=size', p], { encoding: 'utf8' }).stdout.trim().split('\n').pop())
 const statfsBytes = (p: string): number => statfsSync(p).blocks * statfsSync(p).bsize
 
+// A pool whose filesystem is mounted over another mount at the same point (an xfs, here on a
+// loop device, over a tmpfs): the filesystem that holds the pool is the topmost one.
+const STACKED = '/scratch/stacked'
+function stackMounts(): void {
+  const sh = (script: string) => spawnSync('sh', ['-ec', script], { encoding: 'utf8' })
+  const r = sh(`mkdir -p ${STACKED}; mount -t tmpfs under ${STACKED}
+truncate -s 512M /scratch/plain/stacked.img; mkfs.xfs -q -f /scratch/plain/stacked.img
+mount -o loop,prjquota /scratch/plain/stacked.img ${STACKED}`)
+  if (r.status !== 0) throw new Error(`cannot stack the mounts at ${STACKED}: ${r.stderr}`)
+}
+
 t.test(`project quotas on ${kernelRelease()}`, async (t) => {
-  const d = await new VmDriver('/scratch/xfs/quota', ['--pool', 'ext4=/scratch/ext4/quota']).start()
+  stackMounts()
+  const d = await new VmDriver('/scratch/xfs/quota', ['--pool', 'ext4=/scratch/ext4/quota', '--pool', `stacked=${STACKED}/data`]).start()
   t.teardown(() => d.kill())
   const unpublishAndDelete = async (p: Published) => {
     await d.n.NodeUnpublishVolume!({ volume_id: p.volume.volume_id, target_path: p.target })
@@ -77,6 +89,14 @@ t.test(`project quotas on ${kernelRelease()}`, async (t) => {
       await unpublishAndDelete(p)
     })
   }
+
+  await t.test('a pool on a filesystem mounted over another mount gets quotas', async (t) => {
+    const res = await d.c.CreateVolume!({ name: 'q-stacked', volume_capabilities: [mountCap()], parameters: paramsOf('stacked'), capacity_range: { required_bytes: String(64 * MiB) } }, 300_000)
+      .catch((e: { details?: string }) => ({ error: e.details }))
+    t.equal('error' in res ? res.error : res.volume.volume_context['tscsi.dev/quota'], 'enforced',
+      'quota: required on the topmost filesystem (xfs, prjquota) at the pool\'s mount point')
+    if (!('error' in res)) await d.c.DeleteVolume!({ volume_id: res.volume.volume_id }, 300_000)
+  })
 
   await t.test('project ids: never given twice on a filesystem, across a restart of both processes', async (t) => {
     const idsOf = new Map<string, Map<string, number>>(pools.map((p) => [p.fs, new Map()]))

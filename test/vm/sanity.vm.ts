@@ -22,7 +22,7 @@ const runs = [
 t.test(`csi-sanity on ${kernelRelease()}`, async (t) => {
   for (const { what, args } of runs) {
     await t.test(what, async (t) => {
-      const r = spawnSync('/bin/bash', ['scripts/sanity.sh', '--', ...args], { cwd: PROJECT, encoding: 'utf8', maxBuffer: 64 << 20 })
+      const r = spawnSync('bash', ['scripts/sanity.sh', '--', ...args], { cwd: PROJECT, encoding: 'utf8', maxBuffer: 64 << 20 })
       const out = `${r.stdout}${r.stderr}`
       const m = /^SANITY passed=(\d+) failed=(\d+) skipped=(\d+)/m.exec(out)
       if (!m || m[2] !== '0') t.comment(out.split('\n').slice(-150).join('\n'))
