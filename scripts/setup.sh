@@ -44,6 +44,8 @@ debootstrap                 test   debootstrap
 ca-certificates             test
 python3-minimal             test   python3
 python3-venv                test
+qemu-system-x86             test   qemu-system-x86_64
+kmod                        test   depmod
 '
 scope=all list_only=0
 for a in "$@"; do

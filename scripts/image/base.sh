@@ -1,5 +1,5 @@
 # Sourced by scripts/image.sh: the image's first layer, a Debian bookworm root made by debootstrap
-# from the mirror apt uses here, with the image-scope packages of deploy/debian-packages.txt (read
+# from the mirror apt uses here, with the image-scope packages of the table in scripts/setup.sh (read
 # through `scripts/setup.sh --list --image`, the one list the Dockerfile installs too) and nothing
 # a running driver does not need, upgraded from bookworm-updates and bookworm-security. Cached in
 # $CACHE/base-KEY; rebuilt only when the list, the mirrors or this file changes (the stamp records
