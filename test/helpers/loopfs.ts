@@ -24,7 +24,7 @@ export function unmountQuietly(m: string): void {
  * test tracked and detaches every loop device backed by a file in the folder. Returns the folder
  * (symlinks resolved, as sysfs shows backing files) and the list to push mount points onto.
  */
-export function loopRig(t: { teardown(fn: () => unknown): void; testdir(o?: object): string }): { dir: string; mounts: string[] } {
+export function loopRig(t: { teardown(fn: () => unknown): void; testdir(): string }): { dir: string; mounts: string[] } {
   const mounts: string[] = []
   let dir = ''
   t.teardown(() => {
@@ -39,6 +39,6 @@ export function loopRig(t: { teardown(fn: () => unknown): void; testdir(o?: obje
       }
     }
   })
-  dir = realpathSync(t.testdir({}))
+  dir = realpathSync(t.testdir())
   return { dir, mounts }
 }
