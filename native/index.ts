@@ -18,13 +18,14 @@ export {
   loopAttach,
   loopAttachAsync,
   loopBackingFile,
+  loopBackingId,
   loopDetach,
   loopDetachAsync,
   loopSetCapacity,
   loopStatus,
   parseBackingFile,
 } from './loop.js'
-export type { LoopAttachAsyncOptions, LoopAttachOptions, LoopAttachment, LoopDetachOptions, LoopDetachResult, LoopDevice, LoopStatus } from './loop.js'
+export type { FileId, LoopAttachAsyncOptions, LoopAttachOptions, LoopAttachment, LoopDetachOptions, LoopDetachResult, LoopDevice, LoopStatus } from './loop.js'
 export {
   MAX_PROJECT_ID,
   PRJQUOTA,

@@ -1,9 +1,11 @@
-// Loop devices as sysfs shows them: no device is opened and no ioctl made,
-// so this is what a restarted node plugin uses to find its attachments.
+// Loop devices as sysfs shows them: no device is opened and no ioctl made.
 //
 // /sys/block/loopN/loop/ exists only while loopN is bound. Its backing_file
-// holds the backing file's path as seen from the attaching process's root,
-// with " (deleted)" appended once that file is unlinked.
+// holds the backing file's path as seen from the attaching process's root and
+// mounts, with " (deleted)" appended once that file is unlinked: text for
+// people, not a key. Another process, or the same plugin restarted in a new
+// container, may reach the file by another path; loopBackingId (loop.ts)
+// tells which file it is.
 
 import { readFileSync, readdirSync } from 'node:fs'
 import { ErrnoError, fromNodeError } from './errno.js'

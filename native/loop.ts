@@ -6,8 +6,9 @@
 // processes can be handed the same free number; the loser's LOOP_CONFIGURE
 // fails with EBUSY and it simply asks again.
 //
-// Finding attachments again after a restart needs no ioctl: see
-// loop-sysfs.ts (listLoopDevices, loopBackingFile), re-exported here.
+// Listing attachments needs no ioctl: see loop-sysfs.ts (listLoopDevices,
+// loopBackingFile), re-exported here. Which file backs a device is
+// loopBackingId's to say: sysfs's text is a path as the attaching process saw it.
 //
 // /dev must be devtmpfs (the host's /dev in a pod): a loop device the kernel
 // creates on demand gets its node there, and only there.
@@ -29,7 +30,7 @@ import {
 } from './ioctl.js'
 import { checkLayouts, decodeLoopInfo64, encodeLoopConfig, INFO64_SIZE, LO_FLAGS, type LoopStatus } from './loop-structs.js'
 import { loopNumberOf, parseBackingFile, readSysLoop } from './loop-sysfs.js'
-import { statx } from './stat.js'
+import { statx, type Statx } from './stat.js'
 
 export { listLoopDevices, loopBackingFile, parseBackingFile } from './loop-sysfs.js'
 export type { LoopDevice } from './loop-sysfs.js'
@@ -325,6 +326,30 @@ export function loopSetCapacity(device: string): void {
 /** LOOP_GET_STATUS64; throws ENXIO when the device is not bound. */
 export function loopStatus(device: string): LoopStatus {
   return withFd(device, O_RDONLY | O_CLOEXEC, (fd) => loopStatusFd(fd, device))
+}
+
+/** Which file: its filesystem's st_dev ("major:minor", as in Statx) and its inode. */
+export type FileId = Pick<Statx, 'dev' | 'ino'>
+
+/**
+ * The file a loop device is bound to, as the kernel holds it (LOOP_GET_STATUS64): equal dev and
+ * ino to a statx of a path mean the device is backed by that file. This, not sysfs's
+ * backing_file, is how to recognise a device: that text is the path as the attaching process
+ * saw it (from its root, through its mounts), so the same file reads differently once that
+ * process's mounts are gone (a restarted container) or through another view of it (a bind
+ * mount, a symlinked data root), and a file deleted and made again under its name reads alike
+ * though it is another. An image unlinked while attached keeps its identity here. undefined when
+ * the device is not bound or has no node.
+ */
+export function loopBackingId(device: string): FileId | undefined {
+  let st: LoopStatus
+  try {
+    st = loopStatus(device)
+  } catch (e) {
+    if (e instanceof ErrnoError && (e.errno === ENXIO || e.errno === ENOENT)) return undefined
+    throw e
+  }
+  return { dev: st.backingDev, ino: st.backingIno }
 }
 
 function loopStatusFd(fd: number, device: string): LoopStatus {

@@ -8,8 +8,7 @@ import type { CancellableHandler } from './abort.js'
 import type { NodeDeps } from './deps.js'
 import { growFs, mountedFsType } from './fstools.js'
 import { belongsTo, locate } from './locate.js'
-import { loopDeviceOf } from './loops.js'
-import { listLoopDevices } from '../native/index.js'
+import { loopDeviceFor, loopDeviceOf } from './loops.js'
 
 export function expandHandlers(d: NodeDeps): { NodeExpandVolume: CancellableHandler } {
   /** `signal` stops the wait for the grow tool (killed); the loop device already knows its size. */
@@ -30,7 +29,7 @@ export function expandHandlers(d: NodeDeps): { NodeExpandVolume: CancellableHand
       const block = at.type !== 'dir'
       // btrfs shows an anonymous device number; then find the device by its backing file (a
       // scan of the loop devices, fine for an expansion).
-      const device = loopDeviceOf(block ? at.rdev : at.dev) ?? listLoopDevices().find((l) => l.backingFile === vol.path)?.device
+      const device = loopDeviceOf(block ? at.rdev : at.dev) ?? loopDeviceFor(vol.info)
       if (!device) throw failedPrecondition(`no loop device backs volume ${id} at ${volumePath}`)
       d.mounter.refreshLoopCapacity(device)
       if (!block) {

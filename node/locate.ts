@@ -1,9 +1,8 @@
 // Finding a volume's data on this node and proving that a mount belongs to it, from the disk
 // and the kernel alone (no volume context, no store), each in a few O(1) syscalls.
-import { readFileSync } from 'node:fs'
 import { failedPrecondition, notFound } from '../common/errors.js'
-import { parseBackingFile } from '../native/index.js'
 import type { NodeDeps } from './deps.js'
+import { loopBackedBy } from './loops.js'
 import { sameObject, type PathInfo } from './mounter.js'
 
 export interface Located {
@@ -40,28 +39,18 @@ export function locate(d: NodeDeps, id: string): Located {
   return v
 }
 
-/** The backing file of the loop device "major:minor", from sysfs; undefined if it is none. */
-export function loopBacking(devKey: string | undefined): string | undefined {
-  if (!devKey) return undefined
-  try {
-    // sysfs ends the path with a newline; parseBackingFile wants the bare text.
-    return parseBackingFile(readFileSync(`/sys/dev/block/${devKey}/loop/backing_file`, 'utf8').replace(/\n$/, '')).path
-  } catch {
-    return undefined
-  }
-}
-
 /**
  * Whether what is at path (a mount root, or a bound device node) shows this volume: a dir
  * volume's bind shares its directory's inode; an image's filesystem sits on a loop device, and a
- * block volume's node is a loop device, whose backing file is the volume's image. btrfs reports
- * an anonymous device number instead of the loop device's, so for it the mount index (which
- * knows each mount's source from mountinfo at start-up and from our own mounts since) decides.
+ * block volume's node is a loop device, whose backing file is the volume's image (the same
+ * file, not the same path text: see loops.ts). btrfs reports an anonymous device number instead
+ * of the loop device's, so for it the mount index (which knows each mount's source from
+ * mountinfo at start-up and from our own mounts since) decides.
  */
 export function belongsTo(d: NodeDeps, vol: Located, info: PathInfo, path: string): boolean {
   if (vol.kind === 'dir') return sameObject(info, vol.info)
-  if (info.type === 'block') return loopBacking(info.rdev) === vol.path
-  if (loopBacking(info.dev) === vol.path) return true
+  if (info.type === 'block') return loopBackedBy(info.rdev, vol.info)
+  if (loopBackedBy(info.dev, vol.info)) return true
   return info.isMountRoot && info.dev.startsWith('0:') && d.index.paths(vol.id).includes(path)
 }
 

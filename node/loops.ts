@@ -2,11 +2,16 @@
 // vanishes with its last mount; a block volume's device is detached at unstage. What a node
 // plugin killed in between leaves behind is found here, once, at start-up: a loop device backed
 // by one of our images that no mount explains is detached.
-import { readlinkSync } from 'node:fs'
+//
+// A device is ours when its backing file is one of our images: same st_dev and inode. sysfs's
+// backing_file text will not do: it is the path as the attaching process saw it, and after our
+// container restarts (that process's mounts gone) it no longer reads as our path to the image.
+import { readdirSync, readlinkSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from '../common/log.js'
-import { listLoopDevices, loopDetach, type MountInfo } from '../native/index.js'
+import { fromNodeError, listLoopDevices, loopBackingId, loopDetach, type FileId, type MountInfo } from '../native/index.js'
 import type { Layout } from './layout.js'
+import { nativeMounter, sameObject } from './mounter.js'
 
 /** "/dev/loopN" for the block device "major:minor", from sysfs; undefined if it is not a loop device. */
 export function loopDeviceOf(devKey: string | undefined): string | undefined {
@@ -19,15 +24,50 @@ export function loopDeviceOf(devKey: string | undefined): string | undefined {
   }
 }
 
-/** The volume id of an image path under one of our pools' images folders, if it is one. */
-export function imageVolumeId(layout: Layout, file: string): string | undefined {
+/** Whether the block device "major:minor" is a loop device backed by `file`. */
+export function loopBackedBy(devKey: string | undefined, file: FileId): boolean {
+  return backs(loopDeviceOf(devKey), file)
+}
+
+/** A loop device backed by `file`, by a scan of them all; undefined when none is. */
+export function loopDeviceFor(file: FileId): string | undefined {
+  return listLoopDevices().find((l) => backs(l.device, file))?.device
+}
+
+function backs(device: string | undefined, file: FileId): boolean {
+  const backing = device === undefined ? undefined : loopBackingId(device)
+  return backing !== undefined && sameObject(backing, file)
+}
+
+interface ImageLoop {
+  device: string
+  number: number
+  volumeId: string
+  image: string
+}
+
+/** The bound loop devices backed by an image in one of our pools' images folders. */
+function imageLoops(layout: Layout): ImageLoop[] {
+  const images = new Map<string, { volumeId: string; image: string }>()
+  const key = (f: FileId) => `${f.dev}/${f.ino}`
   for (const pool of layout.pools.keys()) {
     const dir = layout.imagesDirOf(pool)
-    if (path.dirname(file) !== dir) continue
-    const m = /^([ve]-[0-9a-f]{32})\.img$/.exec(path.basename(file))
-    if (m) return m[1]
+    for (const name of namesIn(dir)) {
+      const m = /^([ve]-[0-9a-f]{32})\.img$/.exec(name)
+      if (!m) continue
+      const image = path.join(dir, name)
+      const st = nativeMounter.inspect(image)
+      if (st?.type === 'file') images.set(key(st), { volumeId: m[1]!, image })
+    }
   }
-  return undefined
+  const out: ImageLoop[] = []
+  if (images.size === 0) return out
+  for (const l of listLoopDevices()) {
+    const backing = loopBackingId(l.device)
+    const ours = backing && images.get(key(backing))
+    if (ours) out.push({ device: l.device, number: l.number, ...ours })
+  }
+  return out
 }
 
 /**
@@ -39,12 +79,10 @@ export function imageMounts(table: MountInfo[], layout: Layout): Map<string, str
   const byDev = new Map<string, string>()
   const byName = new Map<string, string>()
   const bySource = new Map<string, string>()
-  for (const l of listLoopDevices()) {
-    const id = imageVolumeId(layout, l.backingFile)
-    if (!id) continue
-    byDev.set(`7:${l.number}`, id)
-    byName.set(`/loop${l.number}`, id)
-    bySource.set(l.device, id)
+  for (const l of imageLoops(layout)) {
+    byDev.set(`7:${l.number}`, l.volumeId)
+    byName.set(`/loop${l.number}`, l.volumeId)
+    bySource.set(l.device, l.volumeId)
   }
   for (const m of table) {
     // By device number (ext4, xfs), by source (btrfs shows an anonymous device number), or a
@@ -65,11 +103,22 @@ export function detachOrphanLoops(table: MountInfo[], layout: Layout, log: Logge
     if (m.fsType === 'devtmpfs' && /^\/loop\d+$/.test(m.root)) used.add(`/dev${m.root}`)
   }
   const out: string[] = []
-  for (const l of listLoopDevices()) {
-    if (!imageVolumeId(layout, l.backingFile) || used.has(l.device)) continue
-    loopDetach(l.device, { backingFile: l.backingFile })
-    log.warn({ device: l.device, backingFile: l.backingFile }, 'detached a loop device no volume mount explains (left by a killed node plugin)')
+  for (const l of imageLoops(layout)) {
+    if (used.has(l.device)) continue
+    // Guarded by the image's identity again: a device freed and re-used since the scan stays.
+    if (loopDetach(l.device, { backingFile: l.image }) === 'not-attached') continue
+    log.warn({ device: l.device, backingFile: l.image }, 'detached a loop device no volume mount explains (left by a killed node plugin)')
     out.push(l.device)
   }
   return out
+}
+
+function namesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+  } catch (e) {
+    const err = fromNodeError(e, 'readdir', dir)
+    if (err.code === 'ENOENT') return []
+    throw err
+  }
 }

@@ -21,7 +21,7 @@ import { closeSync, constants as fsConstants, lstatSync, mkdirSync, openSync, rm
 import { aborted, failedPrecondition } from '../common/errors.js'
 import {
   close, fdPath, fromNodeError, fstatx, loopAttachAsync, loopDetachAsync, loopSetCapacity, MNT, MS, mount, mountAsync, openDir, openPath, settleRenames, statvfs, statx, umount2, umount2Async, isErrno,
-  type StatVfs, type Statx,
+  type FileId, type StatVfs, type Statx,
 } from '../native/index.js'
 import { type BindFlags, needsRemount, remountBits } from './mountflags.js'
 
@@ -85,8 +85,11 @@ export function toPathInfo(s: Statx): PathInfo {
   return info
 }
 
-/** A bind mount's root shows the same inode on the same device as the directory it binds. */
-export function sameObject(a: PathInfo, b: PathInfo): boolean {
+/**
+ * A bind mount's root shows the same inode on the same device as the directory it binds; a loop
+ * device's backing file (loopBackingId) is the same file as the image it was attached from.
+ */
+export function sameObject(a: FileId, b: FileId): boolean {
   return a.dev === b.dev && a.ino === b.ino
 }
 

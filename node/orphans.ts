@@ -14,9 +14,9 @@ import { promises as fsp, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from '../common/log.js'
 import type { Store } from '../common/store/types.js'
-import { listLoopDevices } from '../native/index.js'
 import { removeVolumeDir } from './datadir.js'
 import type { NodeDeps } from './deps.js'
+import { loopDeviceFor } from './loops.js'
 
 export type OrphanKind = 'volume' | 'image' | 'snapshot' | 'unknown'
 
@@ -104,9 +104,11 @@ export class OrphanWatch {
 
   private async remove(orphan: Orphan): Promise<void> {
     const d = this.o.deps
-    // Never from under a mount or a loop device, whatever the store says.
+    // Never from under a mount or a loop device, whatever the store says. The device is found by
+    // the file's identity: sysfs may name the file by a path that was never ours (loops.ts).
     if (orphan.id && d.index.paths(orphan.id).length > 0) return
-    if (listLoopDevices().some((l) => l.backingFile === orphan.path)) return
+    const file = d.mounter.inspect(orphan.path)
+    if (file?.type === 'file' && loopDeviceFor(file) !== undefined) return
     try {
       const st = await fsp.lstat(orphan.path)
       if (st.isDirectory()) await removeVolumeDir(orphan.path)

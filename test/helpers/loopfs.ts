@@ -1,6 +1,6 @@
 // Shared rig for root tests that make loop-mounted filesystems in their test folder.
 import { realpathSync } from 'node:fs'
-import { listLoopDevices, loopDetach, MNT, parseBackingFile, statx, umount2 } from '../../native/index.js'
+import { listLoopDevices, loopBackingId, loopDetach, MNT, parseBackingFile, statx, umount2, type FileId } from '../../native/index.js'
 
 /** Unmounts every layer at m, lazily if it must; never throws. */
 export function unmountQuietly(m: string): void {
@@ -24,7 +24,7 @@ export function unmountQuietly(m: string): void {
  * test tracked and detaches every loop device backed by a file in the folder. Returns the folder
  * (symlinks resolved, as sysfs shows backing files) and the list to push mount points onto.
  */
-export function loopRig(t: { teardown(fn: () => unknown): void; testdir(o?: object): string }): { dir: string; mounts: string[] } {
+export function loopRig(t: { teardown(fn: () => unknown): void; testdir(): string }): { dir: string; mounts: string[] } {
   const mounts: string[] = []
   let dir = ''
   t.teardown(() => {
@@ -39,6 +39,29 @@ export function loopRig(t: { teardown(fn: () => unknown): void; testdir(o?: obje
       }
     }
   })
-  dir = realpathSync(t.testdir({}))
+  dir = realpathSync(t.testdir())
   return { dir, mounts }
+}
+
+/**
+ * Detaches every loop device backed by one of these files (same st_dev and inode), whatever path
+ * sysfs prints for it: for tests that attach through a view of their folder that is gone by
+ * teardown, where a match on the sysfs text would miss the device. Never throws.
+ */
+export function detachLoopsBacking(files: FileId[]): void {
+  for (const device of loopsBacking(files)) {
+    try {
+      loopDetach(device)
+    } catch (e) {
+      console.error(`teardown: could not detach ${device}: ${String(e)}`)
+    }
+  }
+}
+
+/** The bound loop devices backed by one of these files (same st_dev and inode). */
+export function loopsBacking(files: FileId[]): string[] {
+  return listLoopDevices().filter((l) => {
+    const b = loopBackingId(l.device)
+    return b !== undefined && files.some((f) => f.dev === b.dev && f.ino === b.ino)
+  }).map((l) => l.device)
 }
