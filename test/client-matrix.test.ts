@@ -105,6 +105,7 @@ async function walkThrough(t: Test, p: Pair): Promise<void> {
   const refused = await ctl('--cap', 'MULTI_NODE_MULTI_WRITER,mount,xfs,uid=500', 'controller', 'new', 'pvc-seed003')
   t.equal(refused.code, 3, 'MULTI_NODE_MULTI_WRITER is INVALID_ARGUMENT')
   t.match(refused.err, /access mode MULTI_NODE_MULTI_WRITER is not supported/, 'and the message names the mode')
+  t.match(refused.err, /accept SINGLE_NODE_WRITER, SINGLE_NODE_READER_ONLY, SINGLE_NODE_SINGLE_WRITER, SINGLE_NODE_MULTI_WRITER/, 'and the modes it accepts')
 
   const cap = ['--cap', 'SINGLE_NODE_WRITER,mount']
   const created = await ctl(...cap, '--req-bytes', String(64 << 20), 'controller', 'new', 'pvc-seed003')
