@@ -1,8 +1,8 @@
 // The hardening deploy/kubernetes promises, checked on the manifests themselves: only the node
 // plugin is privileged; every other container runs as a non-root user with a read-only root
 // filesystem, no privilege escalation, all capabilities dropped and the RuntimeDefault seccomp
-// profile; and the node plugin's host mounts are exactly the kubelet directory and the data
-// roots. (kubectl apply --dry-run=server of the same kustomization runs in e2e-apiserver-smoke.)
+// profile; and the node plugin's host mounts are exactly the kubelet directory, the data
+// roots and the host's /dev. (kubectl apply --dry-run=server of the same kustomization runs in e2e-apiserver-smoke.)
 import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
@@ -52,7 +52,7 @@ t.test('only the node plugin is privileged; everything else is locked down', asy
   }
 })
 
-t.test("the node plugin's host mounts are exactly the kubelet directory and the data roots", async (t) => {
+t.test("the node plugin's host mounts are exactly the kubelet directory, the data roots and /dev", async (t) => {
   const ds = workloads.find((w) => w.kind === 'DaemonSet')!
   const pod = ds.spec.template.spec
   const hostPathOf = new Map<string, string>((pod.volumes as Obj[]).filter((v) => v.hostPath).map((v) => [v.name, v.hostPath.path]))
@@ -63,8 +63,12 @@ t.test("the node plugin's host mounts are exactly the kubelet directory and the 
     ...args.filter((a) => a.startsWith('--pool=')).map((a) => a.slice(a.indexOf('=', '--pool='.length) + 1)),
   ]
   const mounted = (plugin.volumeMounts as Obj[]).map((m) => hostPathOf.get(m.name) ?? `(not a host path: ${m.name})`)
-  t.same(mounted.sort(), ['/var/lib/kubelet', ...dataRoots].sort(), 'kubelet directory + data roots, nothing else')
+  t.same(mounted.sort(), ['/dev', '/var/lib/kubelet', ...dataRoots].sort(), 'kubelet directory + data roots + the host /dev (loop devices), nothing else')
   for (const m of plugin.volumeMounts as Obj[]) {
+    if (m.mountPath === '/dev') {
+      t.equal(m.mountPropagation, undefined, '/dev: one devtmpfs, no mount propagation needed')
+      continue
+    }
     t.equal(m.mountPropagation, 'Bidirectional', `${m.mountPath} propagates mounts both ways`)
     t.equal(m.mountPath, hostPathOf.get(m.name), `${m.mountPath} is mounted at the same path as on the host`)
   }

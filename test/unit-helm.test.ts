@@ -200,8 +200,9 @@ t.test('data root and pools: flags, host folders and Bidirectional mounts, nothi
     ['/srv/tscsi', '/srv/tscsi', 'Bidirectional'],
     ['/mnt/nvme/tscsi', '/mnt/nvme/tscsi', 'Bidirectional'],
     ['/mnt/hdd/tscsi', '/mnt/hdd/tscsi', 'Bidirectional'],
+    ['/dev', '/dev', undefined],
   ])
-  t.same([...hostPaths.values()].sort(), ['/mnt/hdd/tscsi', '/mnt/nvme/tscsi', '/srv/tscsi', '/var/lib/kubelet', '/var/lib/kubelet/plugins/local.tscsi.dev'], 'no other host folder')
+  t.same([...hostPaths.values()].sort(), ['/dev', '/mnt/hdd/tscsi', '/mnt/nvme/tscsi', '/srv/tscsi', '/var/lib/kubelet', '/var/lib/kubelet/plugins/local.tscsi.dev'], 'no other host folder')
 })
 
 t.test('images: every container takes its image from values, and one pull policy covers them all', async (t) => {
