@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import {
   ErrnoError,
   MNT,
+  MOUNT_ATTR,
   MS,
   ST,
   close,
@@ -15,6 +16,9 @@ import {
   openDir,
   openPath,
   mount,
+  mountSetattr,
+  moveMount,
+  openTree,
   readMountInfo,
   settleRenames,
   fstatx,
@@ -23,6 +27,7 @@ import {
   umount2,
   type Statx,
 } from '../native/index.js'
+import { declare } from '../native/libc.js'
 import { completeFromParent } from '../native/stat.js'
 import { landedAt, nativeMounter } from '../node/mounter.js'
 
@@ -243,4 +248,38 @@ t.test('landedAt: a mount that followed its directory away from the path is take
   t.equal(fstatx(top).ino, src.ino, 'the returned fd is the mount root')
   close(top)
   umount2(target, MNT.UMOUNT_NOFOLLOW)
+})
+
+t.test('open_tree, mount_setattr, move_mount: a bind that has its flags before it is attached', { skip }, async (t) => {
+  const { dir, track } = setup(t, { src: { 'a.txt': 'a' }, target: {}, other: {} })
+  const target = join(dir, 'target')
+  track(target)
+  const src = openDir(join(dir, 'src'))
+  const dst = openDir(target)
+  t.teardown(() => { close(src); close(dst) })
+
+  const tree = openTree(src)
+  t.notOk(readMountInfo().some((m) => m.mountPoint.startsWith(dir + '/')), 'the clone is attached nowhere')
+  t.throws(() => mountSetattr(tree, { set: MOUNT_ATTR.NOATIME, clear: 0 }), { code: 'EINVAL', syscall: 'mount_setattr' },
+    'an atime mode needs its field cleared (what mountAttr does)')
+  mountSetattr(tree, { set: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOEXEC | MOUNT_ATTR.NOATIME, clear: MOUNT_ATTR.ATIME })
+  const st = statvfs(fdPath(tree)).flags
+  t.ok(st & ST.RDONLY && st & ST.NOEXEC && st & ST.NOATIME, 'flags set on the detached mount')
+  moveMount(tree, dst)
+  close(tree)
+  const mi = readMountInfo().filter((m) => m.mountPoint === target).pop()
+  t.ok(mi, 'attached at the target; closing its fd now keeps it')
+  t.match(mi?.mountOptions, ['ro', 'noexec', 'noatime'], `with its flags (${mi?.mountOptions.join(',')})`)
+  t.equal(readFileSync(join(target, 'a.txt'), 'utf8'), 'a')
+  umount2(target, MNT.UMOUNT_NOFOLLOW)
+
+  // A clone whose fd is closed before it is attached takes nothing with it and leaves nothing.
+  close(openTree(src))
+  t.notOk(readMountInfo().some((m) => m.mountPoint.startsWith(dir + '/')), 'no mount is left under the test folder')
+  t.throws(() => moveMount(src, dst), { name: 'ErrnoError', syscall: 'move_mount' }, 'an fd that is no detached mount is refused')
+})
+
+t.test('a libc without a symbol is known before the call (how mount-api.ts answers ENOSYS for it)', { skip: process.platform !== 'linux' && 'libc is Linux-only here' }, async (t) => {
+  t.equal(declare('int tscsi_no_such_symbol(void)').resolves(), false)
+  t.equal(declare('int close(int fd)').resolves(), true)
 })
