@@ -5,6 +5,8 @@
 
 export { ErrnoError, errnoMessage, errnoName, errnoNumber, fromNodeError, isErrno } from './errno.js'
 export { MNT, MS, mount, mountAsync, umount2, umount2Async } from './mount.js'
+export { MOUNT_ATTR, mountSetattr, moveMount, openTree } from './mount-api.js'
+export type { MountAttr } from './mount-api.js'
 export { ST, fstatx, statvfs, statx } from './stat.js'
 export type { StatVfs, Statx, StatxOptions } from './stat.js'
 export { close, fdPath, openDir, openPath, settleRenames, withPath } from './fd.js'

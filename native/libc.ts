@@ -40,6 +40,8 @@ function libc(): KoffiNs.LibraryHandle {
 export interface Declared<A extends unknown[]> {
   (...args: A): number
   async(args: A, done: (err: unknown, ret: number) => void): void
+  /** False when this libc has no such symbol (a call would throw koffi's error, not an errno). */
+  resolves(): boolean
 }
 
 /**
@@ -54,6 +56,14 @@ export function declare<A extends unknown[]>(proto: string): Declared<A> {
   const call = ((...args: A): number => get()(...args) as number) as Declared<A>
   call.async = (args, done) => {
     get().async(...args, done)
+  }
+  call.resolves = () => {
+    try {
+      get()
+      return true
+    } catch {
+      return false
+    }
   }
   return call
 }

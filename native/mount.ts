@@ -2,7 +2,9 @@
 //
 // These are thin on purpose: callers decide the flag combinations, because the
 // kernel's rules are subtle (e.g. a bind mount ignores MS_RDONLY on creation
-// and needs a second MS_BIND|MS_REMOUNT|MS_RDONLY call to become read-only).
+// and needs a second MS_BIND|MS_REMOUNT|MS_RDONLY call to become read-only,
+// which reaches none of the copies mount propagation made meanwhile: see
+// mount-api.ts for a bind that has its flags before it is attached).
 
 import { checkPath, fns, sys, sysAsync } from './libc.js'
 

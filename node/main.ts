@@ -88,7 +88,9 @@ runMain(async () => {
   const metrics = processMetrics('node')
   const deps = nodeDeps({
     nodeId, maxVolumes: parseCount('max-volumes-per-node', f['max-volumes-per-node']), layout,
-    mounter: instrumentMounter(nativeMounter, metrics.registry), log, quota: nativeQuota(layout, log),
+    // The state dir, like the pools, is a private root: no CO path can lead into the scratch folder.
+    mounter: instrumentMounter(nativeMounter({ scratchDir: path.join(path.resolve(f['state-dir']), 'bind-scratch'), log }), metrics.registry),
+    log, quota: nativeQuota(layout, log),
     coPathPrefixes: (f['co-path-prefix'].length > 0 ? f['co-path-prefix'] : ['/var/lib/kubelet']).map(realOrSelf),
     privateRoots: [realOrSelf(path.resolve(f['state-dir']))],
   })

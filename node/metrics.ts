@@ -10,11 +10,11 @@ import type { OrphanWatch } from './orphans.js'
 // exactly what these buckets must show.
 const SYSCALL_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1, 1]
 
-/** A Mounter that times bind (mount + remount) and unmount. */
+/** A Mounter that times bind (with its flags) and unmount. */
 export function instrumentMounter(m: Mounter, registry: Registry): Mounter {
   const h = new Histogram({
     name: 'tscsi_node_mount_syscall_duration_seconds',
-    help: 'Time spent in the mount syscalls of one bind (mount plus remount) or one unmount.',
+    help: 'Time spent in the mount syscalls of one bind (flags included) or one unmount.',
     labelNames: ['op'],
     buckets: SYSCALL_BUCKETS,
     registers: [registry],

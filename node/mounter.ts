@@ -1,5 +1,5 @@
 // The seam between the node service and the kernel. The service asks questions (what is at this
-// path, is it a mount root, which object does it show) and requests effects (bind, remount,
+// path, is it a mount root, which object does it show) and requests effects (bind with flags,
 // unmount) through this interface; the real implementation calls libc through native/, and
 // service tests swap in a fake.
 //
@@ -8,7 +8,9 @@
 // bench/tsconfig.json && node dist/bench/stall.js) on a 2-core machine under load, p50:
 // - synchronous: statx, bind mounts, remounts and the unmount of a bind. A bind mount + umount2
 //   pair costs 46 µs on the event loop and 72-114 µs through koffi's .async (the hop to libuv's
-//   pool and back, twice); they touch no disk, and NodePublishVolume is the hot path.
+//   pool and back, twice); they touch no disk, and NodePublishVolume is the hot path. bind() with
+//   flags (open_tree, mount_setattr, move_mount) costs what one without does, 22 µs p50 here;
+//   the bind-then-remount it replaced cost 31 µs, the scratch way of older kernels 67 µs.
 // - asynchronous (Promise): whatever reads or writes a disk and can therefore take seconds on a
 //   slow or stuck one. LOOP_CONFIGURE costs 0.1-0.3 ms sync, 0.2-0.9 ms async for a clean image,
 //   but 13.5 ms (p99 78 ms) for one with 32 MiB of dirty pages (it writes them back before
@@ -23,7 +25,8 @@ import {
   close, fdPath, fromNodeError, fstatx, loopAttachAsync, loopDetachAsync, loopSetCapacity, MNT, MS, mount, mountAsync, openDir, openPath, settleRenames, statvfs, statx, umount2, umount2Async, isErrno,
   type FileId, type StatVfs, type Statx,
 } from '../native/index.js'
-import { type BindFlags, needsRemount, remountBits } from './mountflags.js'
+import { flaggedBind, type FlaggedBindOptions } from './flagged-bind.js'
+import { asksForFlags, type BindFlags } from './mountflags.js'
 
 export interface PathInfo {
   type: Statx['type']
@@ -38,12 +41,13 @@ export interface Mounter {
   /** What is at path, without following a final symlink; undefined when nothing is. */
   inspect(path: string): PathInfo | undefined
   /**
-   * Bind-mounts source onto target (directories, or a device node onto a file), then applies
-   * flags. Both ends are opened O_PATH|O_NOFOLLOW and checked against `expect` first, and the
-   * mount is made between the opened objects (/proc/self/fd/N), so a symlink swapped in after
-   * the caller's checks cannot redirect the mount. Afterwards the path must show the new mount:
-   * if it was swapped away before mount(2), the mount is taken down through the fd and the call
-   * is ABORTED. A failed remount undoes the bind the same way.
+   * Bind-mounts source onto target (directories, or a device node onto a file) with flags, which
+   * the mount has from the moment it appears at target, so every copy mount propagation makes of
+   * it has them too (node/flagged-bind.ts). Both ends are opened O_PATH|O_NOFOLLOW and checked
+   * against `expect` first, and the mount is made between the opened objects, so a symlink
+   * swapped in after the caller's checks cannot redirect the mount. Afterwards the path must
+   * show the new mount: if it was swapped away before the mount landed, the mount is taken down
+   * through the fd and the call is ABORTED. A failure before that attaches nothing.
    */
   bind(source: string, target: string, flags: BindFlags, expect: { target: PathInfo }): void
   /**
@@ -94,7 +98,7 @@ export function sameObject(a: FileId, b: FileId): boolean {
 }
 
 /**
- * After mount(2) onto the object behind fd `dst` (what the caller saw as `under`): lets renames
+ * After a mount onto the object behind fd `dst` (what the caller saw as `under`): lets renames
  * in flight finish, then opens `path` (O_PATH, no symlink followed) and proves it shows a new
  * mount root, `ok` saying whether that root is what was mounted. Returns the open fd of the mount
  * root. Otherwise the mount sits wherever the object went: it is taken down through `dst`
@@ -117,126 +121,125 @@ export function landedAt(dst: number, path: string, under: PathInfo, ok: (now: P
   throw aborted(`${path} was replaced while the driver mounted onto it; the mount was taken down, retry`)
 }
 
-export const nativeMounter: Mounter = {
-  inspect(path) {
-    try {
-      return toPathInfo(statx(path))
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return undefined
-      throw e
-    }
-  },
-
-  bind(source, target, flags, expect) {
-    const dirs = expect.target.type === 'dir'
-    const src = dirs ? openDir(source) : openPath(source)
-    try {
-      const dst = dirs ? openDir(target) : openPath(target)
+/**
+ * The Mounter of a running node plugin: libc through native/. `scratchDir`, a folder of the
+ * driver's own, is used only on kernels older than Linux 5.12 (see flagged-bind.ts).
+ */
+export function nativeMounter(o: FlaggedBindOptions): Mounter {
+  const attachFlagged = flaggedBind(o)
+  return {
+    inspect(path) {
       try {
-        const srcInfo = toPathInfo(fstatx(src))
-        if (!sameObject(toPathInfo(fstatx(dst)), expect.target)) {
-          throw aborted(`${target} changed between the driver's checks and the mount; refusing, retry`)
-        }
-        mount(fdPath(src), fdPath(dst), null, MS.BIND, null)
-        // The mount sits on the object opened above, wherever it now is. Prove the path still
-        // leads to it; a swap before mount(2) would otherwise leave the mount at another name.
-        const top = landedAt(dst, target, expect.target, (now) => sameObject(now, srcInfo))
+        return toPathInfo(statx(path))
+      } catch (e) {
+        if (isErrno(e, 'ENOENT')) return undefined
+        throw e
+      }
+    },
+
+    bind(source, target, flags, expect) {
+      const dirs = expect.target.type === 'dir'
+      const src = dirs ? openDir(source) : openPath(source)
+      try {
+        const dst = dirs ? openDir(target) : openPath(target)
         try {
-          // Through the fd opened on the new mount's root: the flags hit exactly this mount.
-          if (needsRemount(flags)) mount(null, fdPath(top), null, remountBits(flags, statvfs(fdPath(top)).flags), null)
-        } catch (e) {
-          umount2(fdPath(dst), MNT.DETACH)
-          throw e
+          const srcInfo = toPathInfo(fstatx(src))
+          if (!sameObject(toPathInfo(fstatx(dst)), expect.target)) {
+            throw aborted(`${target} changed between the driver's checks and the mount; refusing, retry`)
+          }
+          if (asksForFlags(flags)) attachFlagged(src, dst, flags, dirs)
+          else mount(fdPath(src), fdPath(dst), null, MS.BIND, null)
+          // The mount sits on the object opened above, wherever it now is. Prove the path still
+          // leads to it; a swap before the mount would otherwise leave it at another name.
+          close(landedAt(dst, target, expect.target, (now) => sameObject(now, srcInfo)))
         } finally {
-          close(top)
+          close(dst)
         }
+      } finally {
+        close(src)
+      }
+    },
+
+    unmount(target) {
+      umount2(target, MNT.UMOUNT_NOFOLLOW)
+    },
+
+    async unmountFilesystem(target) {
+      await umount2Async(target, MNT.UMOUNT_NOFOLLOW)
+    },
+
+    async mountImage(image, staging, fsType, flags, data, expect) {
+      const dst = openDir(staging)
+      try {
+        if (!sameObject(toPathInfo(fstatx(dst)), expect.target)) {
+          throw aborted(`${staging} changed between the driver's checks and the mount; refusing, retry`)
+        }
+        const att = await loopAttachAsync(image, {
+          autoclear: true, directIo: true,
+          whileOpen: (a) => mountAsync(a.device, fdPath(dst), fsType, flags, data || null),
+        })
+        // Taking a misplaced filesystem down lets autoclear release the loop device too.
+        close(landedAt(dst, staging, expect.target, (now) => now.type === 'dir'))
+        return att.device
       } finally {
         close(dst)
       }
-    } finally {
-      close(src)
-    }
-  },
+    },
 
-  unmount(target) {
-    umount2(target, MNT.UMOUNT_NOFOLLOW)
-  },
+    async attachImage(image) {
+      return (await loopAttachAsync(image, { directIo: true })).device
+    },
 
-  async unmountFilesystem(target) {
-    await umount2Async(target, MNT.UMOUNT_NOFOLLOW)
-  },
+    async detachImage(device, image) {
+      await loopDetachAsync(device, { backingFile: image })
+    },
 
-  async mountImage(image, staging, fsType, flags, data, expect) {
-    const dst = openDir(staging)
-    try {
-      if (!sameObject(toPathInfo(fstatx(dst)), expect.target)) {
-        throw aborted(`${staging} changed between the driver's checks and the mount; refusing, retry`)
+    refreshLoopCapacity(device) {
+      loopSetCapacity(device)
+    },
+
+    createFile(path) {
+      try {
+        closeSync(openSync(path, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW, 0o600))
+      } catch (e) {
+        throw fromNodeError(e, 'open', path)
       }
-      const att = await loopAttachAsync(image, {
-        autoclear: true, directIo: true,
-        whileOpen: (a) => mountAsync(a.device, fdPath(dst), fsType, flags, data || null),
-      })
-      // Taking a misplaced filesystem down lets autoclear release the loop device too.
-      close(landedAt(dst, staging, expect.target, (now) => now.type === 'dir'))
-      return att.device
-    } finally {
-      close(dst)
-    }
-  },
+    },
 
-  async attachImage(image) {
-    return (await loopAttachAsync(image, { directIo: true })).device
-  },
+    removeFile(path) {
+      let st
+      try {
+        st = lstatSync(path)
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return
+        throw fromNodeError(e, 'lstat', path)
+      }
+      if (!st.isFile() || st.size !== 0) throw failedPrecondition(`${path} is not an empty file the driver made; not removing it`)
+      try {
+        unlinkSync(path)
+      } catch (e) {
+        throw fromNodeError(e, 'unlink', path)
+      }
+    },
 
-  async detachImage(device, image) {
-    await loopDetachAsync(device, { backingFile: image })
-  },
+    statfs(path) {
+      return statvfs(path)
+    },
 
-  refreshLoopCapacity(device) {
-    loopSetCapacity(device)
-  },
+    mkdir(path) {
+      try {
+        mkdirSync(path, { mode: 0o750 })
+      } catch (e) {
+        throw fromNodeError(e, 'mkdir', path)
+      }
+    },
 
-  createFile(path) {
-    try {
-      closeSync(openSync(path, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW, 0o600))
-    } catch (e) {
-      throw fromNodeError(e, 'open', path)
-    }
-  },
-
-  removeFile(path) {
-    let st
-    try {
-      st = lstatSync(path)
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return
-      throw fromNodeError(e, 'lstat', path)
-    }
-    if (!st.isFile() || st.size !== 0) throw failedPrecondition(`${path} is not an empty file the driver made; not removing it`)
-    try {
-      unlinkSync(path)
-    } catch (e) {
-      throw fromNodeError(e, 'unlink', path)
-    }
-  },
-
-  statfs(path) {
-    return statvfs(path)
-  },
-
-  mkdir(path) {
-    try {
-      mkdirSync(path, { mode: 0o750 })
-    } catch (e) {
-      throw fromNodeError(e, 'mkdir', path)
-    }
-  },
-
-  rmdir(path) {
-    try {
-      rmdirSync(path)
-    } catch (e) {
-      throw fromNodeError(e, 'rmdir', path)
-    }
-  },
+    rmdir(path) {
+      try {
+        rmdirSync(path)
+      } catch (e) {
+        throw fromNodeError(e, 'rmdir', path)
+      }
+    },
+  }
 }

@@ -1,8 +1,9 @@
 // Pure planning of per-mount flags for bind mounts: the capability's mount_flags and the
-// readonly bit become MS_* bits for a bind remount, and a live mount's ST_* bits (statvfs) are
-// compared with what a repeated NodePublishVolume asks for.
+// readonly bit become mount_setattr attributes (or, on kernels without it, MS_* bits for a bind
+// remount), and a live mount's ST_* bits (statvfs) are compared with what a repeated
+// NodePublishVolume asks for.
 import { invalid } from '../common/errors.js'
-import { MS, ST } from '../native/index.js'
+import { MOUNT_ATTR, MS, ST, type MountAttr } from '../native/index.js'
 
 export interface BindFlags {
   readonly: boolean
@@ -53,9 +54,31 @@ export function parseBindFlags(field: string, mountFlags: string[], readonly: bo
   return f
 }
 
-/** True when a bind needs a remount after it is made (the first bind cannot take flags). */
-export function needsRemount(f: BindFlags): boolean {
+/** True when a bind must carry flags of its own (a plain bind only has its source's). */
+export function asksForFlags(f: BindFlags): boolean {
   return f.readonly || f.nosuid || f.nodev || f.noexec || f.noatime || f.nodiratime || f.strictatime
+}
+
+/**
+ * mount_setattr attributes for a new bind. mount_setattr changes only what it names, so the
+ * flags the bind took from its source stay without being read first, and the source's atime
+ * mode stays unless one is asked for. The remount of older kernels (remountBits) differs in two
+ * atime corners that no comparison (flagsMismatch) looks at: a source's noatime wins there over
+ * an asked strictatime, and a source's strictatime becomes relatime.
+ */
+export function mountAttr(f: BindFlags): MountAttr {
+  let set = 0
+  let clear = 0
+  if (f.readonly) set |= MOUNT_ATTR.RDONLY
+  if (f.nosuid) set |= MOUNT_ATTR.NOSUID
+  if (f.nodev) set |= MOUNT_ATTR.NODEV
+  if (f.noexec) set |= MOUNT_ATTR.NOEXEC
+  // The atime field is one value, not bits: setting one means clearing the field too.
+  if (f.noatime) set |= MOUNT_ATTR.NOATIME
+  else if (f.strictatime) set |= MOUNT_ATTR.STRICTATIME
+  if (f.noatime || f.strictatime) clear |= MOUNT_ATTR.ATIME
+  if (f.nodiratime) set |= MOUNT_ATTR.NODIRATIME
+  return { set, clear }
 }
 
 /**

@@ -230,7 +230,7 @@ if (!isRoot()) {
       await race(tt, 'publish', target, path.join(kub, 'race/target-alt'), path.join(canary, 'empty'),
         (i) => outcome(n.NodePublishVolume({
           volume_id: vol.volume_id, staging_target_path: stagingA, target_path: target, volume_capability: mountCap(),
-          // Every other call takes the remount path (read-only), which reopens the target.
+          // Every other call takes the flagged path (read-only): a clone attached with move_mount.
           readonly: i % 2 === 1, volume_context: vol.volume_context,
         })),
         () => outcome(n.NodeUnpublishVolume({ volume_id: vol.volume_id, target_path: target })))

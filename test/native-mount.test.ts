@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import {
   ErrnoError,
   MNT,
+  MOUNT_ATTR,
   MS,
   ST,
   close,
@@ -15,6 +16,9 @@ import {
   openDir,
   openPath,
   mount,
+  mountSetattr,
+  moveMount,
+  openTree,
   readMountInfo,
   settleRenames,
   fstatx,
@@ -23,8 +27,11 @@ import {
   umount2,
   type Statx,
 } from '../native/index.js'
+import { declare } from '../native/libc.js'
 import { completeFromParent } from '../native/stat.js'
+import { flaggedBind } from '../node/flagged-bind.js'
 import { landedAt, nativeMounter } from '../node/mounter.js'
+import { parseBindFlags } from '../node/mountflags.js'
 
 const skip =
   process.platform !== 'linux'
@@ -220,7 +227,8 @@ t.test('landedAt: a mount that followed its directory away from the path is take
   track(moved)
   // The order the race suite hits by chance: the directory is opened, then moved away and a
   // symlink put in its place, then mount(2) runs on the opened object.
-  const seen = nativeMounter.inspect(target)!
+  const mounter = nativeMounter({ scratchDir: join(dir, 'scratch') })
+  const seen = mounter.inspect(target)!
   const src = statx(join(dir, 'src'))
   const dst = openDir(target)
   t.teardown(() => close(dst))
@@ -235,7 +243,7 @@ t.test('landedAt: a mount that followed its directory away from the path is take
   // And the good case: the path shows the mount, and the fd of its root comes back.
   rmSync(target)
   renameSync(moved, target)
-  const seen2 = nativeMounter.inspect(target)!
+  const seen2 = mounter.inspect(target)!
   const dst2 = openDir(target)
   t.teardown(() => close(dst2))
   mount(join(dir, 'src'), fdPath(dst2), null, MS.BIND, null)
@@ -244,3 +252,82 @@ t.test('landedAt: a mount that followed its directory away from the path is take
   close(top)
   umount2(target, MNT.UMOUNT_NOFOLLOW)
 })
+
+t.test('open_tree, mount_setattr, move_mount: a bind that has its flags before it is attached', { skip }, async (t) => {
+  const { dir, track } = setup(t, { src: { 'a.txt': 'a' }, target: {}, other: {} })
+  const target = join(dir, 'target')
+  track(target)
+  const src = openDir(join(dir, 'src'))
+  const dst = openDir(target)
+  t.teardown(() => { close(src); close(dst) })
+
+  const tree = openTree(src)
+  t.notOk(readMountInfo().some((m) => m.mountPoint.startsWith(dir + '/')), 'the clone is attached nowhere')
+  t.throws(() => mountSetattr(tree, { set: MOUNT_ATTR.NOATIME, clear: 0 }), { code: 'EINVAL', syscall: 'mount_setattr' },
+    'an atime mode needs its field cleared (what mountAttr does)')
+  mountSetattr(tree, { set: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOEXEC | MOUNT_ATTR.NOATIME, clear: MOUNT_ATTR.ATIME })
+  const st = statvfs(fdPath(tree)).flags
+  t.ok(st & ST.RDONLY && st & ST.NOEXEC && st & ST.NOATIME, 'flags set on the detached mount')
+  moveMount(tree, dst)
+  close(tree)
+  const mi = readMountInfo().filter((m) => m.mountPoint === target).pop()
+  t.ok(mi, 'attached at the target; closing its fd now keeps it')
+  t.match(mi?.mountOptions, ['ro', 'noexec', 'noatime'], `with its flags (${mi?.mountOptions.join(',')})`)
+  t.equal(readFileSync(join(target, 'a.txt'), 'utf8'), 'a')
+  umount2(target, MNT.UMOUNT_NOFOLLOW)
+
+  // A clone whose fd is closed before it is attached takes nothing with it and leaves nothing.
+  close(openTree(src))
+  t.notOk(readMountInfo().some((m) => m.mountPoint.startsWith(dir + '/')), 'no mount is left under the test folder')
+  t.throws(() => moveMount(src, dst), { name: 'ErrnoError', syscall: 'move_mount' }, 'an fd that is no detached mount is refused')
+})
+
+t.test('a libc without a symbol is known before the call (how mount-api.ts answers ENOSYS for it)', { skip: process.platform !== 'linux' && 'libc is Linux-only here' }, async (t) => {
+  t.equal(declare('int tscsi_no_such_symbol(void)').resolves(), false)
+  t.equal(declare('int close(int fd)').resolves(), true)
+})
+
+for (const mountApi of [true, false]) {
+  t.test(`flaggedBind (${mountApi ? 'mount API' : 'scratch mount'}): flags from the start; a failure leaves nothing`, { skip }, async (t) => {
+    const { dir, track } = setup(t, { src: { 'a.txt': 'a' }, fsrc: 'file', target: {}, ftarget: '', gone: {} })
+    const scratchDir = join(dir, 'scratch')
+    for (const p of ['target', 'ftarget', 'gone', 'scratch/dir', 'scratch/file']) track(join(dir, p))
+    const attach = flaggedBind({ scratchDir, mountApi })
+    const flags = parseBindFlags('', ['noexec', 'nodev'], true)
+    const attached = (srcPath: string, dstPath: string, isDir: boolean): void => {
+      const open = isDir ? openDir : openPath
+      const src = open(srcPath)
+      const dst = open(dstPath)
+      try {
+        attach(src, dst, flags, isDir)
+      } finally {
+        close(src)
+        close(dst)
+      }
+    }
+
+    attached(join(dir, 'src'), join(dir, 'target'), true)
+    attached(join(dir, 'fsrc'), join(dir, 'ftarget'), false)
+    for (const p of ['target', 'ftarget']) {
+      const st = statvfs(join(dir, p)).flags
+      t.ok(st & ST.RDONLY && st & ST.NOEXEC && st & ST.NODEV, `${p}: read-only, noexec, nodev`)
+    }
+    t.throws(() => writeFileSync(join(dir, 'ftarget'), 'x'), { code: 'EROFS' }, 'the file bind refuses writes')
+    t.equal(readFileSync(join(dir, 'fsrc'), 'utf8'), 'file')
+    t.equal(existsSync(scratchDir), !mountApi, `the scratch folder is ${mountApi ? 'not ' : ''}used`)
+
+    // The target directory goes away between its open and the attach: the kernel refuses to
+    // mount on a removed directory, at the last step of either way.
+    const src = openDir(join(dir, 'src'))
+    const dst = openDir(join(dir, 'gone'))
+    rmSync(join(dir, 'gone'), { recursive: true })
+    try {
+      t.throws(() => attach(src, dst, flags, true), { code: 'ENOENT' }, 'the attach fails')
+    } finally {
+      close(src)
+      close(dst)
+    }
+    const left = readMountInfo().map((m) => m.mountPoint).filter((mp) => mp.startsWith(dir + '/')).sort()
+    t.same(left, [join(dir, 'ftarget'), join(dir, 'target')], 'nothing is left mounted but the two good binds')
+  })
+}

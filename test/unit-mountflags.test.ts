@@ -1,9 +1,9 @@
-// node/mountflags.ts: mount_flags -> bind flags, the remount's MS_* bits, and comparing a live
-// mount's ST_* bits with what a repeated publish asks for.
+// node/mountflags.ts: mount_flags -> bind flags, mount_setattr's attributes, the remount's MS_*
+// bits, and comparing a live mount's ST_* bits with what a repeated publish asks for.
 import { status } from '@grpc/grpc-js'
 import t from 'tap'
-import { MS, ST } from '../native/index.js'
-import { BIND_MOUNT_OPTIONS, flagsMismatch, needsRemount, parseBindFlags, remountBits, type BindFlags } from '../node/mountflags.js'
+import { MOUNT_ATTR, MS, ST } from '../native/index.js'
+import { asksForFlags, BIND_MOUNT_OPTIONS, flagsMismatch, mountAttr, parseBindFlags, remountBits, type BindFlags } from '../node/mountflags.js'
 
 const NONE: BindFlags = { readonly: false, nosuid: false, nodev: false, noexec: false, noatime: false, nodiratime: false, strictatime: false }
 const F = 'volume_capability.mount.mount_flags'
@@ -53,9 +53,29 @@ t.test('parseBindFlags: Object.prototype names are not mount options', async (t)
   }
 })
 
-t.test('needsRemount is true exactly when some flag is set', async (t) => {
-  t.equal(needsRemount(NONE), false)
-  for (const k of Object.keys(NONE) as (keyof BindFlags)[]) t.equal(needsRemount({ ...NONE, [k]: true }), true, k)
+t.test('asksForFlags is true exactly when some flag is set', async (t) => {
+  t.equal(asksForFlags(NONE), false)
+  for (const k of Object.keys(NONE) as (keyof BindFlags)[]) t.equal(asksForFlags({ ...NONE, [k]: true }), true, k)
+})
+
+t.test('mountAttr: what is asked is set, nothing is cleared but the atime field for a new atime mode', async (t) => {
+  const A = MOUNT_ATTR
+  const cases: [string, Partial<BindFlags>, { set: number; clear: number }][] = [
+    ['nothing asked', {}, { set: 0, clear: 0 }],
+    ['readonly', { readonly: true }, { set: A.RDONLY, clear: 0 }],
+    ['nosuid+nodev+noexec', { nosuid: true, nodev: true, noexec: true }, { set: A.NOSUID | A.NODEV | A.NOEXEC, clear: 0 }],
+    ['noatime', { noatime: true }, { set: A.NOATIME, clear: A.ATIME }],
+    ['strictatime', { strictatime: true }, { set: A.STRICTATIME, clear: A.ATIME }],
+    ['nodiratime keeps the atime mode', { nodiratime: true }, { set: A.NODIRATIME, clear: 0 }],
+    ['everything', { readonly: true, nosuid: true, nodev: true, noexec: true, noatime: true, nodiratime: true },
+      { set: A.RDONLY | A.NOSUID | A.NODEV | A.NOEXEC | A.NOATIME | A.NODIRATIME, clear: A.ATIME }],
+  ]
+  for (const [what, f, want] of cases) t.same(mountAttr({ ...NONE, ...f }), want, what)
+  for (const k of Object.keys(NONE) as (keyof BindFlags)[]) {
+    const a = mountAttr({ ...NONE, [k]: true })
+    t.ok(a.set !== 0 || a.clear !== 0, `${k} changes something`)
+    t.equal(a.set & A.ATIME & ~a.clear, 0, `${k}: an atime mode is never set without clearing the field`)
+  }
 })
 
 t.test('remountBits: requested flags, plus every flag the mount already has', async (t) => {

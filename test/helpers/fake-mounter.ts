@@ -134,8 +134,7 @@ export class FakeMounter implements Mounter {
     if (dst.dev !== expect.target.dev || dst.ino !== expect.target.ino) {
       throw aborted(`${target} changed between the driver's checks and the mount; refusing, retry`)
     }
-    // A new bind inherits the flags of the mount its source sits on; the remount adds the
-    // requested ones.
+    // A new bind inherits the flags of the mount its source sits on, plus the requested ones.
     let st = this.top(source)?.st ?? this.baseSt
     if (flags.readonly) st |= ST.RDONLY
     if (flags.nosuid) st |= ST.NOSUID
