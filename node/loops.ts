@@ -11,7 +11,7 @@ import path from 'node:path'
 import type { Logger } from '../common/log.js'
 import { fromNodeError, listLoopDevices, loopBackingId, loopDetach, type FileId, type MountInfo } from '../native/index.js'
 import type { Layout } from './layout.js'
-import { nativeMounter, sameObject } from './mounter.js'
+import { inspectPath, sameObject } from './mounter.js'
 
 /** "/dev/loopN" for the block device "major:minor", from sysfs; undefined if it is not a loop device. */
 export function loopDeviceOf(devKey: string | undefined): string | undefined {
@@ -56,7 +56,7 @@ function imageLoops(layout: Layout): ImageLoop[] {
       const m = /^([ve]-[0-9a-f]{32})\.img$/.exec(name)
       if (!m) continue
       const image = path.join(dir, name)
-      const st = nativeMounter.inspect(image)
+      const st = inspectPath(image)
       if (st?.type === 'file') images.set(key(st), { volumeId: m[1]!, image })
     }
   }

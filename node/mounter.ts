@@ -121,6 +121,16 @@ export function landedAt(dst: number, path: string, under: PathInfo, ok: (now: P
   throw aborted(`${path} was replaced while the driver mounted onto it; the mount was taken down, retry`)
 }
 
+/** What is at path (statx, symlinks followed), or undefined when nothing is; Mounter.inspect. */
+export function inspectPath(path: string): PathInfo | undefined {
+  try {
+    return toPathInfo(statx(path))
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return undefined
+    throw e
+  }
+}
+
 /**
  * The Mounter of a running node plugin: libc through native/. `scratchDir`, a folder of the
  * driver's own, is used only on kernels older than Linux 5.12 (see flagged-bind.ts).
@@ -128,14 +138,7 @@ export function landedAt(dst: number, path: string, under: PathInfo, ok: (now: P
 export function nativeMounter(o: FlaggedBindOptions): Mounter {
   const attachFlagged = flaggedBind(o)
   return {
-    inspect(path) {
-      try {
-        return toPathInfo(statx(path))
-      } catch (e) {
-        if (isErrno(e, 'ENOENT')) return undefined
-        throw e
-      }
-    },
+    inspect: inspectPath,
 
     bind(source, target, flags, expect) {
       const dirs = expect.target.type === 'dir'

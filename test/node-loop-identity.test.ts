@@ -39,7 +39,7 @@ interface Plugin {
 }
 
 function plugin(dataRoot: string): Plugin {
-  const d = nodeDeps({ nodeId: 'node-a', maxVolumes: 0, layout: new Layout(dataRoot), mounter: nativeMounter, log: silentLogger() })
+  const d = nodeDeps({ nodeId: 'node-a', maxVolumes: 0, layout: new Layout(dataRoot), mounter: nativeMounter({ scratchDir: path.join(dataRoot, '..', 'bind-scratch') }), log: silentLogger() })
   const h = { ...stageHandlers(d), ...publishHandlers(d), ...infoHandlers(d), ...expandHandlers(d) }
   return { d, call: (name, req) => handler(h, name)(req) }
 }
