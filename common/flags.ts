@@ -2,6 +2,7 @@
 // `--nodeid=$(NODE_NAME)`). Each entrypoint declares its flags; parsing, defaults, help text and
 // errors that name the flag live here once.
 import { parseArgs } from 'node:util'
+import { LOG_LEVELS } from './log.js'
 
 export interface FlagDef {
   type: 'string' | 'boolean'
@@ -53,6 +54,15 @@ export function usage(defs: FlagDefs): string {
     lines.push(`  --${name}${def.type === 'string' ? ' VALUE' : ''}\n      ${def.help}${d}`)
   }
   return lines.join('\n')
+}
+
+/** The --log-level flag every program takes. */
+export const LOG_LEVEL_FLAG = { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' } as const satisfies FlagDef
+
+/** A --log-level value pino knows; anything else is a FlagError (exit 2), not a pino stack trace. */
+export function parseLogLevel(value: string): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) throw new FlagError(`--log-level ${JSON.stringify(value)}: expected one of ${LOG_LEVELS.join(', ')}`)
+  return value
 }
 
 /** `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds, as milliseconds. */

@@ -4,7 +4,7 @@ import os from 'node:os'
 import { listen, parseEndpoint } from '../common/grpc.js'
 import { checkDriverName } from '../common/identity.js'
 import { createLogger } from '../common/log.js'
-import { metricsSocketFlag, parseDuration, parseFlags, runMain } from '../common/flags.js'
+import { LOG_LEVEL_FLAG, metricsSocketFlag, parseDuration, parseFlags, parseLogLevel, runMain } from '../common/flags.js'
 import { processMetrics, serveMetrics } from '../common/metrics.js'
 import { metricsSocketFor } from '../common/metricsock.js'
 import { openStore, STORE_FLAGS } from '../common/store/open.js'
@@ -22,14 +22,14 @@ export const CONTROLLER_FLAGS = {
   'lost-node-interval': { type: 'string', default: '60s', help: 'how often to look for volumes whose node has left (one replica reports them)' },
   'metrics-socket': { type: 'string', default: '', help: 'unix socket serving Prometheus metrics to the sidecar (default: <csi socket>-metrics.sock beside the CSI socket; off to disable)' },
   ...STORE_FLAGS,
-  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
+  'log-level': LOG_LEVEL_FLAG,
 } as const
 
 runMain(async () => {
   const f = parseFlags(process.argv.slice(2), CONTROLLER_FLAGS)
   const driverName = checkDriverName(f.drivername)
   const endpoint = parseEndpoint(f.endpoint)
-  const log = createLogger(f['log-level'], 'tscsi-controller')
+  const log = createLogger(parseLogLevel(f['log-level']), 'tscsi-controller')
   const store = await openStore(f.store, { stateDir: f['state-dir'], kubeconfig: f.kubeconfig }, log)
   const metrics = processMetrics('controller')
   const deps = controllerDeps({

@@ -4,8 +4,7 @@
 // argument), and accepts the logging flags every livenessprobe manifest may carry. Swapping the
 // image must be the only change a pod spec needs.
 import path from 'node:path'
-import { FlagError, metricsSocketFlag, parseFlags } from '../common/flags.js'
-import { LOG_LEVELS } from '../common/log.js'
+import { FlagError, LOG_LEVEL_FLAG, metricsSocketFlag, parseFlags, parseLogLevel } from '../common/flags.js'
 import { metricsSocketFor } from '../common/metricsock.js'
 
 export const DEFAULT_HEALTH_PORT = '9808'
@@ -18,7 +17,7 @@ export const SIDECAR_FLAGS = {
   'metrics-address': { type: 'string', default: '', help: '(deprecated, as livenessprobe) an extra TCP address that also serves the metrics path; cannot be set with --http-endpoint' },
   'metrics-path': { type: 'string', default: '/metrics', help: 'HTTP path of the Prometheus metrics (as livenessprobe)' },
   'metrics-socket': { type: 'string', default: '', help: "the driver's metrics unix socket to relay, as the driver's own --metrics-socket (default: beside the CSI socket, csi.sock -> csi-metrics.sock; off: relay nothing)" },
-  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
+  'log-level': LOG_LEVEL_FLAG,
 } as const
 
 // Flags livenessprobe registers that have no meaning here: the logging flags of
@@ -183,9 +182,7 @@ export function parseSidecarArgs(argv: string[]): SidecarConfig {
   if (!f['metrics-path'].startsWith('/') || f['metrics-path'] === '/healthz') {
     throw new FlagError(`--metrics-path ${JSON.stringify(f['metrics-path'])}: expected a path starting with / other than /healthz`)
   }
-  if (!(LOG_LEVELS as readonly string[]).includes(f['log-level'])) {
-    throw new FlagError(`--log-level ${JSON.stringify(f['log-level'])}: expected one of ${LOG_LEVELS.join(', ')}`)
-  }
+  parseLogLevel(f['log-level'])
   const csi = parseCsiAddress(f['csi-address'])
   // The driver's --metrics-socket rule (same default, `off`), plus the unix:// spelling
   // --csi-address takes.

@@ -7,7 +7,7 @@ import { chmodSync, chownSync, realpathSync } from 'node:fs'
 import { listen, parseEndpoint } from '../common/grpc.js'
 import { checkDriverName } from '../common/identity.js'
 import { createLogger } from '../common/log.js'
-import { FlagError, metricsSocketFlag, parseCount, parseDuration, parseFlags, runMain } from '../common/flags.js'
+import { FlagError, LOG_LEVEL_FLAG, metricsSocketFlag, parseCount, parseDuration, parseFlags, parseLogLevel, runMain } from '../common/flags.js'
 import { processMetrics, serveMetrics } from '../common/metrics.js'
 import { metricsSocketFor } from '../common/metricsock.js'
 import { openStore, STORE_FLAGS } from '../common/store/open.js'
@@ -43,7 +43,7 @@ export const NODE_FLAGS = {
   'socket-group': { type: 'string', default: '', help: 'numeric group id given the CSI and metrics sockets (mode 0660), so a non-root sidecar in that group can connect; empty: leave them as created' },
   'kubelet-registration-path': { type: 'string', default: '', help: 'the CSI socket path as kubelet on the host sees it (default: the --endpoint socket path)' },
   ...STORE_FLAGS,
-  'log-level': { type: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
+  'log-level': LOG_LEVEL_FLAG,
 } as const
 
 function fail(message: string): never {
@@ -82,7 +82,7 @@ runMain(async () => {
   const endpoint = parseEndpoint(f.endpoint)
   const nodeId = f.nodeid || os.hostname()
   if (!isNodeId(nodeId)) throw new FlagError(`--nodeid ${JSON.stringify(nodeId)}: letters, digits, '.', '_' and '-' only, at most 128`)
-  const log = createLogger(f['log-level'], 'tscsi-node')
+  const log = createLogger(parseLogLevel(f['log-level']), 'tscsi-node')
   const layout = new Layout(path.resolve(f['data-root']), parsePools(f.pool))
   for (const pool of layout.pools.keys()) await prepareDataRoot(layout.volumesDirOf(pool), layout.imagesDirOf(pool))
   const metrics = processMetrics('node')

@@ -1,6 +1,9 @@
 // common/flags.ts: kubernetes-csi style flags, durations and counts.
 import t from 'tap'
-import { FlagError, parseCount, parseDuration, parseFlags, usage, type FlagDefs } from '../common/flags.js'
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+import { FlagError, parseCount, parseDuration, parseFlags, parseLogLevel, usage, type FlagDefs } from '../common/flags.js'
+import { ROOT } from './helpers/driver.js'
 
 const DEFS = {
   endpoint: { type: 'string', default: 'unix:///run/x.sock', help: 'where to serve' },
@@ -67,4 +70,15 @@ t.test('parseCount: non-negative integers', async (t) => {
     t.throws(() => parseCount('max-volumes-per-node', bad), { constructor: FlagError, message: /--max-volumes-per-node/ }, JSON.stringify(bad))
   }
   t.throws(() => parseCount('max-volumes-per-node', '99999999999999999999'), { constructor: FlagError, message: /--max-volumes-per-node/ }, 'beyond Number.MAX_SAFE_INTEGER')
+})
+
+t.test('--log-level: every program refuses an unknown level with a flag error and exit 2', async (t) => {
+  for (const l of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) t.equal(parseLogLevel(l), l)
+  t.throws(() => parseLogLevel('loud'), { message: /--log-level "loud"/ })
+  // Once only the metrics sidecar checked it; the others died with pino's stack trace, exit 1.
+  for (const program of ['controller', 'node', 'metrics']) {
+    const r = spawnSync(process.execPath, [path.join(ROOT, `dist/${program}/main.js`), '--log-level', 'loud'], { encoding: 'utf8' })
+    t.equal(r.status, 2, `${program} exits 2`)
+    t.match(r.stderr, /--log-level "loud": expected one of fatal, error/, `${program} names the flag and the levels`)
+  }
 })
