@@ -8,13 +8,13 @@ import type { SnapshotSpec } from '../common/store/model.js'
 import type { SnapshotObject } from '../common/store/types.js'
 import { ownIdOrUndefined, requireId, requireName } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
-import { awaitSnapshot, csiSnapshot, deleteSnapshot } from './snapshots.js'
+import { awaitSnapshot, csiSnapshot, deleteSnapshot, READY_WAIT_MS } from './snapshots.js'
 
 export function groupIdFor(name: string): string {
   return 'g-' + createHash('sha256').update('group\0' + name).digest('hex').slice(0, 32)
 }
 
-function memberIdFor(groupId: string, volumeId: string): string {
+export function memberIdFor(groupId: string, volumeId: string): string {
   return 's-' + createHash('sha256').update(`member\0${groupId}\0${volumeId}`).digest('hex').slice(0, 32)
 }
 
@@ -37,28 +37,38 @@ export function groupHandlers(d: ControllerDeps): ServiceHandlers {
     const gid = groupIdFor(name)
     return d.locks.run(gid, `group snapshot ${JSON.stringify(name)}`, async () => {
       const existing = await members(d, gid)
-      if (existing.length > 0) {
-        const had = existing.map((s) => s.spec.sourceVolumeId).sort()
-        if (JSON.stringify(had) !== JSON.stringify(ids)) throw alreadyExists(`group snapshot name ${JSON.stringify(name)} is taken by a group of other volumes`)
-      } else {
+      const had = existing.map((s) => s.spec.sourceVolumeId).sort()
+      // A controller stopped while writing the members left some of them: a retry with the same
+      // volumes writes the rest (their groupMembers say the group was these volumes).
+      const meant = existing[0]?.spec.groupMembers ?? had
+      if (existing.length > 0 && JSON.stringify(meant) !== JSON.stringify(ids)) {
+        throw alreadyExists(`group snapshot name ${JSON.stringify(name)} is taken by a group of other volumes`)
+      }
+      const missing = ids.filter((id) => !had.includes(id))
+      if (missing.length > 0) {
         const vols = await Promise.all(ids.map((id) => d.store.volumes.refresh(id)))
         vols.forEach((v, i) => {
           if (!v || v.spec.deletionRequestedAt) throw notFound(`volume ${ids[i]} does not exist`)
         })
         const nodes = new Set(vols.map((v) => v!.spec.node))
         if (nodes.size > 1) throw invalid('source_volume_ids', `the volumes live on different nodes (${[...nodes].join(', ')}); a group snapshot is taken on one node`)
-        const now = d.clock().toISOString()
+        const now = existing[0]?.spec.createdAt ?? d.clock().toISOString()
         for (const v of vols) {
+          if (!missing.includes(v!.id)) continue
           const spec: SnapshotSpec = {
             name: `${name}/${v!.id}`, sourceVolumeId: v!.id, node: v!.spec.node, pool: v!.spec.pool, kind: v!.spec.kind,
             ...(v!.spec.fsType !== undefined && { fsType: v!.spec.fsType }), sizeBytes: v!.spec.capacityBytes,
-            accessType: v!.spec.accessType, createdAt: now, generation: 1, groupId: gid,
+            accessType: v!.spec.accessType, createdAt: now, generation: 1, groupId: gid, groupMembers: ids,
           }
           await d.store.snapshots.putSpec(memberIdFor(gid, v!.id), spec)
         }
       }
+      // As CreateSnapshot: a small group is ready when the call answers; a big one answers
+      // ready_to_use false once the node has started, and the CO polls GetVolumeGroupSnapshot.
+      const readyBy = Date.now() + Math.min(READY_WAIT_MS, d.realiseTimeoutMs)
       for (const id of ids) {
-        const out = await awaitSnapshot(d, memberIdFor(gid, id), false, d.realiseTimeoutMs)
+        const ready = await awaitSnapshot(d, memberIdFor(gid, id), true, Math.max(0, readyBy - Date.now()))
+        const out = ready ?? (await awaitSnapshot(d, memberIdFor(gid, id), false, d.realiseTimeoutMs))
         if (!out) throw new CsiError(Code.DEADLINE_EXCEEDED, `the node did not start group snapshot ${gid}; the call can be retried`)
         if ('err' in out) throw out.err
         if ('gone' in out) throw aborted(`group snapshot ${gid} was deleted while being created`)

@@ -48,7 +48,7 @@ export async function awaitSnapshot(d: ControllerDeps, id: string, untilReady: b
 }
 
 /** How long CreateSnapshot waits for a copy before answering ready_to_use: false. */
-const READY_WAIT_MS = 3_000
+export const READY_WAIT_MS = 3_000
 
 export function snapshotHandlers(d: ControllerDeps): ServiceHandlers {
   async function CreateSnapshot(req: any): Promise<unknown> {

@@ -134,11 +134,13 @@ export class Realiser {
     }
     if (status && status.observedGeneration >= spec.generation && status.phase !== 'Copying') return
     if (this.copying.has(id)) return
-    // A group snapshot's members on this node are taken together, whichever one woke us.
-    const batch = spec.groupId
-      ? (await this.o.store.snapshots.list()).filter((s) => s.spec.groupId === spec.groupId && s.spec.node === spec.node &&
-          !s.spec.deletionRequestedAt && !this.copying.has(s.id) && !(s.status?.phase === 'Ready' && s.status.observedGeneration >= s.spec.generation))
+    // A group snapshot's members on this node are taken together, whichever one woke us, and
+    // only once the controller has written them all: the member written last wakes us again.
+    const group = spec.groupId
+      ? (await this.o.store.snapshots.list()).filter((s) => s.spec.groupId === spec.groupId && s.spec.node === spec.node && !s.spec.deletionRequestedAt)
       : [snap]
+    if (spec.groupMembers && !spec.groupMembers.every((v) => group.some((s) => s.spec.sourceVolumeId === v))) return
+    const batch = group.filter((s) => !this.copying.has(s.id) && !(s.status?.phase === 'Ready' && s.status.observedGeneration >= s.spec.generation))
     const stampOf = (s: typeof snap) => ({ observedGeneration: s.spec.generation, updatedAt: this.clock().toISOString() })
     for (const s of batch) this.copying.add(s.id)
     try {

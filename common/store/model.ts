@@ -53,6 +53,11 @@ export interface SnapshotSpec {
   deletionRequestedAt?: string
   /** Set for members of a volume group snapshot. */
   groupId?: string
+  /**
+   * A group member's whole group: every source volume id, sorted. The controller writes the
+   * members one by one; the node copies them only once all are written, so one freeze covers all.
+   */
+  groupMembers?: string[]
 }
 
 export interface SnapshotStatus {

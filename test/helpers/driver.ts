@@ -17,7 +17,7 @@ export function requireBuilt(): void {
 export type Call = (req: Record<string, unknown>, deadlineMs?: number) => Promise<any>
 
 /** A client whose methods return promises: client.CreateVolume({...}). */
-export function client(service: 'Identity' | 'Controller' | 'Node', socket: string): Record<string, Call> & { close(): void } {
+export function client(service: 'Identity' | 'Controller' | 'Node' | 'GroupController', socket: string): Record<string, Call> & { close(): void } {
   const Ctor = csiPackage()[service]
   const c = new Ctor(`unix://${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, Function>
   const out: Record<string, Call> = {}
