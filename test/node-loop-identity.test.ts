@@ -83,8 +83,9 @@ function views(t: TT): Views {
       writeFileSync(file, '')
       truncateSync(file, bytes)
       if (fsType !== '') {
-        const r = spawnSync(`mkfs.${fsType}`, ['-q', ...(fsType === 'ext4' ? ['-F'] : ['-f']), file], { encoding: 'utf8' })
-        if (r.status !== 0) throw new Error(`mkfs.${fsType}: ${r.stderr}`)
+        const fs = fsType
+        const r = spawnSync(`mkfs.${fs}`, ['-q', ...(fs === 'ext4' ? ['-F'] : ['-f']), file], { encoding: 'utf8' })
+        if (r.status !== 0) throw new Error(`mkfs.${fs}: ${r.stderr}`)
       }
       const st = statx(file)
       files.push({ dev: st.dev, ino: st.ino })
