@@ -28,6 +28,9 @@ export function checkCapability(field: string, cap: Capability, kind: 'dir' | 'i
  * that is a symlink into the root would otherwise carry mkdir and mount inside another volume.
  */
 export function checkOutsideRoot(d: NodeDeps, field: string, p: string): void {
+  // requirePath() refuses `..` and `.` already; every check below compares strings, so it
+  // holds here too, whoever calls (a path with `..` passes a prefix test it does not honour).
+  if (path.resolve(p) !== p) throw invalid(field, `${JSON.stringify(p)} is not a normalised absolute path`)
   const roots = [...d.layout.allRoots(), ...d.privateRoots]
   const real = resolveExisting(p)
   for (const candidate of [p, real]) {
