@@ -31,9 +31,9 @@ async function until(what: string, check: () => Promise<boolean> | boolean, boun
 }
 
 if (process.getuid?.() !== 0) {
-  t.skip('real API server tests run as root only (the node plugin mounts a tmpfs pool)')
+  t.skip('real API server tests run as root only (the node plugin mounts a tmpfs pool)', () => {})
 } else if (missing.length && !ci) {
-  t.skip(`needs ${missing.map((f) => path.basename(f)).join(', ')}: run \`bash scripts/k8s-tools.sh\``)
+  t.skip(`needs ${missing.map((f) => path.basename(f)).join(', ')}: run \`bash scripts/k8s-tools.sh\``, () => {})
 } else {
   t.setTimeout(300_000)
   t.test('two controllers, one small pool, one API server', async (t) => {

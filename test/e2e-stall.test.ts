@@ -16,7 +16,7 @@ const volumeId = (): string => `v-${randomBytes(16).toString('hex')}`
 const sh = (cmd: string, ...args: string[]): number | null => spawnSync(cmd, args, { stdio: 'ignore' }).status
 
 if (process.getuid?.() !== 0) {
-  t.skip('needs root (loop devices, mounts, FIFREEZE)')
+  t.skip('needs root (loop devices, mounts, FIFREEZE)', () => {})
 } else if (!hasTool('mkfs.ext4') || !hasTool('mkfs.xfs')) {
   t.fail('mkfs.ext4 and mkfs.xfs are installed by the set-up step; one is missing')
 } else {
