@@ -13,9 +13,18 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 const RUN = process.env.E2E_RUN ?? ''
 if (!RUN || !existsSync(path.join(RUN, 'env'))) throw new Error('E2E_RUN is not set to a running e2e cluster: run `bash scripts/e2e.sh`')
 
-export const env: Record<string, string> = Object.fromEntries(
-  readFileSync(path.join(RUN, 'env'), 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-)
+/** The facts the scenarios read: scripts/e2e/cluster.sh writes them, driver.sh setup adds IMAGE_TAGS. */
+const ENV_KEYS = ['RUN', 'NODE_NAME', 'KUBECONFIG', 'KUBELET_DIR', 'CONTAINERD_SOCK', 'IMAGE_TAGS'] as const
+export const env = readEnv()
+
+function readEnv(): Record<(typeof ENV_KEYS)[number], string> {
+  const all: Record<string, string> = Object.fromEntries(
+    readFileSync(path.join(RUN, 'env'), 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  )
+  const missing = ENV_KEYS.filter((k) => all[k] === undefined)
+  if (missing.length > 0) throw new Error(`${RUN}/env has no ${missing.join(', ')}: bring the cluster up with \`bash scripts/e2e.sh\``)
+  return all as Record<(typeof ENV_KEYS)[number], string>
+}
 export const DRIVER = 'local.tscsi.dev'
 export const TOPOLOGY_KEY = 'topology.tscsi.dev/node'
 export const NODE = env.NODE_NAME
@@ -135,7 +144,7 @@ export function mountPoints(): { point: string; opts: string; fs: string; source
   return readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n').map((l) => {
     const f = l.split(' ')
     const sep = f.indexOf('-')
-    return { point: f[4].replace(/\\040/g, ' '), opts: `${f[5]},${f[sep + 3] ?? ''}`, fs: f[sep + 1], source: f[sep + 2] }
+    return { point: (f[4] ?? '').replace(/\\040/g, ' '), opts: `${f[5]},${f[sep + 3] ?? ''}`, fs: f[sep + 1] ?? '', source: f[sep + 2] ?? '' }
   })
 }
 
@@ -157,7 +166,7 @@ export function dataRootLoops(): string[] {
   for (const f of existsSync(images) ? readdirSync(images) : []) byIno.set(String(statSync(path.join(images, f)).ino), path.join(images, f))
   const out = spawnSync('losetup', ['-l', '-n', '-O', 'NAME,BACK-MAJ:MIN,BACK-INO'], { encoding: 'utf8' }).stdout ?? ''
   return out.trim().split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1] === dev)
-    .map((f) => byIno.get(f[2]) ?? `inode ${f[2]}`).sort()
+    .map((f) => byIno.get(f[2] ?? '') ?? `inode ${f[2]}`).sort()
 }
 
 /** Where a volume's data lives on the node: <data-root>/volumes/<volume id>. */
@@ -193,8 +202,8 @@ export async function deletePods(ns: string, ...names: string[]): Promise<true |
 }
 
 /** scripts/e2e/driver.sh CMD RUN ARGS...: install/upgrade, uninstall, node-pid. */
-export function driverScript(...args: string[]): Result {
-  const r = spawnSync('bash', [path.join(ROOT, 'scripts/e2e/driver.sh'), args[0], RUN, ...args.slice(1)], { encoding: 'utf8', timeout: 420_000 })
+export function driverScript(cmd: string, ...args: string[]): Result {
+  const r = spawnSync('bash', [path.join(ROOT, 'scripts/e2e/driver.sh'), cmd, RUN, ...args], { encoding: 'utf8', timeout: 420_000 })
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }
 }
 export function nodeMode(): string { return 'builtin' }

@@ -13,7 +13,9 @@ import {
   mountPoints, namespace, nodePod, pod, podExec, pvc, targetPath, volumeDir, waitFor, waitGone, waitRunning,
 } from './lib.js'
 
-const [TAG_A, TAG_B] = env.IMAGE_TAGS.split(',')
+// driver.sh setup builds two tags: the one installed and the one upgrades go to.
+const [TAG_A, TAG_B, ...more] = env.IMAGE_TAGS.split(',')
+if (!TAG_A || !TAG_B || more.length > 0) throw new Error(`IMAGE_TAGS is ${JSON.stringify(env.IMAGE_TAGS)}: expected two tags`)
 
 const imageFile = (pv: any): string => path.join(DATA_ROOT, 'images', `${pv.spec.csi.volumeHandle}.img`)
 const tagsOf = (pods: any[]): string[] => [...new Set(pods.flatMap((p) => p.spec.containers.filter((c: any) => c.image.startsWith('tscsi.local/tscsi:')).map((c: any) => c.image.split(':')[1])))]

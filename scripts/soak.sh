@@ -21,7 +21,7 @@ if [ "${SOAK_NO_BUILD:-}" != 1 ]; then ensure_built; fi
 
 cd "$ROOT"
 # The harness is TypeScript (it shares test/helpers with the tests): run it through the loader tap
-# uses, without type-checking (tsc checks the product; the tests run the same way).
+# uses, without type-checking, as tap runs the tests (npm test type-checks both: tsconfig.test.json).
 export TS_NODE_TRANSPILE_ONLY=1
 run=(node --import @tapjs/typescript/import test/helpers/soak.ts)
 # A private mount namespace: a killed run leaks no mount into the host's table (loop devices are

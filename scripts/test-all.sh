@@ -16,6 +16,10 @@ cd "$ROOT"
 # once hid a missing install from CI on machines that already had it.
 bash scripts/setup.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 ensure_built || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+# tap runs the tests' TypeScript without type-checking it, so the tests, e2e scenarios and
+# benchmark harness are checked here (tsconfig.test.json): a type error in a test fails the run.
+echo "== type-checking test/, e2e/ and bench/"
+npx tsc -p tsconfig.test.json >&2 || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 ensure_csi_sanity || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 # A real kube-apiserver, etcd and kubectl for the Kubernetes-store tests (about 5 minutes on a
 # cold machine, seconds afterwards).

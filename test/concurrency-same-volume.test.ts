@@ -11,9 +11,9 @@
 import t from 'tap'
 import { existsSync, readdirSync, readFileSync, realpathSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { mountCap, testRig } from './helpers/driver.js'
+import { client, mountCap, testRig } from './helpers/driver.js'
 import { isUnder } from './helpers/canary.js'
-import { codeName, isRoot, outcome, prng, startIn, typedClient, type Outcome } from './helpers/rpc-outcome.js'
+import { codeName, isRoot, outcome, prng, startIn, type Outcome } from './helpers/rpc-outcome.js'
 import { readMountInfo } from '../native/index.js'
 
 const OK = 0
@@ -38,8 +38,8 @@ if (!isRoot()) {
     rig.procs.push(ctl)
     const node = await startIn(dir, 'node', rig.dir, [], t)
     rig.procs.push(node)
-    const c = typedClient('Controller', ctl.socket)
-    const n = typedClient('Node', node.socket)
+    const c = client('Controller', ctl.socket)
+    const n = client('Node', node.socket)
     t.teardown(() => { c.close(); n.close() })
 
     /** Mounts at exactly p, with the volume each shows (from mountinfo's root field). */

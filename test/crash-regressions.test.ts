@@ -13,8 +13,7 @@ import { expandHandlers } from '../controller/expand.js'
 import { volumeIdFor } from '../controller/request.js'
 import { snapshotIdFor } from '../controller/snapshots.js'
 import { freeze, isErrno, listLoopDevices, mount, parseBackingFile, thaw, umount2 } from '../native/index.js'
-import { kill9, start, testRig } from './helpers/driver.js'
-import { typedClient as client } from './helpers/rpc-outcome.js'
+import { client, kill9, start, testRig } from './helpers/driver.js'
 
 const MiB = 1 << 20
 const cap = { mount: { fs_type: '', mount_flags: [], volume_mount_group: '' }, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'mount' }

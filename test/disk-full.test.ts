@@ -102,7 +102,7 @@ t.test('the data root fills up', { skip }, async (t) => {
 
   let seq = 0
   const create = (name: string, params: Record<string, string>, size: number, cap: object = mountCap()) =>
-    c.CreateVolume!({ name, volume_capabilities: [cap], parameters: params, capacity_range: { required_bytes: String(size) } })
+    c.CreateVolume({ name, volume_capabilities: [cap], parameters: params, capacity_range: { required_bytes: String(size) } })
   /** Stages the volume and publishes it at a fresh pod target; block targets are files. */
   const publish = async (volume: any, cap: object) => {
     const base = { volume_id: volume.volume_id, volume_capability: cap, volume_context: volume.volume_context }
@@ -110,16 +110,16 @@ t.test('the data root fills up', { skip }, async (t) => {
     mkdirSync(staging, { recursive: true })
     const target = path.join(dir, `pod-${++seq}`, 'vol')
     mkdirSync(path.dirname(target))
-    await n.NodeStageVolume!({ ...base, staging_target_path: staging })
-    await n.NodePublishVolume!({ ...base, staging_target_path: staging, target_path: target })
+    await n.NodeStageVolume({ ...base, staging_target_path: staging })
+    await n.NodePublishVolume({ ...base, staging_target_path: staging, target_path: target })
     return { base, staging, target }
   }
   const unpublish = async (v: { base: any; staging: string; target: string; mounted?: boolean }) => {
-    await n.NodeUnpublishVolume!({ volume_id: v.base.volume_id, target_path: v.target })
-    await n.NodeUnstageVolume!({ volume_id: v.base.volume_id, staging_target_path: v.staging })
+    await n.NodeUnpublishVolume({ volume_id: v.base.volume_id, target_path: v.target })
+    await n.NodeUnstageVolume({ volume_id: v.base.volume_id, staging_target_path: v.staging })
     v.mounted = false
   }
-  const available = async (params: Record<string, string> = {}) => BigInt((await c.GetCapacity!({ parameters: params })).available_capacity)
+  const available = async (params: Record<string, string> = {}) => BigInt((await c.GetCapacity({ parameters: params })).available_capacity)
   const until = async (what: string, ok: () => Promise<boolean>) => {
     for (const end = Date.now() + 30_000; !(await ok());) {
       if (Date.now() > end) throw new Error(`timed out waiting until ${what}`)
@@ -247,7 +247,7 @@ t.test('the data root fills up', { skip }, async (t) => {
         truncateSync(path.join(pFill.target, 'fill'), statSync(path.join(pFill.target, 'fill')).size - MiB)
         t.ok(freeBytes() >= MiB && freeBytes() < 2 * MiB, `the pod freed 1 MiB (${freeBytes()} bytes free)`)
       }
-      const err = await c.CreateSnapshot!({ name, source_volume_id: vol.volume_id, parameters: {} }).then(() => undefined, (e) => e)
+      const err = await c.CreateSnapshot({ name, source_volume_id: vol.volume_id, parameters: {} }).then(() => undefined, (e) => e)
       t.ok(err, `${name}: refused`)
       t.match(status('snapshots', snapshotIdFor(name)), { phase: 'Failed', code: 'RESOURCE_EXHAUSTED', message: POOL }, `${name}: the node failed it as RESOURCE_EXHAUSTED naming the pool`)
       t.equal(err?.code, Code.RESOURCE_EXHAUSTED, `${name}: the client gets RESOURCE_EXHAUSTED (${err?.code}: ${err?.details})`)
@@ -264,7 +264,7 @@ t.test('the data root fills up', { skip }, async (t) => {
       }
     }
     t.same(bad, [], 'every document parses and no temp file is left')
-    const { entries } = await c.ListVolumes!({})
+    const { entries } = await c.ListVolumes({})
     const abnormal = entries.filter((e: any) => e.status.volume_condition.abnormal).map((e: any) => e.volume.volume_id).sort()
     t.same(abnormal, [volumeIdFor('late-img'), ...(status('volumes', volumeIdFor('late-dir'))?.phase === 'Failed' ? [volumeIdFor('late-dir')] : [])].sort(),
       'only the volumes the node could not make are abnormal')
@@ -272,7 +272,7 @@ t.test('the data root fills up', { skip }, async (t) => {
 
   await t.test('deleting volumes gives the space back, and what failed then succeeds', async (t) => {
     await unpublish(pFill)
-    await c.DeleteVolume!({ volume_id: filler.volume_id })
+    await c.DeleteVolume({ volume_id: filler.volume_id })
     t.ok(freeBytes() >= baseline - MiB, `free space is back near the baseline (${Math.round(freeBytes() / MiB)} of ${Math.round(baseline / MiB)} MiB)`)
     await until('the controller sees the space', async () => (await available()) > BigInt(100 * MiB))
     const late = await create('late-img', { kind: 'image' }, 64 * MiB)
@@ -283,13 +283,13 @@ t.test('the data root fills up', { skip }, async (t) => {
     await create('late-dir', {}, MiB)
     t.pass('the dir volume that failed is made')
     for (const name of ['snap-dir', 'snap-img', 'snap-dir-2', 'snap-img-2']) {
-      const ok = await c.CreateSnapshot!({ name, source_volume_id: (name.startsWith('snap-dir') ? vDir : vImg).volume.volume_id, parameters: {} }).then(() => true, (e) => e)
+      const ok = await c.CreateSnapshot({ name, source_volume_id: (name.startsWith('snap-dir') ? vDir : vImg).volume.volume_id, parameters: {} }).then(() => true, (e) => e)
       t.equal(ok, true, `${name}: retried with the same name, the snapshot is taken (${ok?.details ?? 'ok'})`)
-      await c.DeleteSnapshot!({ snapshot_id: snapshotIdFor(name) })
+      await c.DeleteSnapshot({ snapshot_id: snapshotIdFor(name) })
     }
-    const fresh = await c.CreateSnapshot!({ name: 'snap-fresh', source_volume_id: vImg.volume.volume_id, parameters: {} })
+    const fresh = await c.CreateSnapshot({ name: 'snap-fresh', source_volume_id: vImg.volume.volume_id, parameters: {} })
     t.equal(fresh.snapshot.ready_to_use, true, 'a new snapshot is taken')
-    await c.DeleteSnapshot!({ snapshot_id: fresh.snapshot.snapshot_id })
+    await c.DeleteSnapshot({ snapshot_id: fresh.snapshot.snapshot_id })
     t.same(leftovers('snapshots', []), [], 'deleted snapshots leave nothing')
 
     for (const [what, v] of [['dir', vDir], ['image', vImg], ['block', vBlk]] as const) {
@@ -301,7 +301,7 @@ t.test('the data root fills up', { skip }, async (t) => {
       t.equal(sha(readData(v)), sha(content), `${what} volume: its data survived the full pool`)
       await unpublish(v)
     }
-    for (const id of [vDir, vImg, vBlk].map((v) => v.volume.volume_id).concat(late.volume.volume_id, volumeIdFor('late-dir'))) await c.DeleteVolume!({ volume_id: id })
+    for (const id of [vDir, vImg, vBlk].map((v) => v.volume.volume_id).concat(late.volume.volume_id, volumeIdFor('late-dir'))) await c.DeleteVolume({ volume_id: id })
     t.ok(freeBytes() >= emptyFree - MiB, `with every volume gone the pool is as free as when empty (${Math.round(freeBytes() / MiB)} of ${Math.round(emptyFree / MiB)} MiB)`)
     t.same(mountsUnder(dir), [data], 'no mount left but the pool itself')
     t.same(listLoopDevices().filter((l) => parseBackingFile(l.backingFile).path.startsWith(data + '/')).map((l) => l.device), [], 'no loop device left')

@@ -31,9 +31,9 @@ async function until(what: string, check: () => Promise<boolean> | boolean, boun
 }
 
 if (process.getuid?.() !== 0) {
-  t.skip('real API server tests run as root only (the node plugin mounts a tmpfs pool)')
+  t.skip('real API server tests run as root only (the node plugin mounts a tmpfs pool)', () => {})
 } else if (missing.length && !ci) {
-  t.skip(`needs ${missing.map((f) => path.basename(f)).join(', ')}: run \`bash scripts/k8s-tools.sh\``)
+  t.skip(`needs ${missing.map((f) => path.basename(f)).join(', ')}: run \`bash scripts/k8s-tools.sh\``, () => {})
 } else {
   t.setTimeout(300_000)
   t.test('two controllers, one small pool, one API server', async (t) => {
@@ -75,14 +75,14 @@ if (process.getuid?.() !== 0) {
     const poolBytes = BigInt((await items('tscsinodes'))[0].status.pools.default.totalBytes)
 
     // Both controllers must know the node before the burst, or one would answer "no node".
-    for (const c of clients) await until('each controller to see node-a', async () => BigInt((await c.GetCapacity!({})).available_capacity) > 0n)
+    for (const c of clients) await until('each controller to see node-a', async () => BigInt((await c.GetCapacity({})).available_capacity) > 0n)
     // One name sent to both controllers at once is one volume, and both answer it.
     const race = { name: 'pvc-race', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(MiB) } }
-    const twice = await Promise.all(clients.map((c) => c.CreateVolume!(race)))
+    const twice = await Promise.all(clients.map((c) => c.CreateVolume(race)))
     t.equal(twice[0].volume.volume_id, twice[1].volume.volume_id, 'both controllers answer the same volume')
     t.equal((await items('tscsivolumes')).length, 1, 'and there is one TscsiVolume')
 
-    const calls = Array.from({ length: CALLS }, (_, i) => clients[i % 2]!.CreateVolume!({
+    const calls = Array.from({ length: CALLS }, (_, i) => clients[i % 2]!.CreateVolume({
       name: `pvc-${i}`, volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(MiB) },
     }, 60_000))
     const settled = await Promise.allSettled(calls)

@@ -8,7 +8,7 @@ import { client, kill9, mountCap, mountsUnder, start, testRig } from './helpers/
 const MiB = 1 << 20
 
 if (process.getuid?.() !== 0) {
-  t.skip('crash tests mount filesystems and need root')
+  t.skip('crash tests mount filesystems and need root', () => {})
 } else {
   // Process starts dominate; on a loaded 2-core machine the file needs more than .taprc's 120 s.
   t.setTimeout(360_000)

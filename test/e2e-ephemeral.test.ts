@@ -9,7 +9,7 @@ import { mountCap, mountsUnder, startDriver } from './helpers/driver.js'
 const MiB = 1 << 20
 
 if (process.getuid?.() !== 0) {
-  t.skip('ephemeral volumes are mounted by the node plugin, which needs root')
+  t.skip('ephemeral volumes are mounted by the node plugin, which needs root', () => {})
 } else {
   t.test('an inline volume lives exactly as long as its publication', async (t) => {
     const { dir, node, c, n } = await startDriver(t)

@@ -21,7 +21,7 @@ function lastCounter(file: string): number {
 }
 
 if (process.getuid?.() !== 0) {
-  t.skip('group snapshots freeze and copy image filesystems on the node, which needs root')
+  t.skip('group snapshots freeze and copy image filesystems on the node, which needs root', () => {})
 } else {
   t.setTimeout(300_000)
   t.test('a group snapshot of two image volumes in use is consistent across its members', async (t) => {

@@ -29,7 +29,7 @@ function fill(file: string, max: number): number {
 }
 
 if (process.getuid?.() !== 0) {
-  t.skip('image and block volumes need root (loop devices, mounts)')
+  t.skip('image and block volumes need root (loop devices, mounts)', () => {})
 } else {
   t.setTimeout(300_000)
   t.test('image volumes: size is a hard limit, expansion is online, block volumes are exact devices', async (t) => {

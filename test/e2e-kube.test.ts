@@ -18,9 +18,9 @@ const MiB = 1 << 20
 const topo = (node: string) => ({ segments: { 'topology.tscsi.dev/node': node } })
 
 if (process.getuid?.() !== 0) {
-  t.skip('real API server tests run as root only')
+  t.skip('real API server tests run as root only', () => {})
 } else if (missing.length && !ci) {
-  t.skip(`needs ${missing.map((f) => path.basename(f)).join(', ')}: run \`bash scripts/k8s-tools.sh\``)
+  t.skip(`needs ${missing.map((f) => path.basename(f)).join(', ')}: run \`bash scripts/k8s-tools.sh\``, () => {})
 } else {
   t.setTimeout(300_000)
   t.test('two node plugins and a controller on the Kubernetes store', async (t) => {

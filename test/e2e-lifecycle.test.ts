@@ -5,7 +5,7 @@ import path from 'node:path'
 import { mountCap, mountInfoOf, mountsUnder, startDriver } from './helpers/driver.js'
 
 if (process.getuid?.() !== 0) {
-  t.skip('end-to-end tests mount filesystems and need root')
+  t.skip('end-to-end tests mount filesystems and need root', () => {})
 } else {
   t.test('a published volume is a bind mount whose writes land in the volume directory', async (t) => {
     const { dir, node, c, n } = await startDriver(t)

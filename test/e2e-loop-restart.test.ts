@@ -7,9 +7,8 @@ import t from 'tap'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { loopAttach, loopBackingFile, MNT, MS, mount, statx, umount2, type FileId } from '../native/index.js'
-import { kill9, mountCap, mountsUnder, start, testRig } from './helpers/driver.js'
+import { client, kill9, mountCap, mountsUnder, start, testRig } from './helpers/driver.js'
 import { detachLoopsBacking, loopsBacking } from './helpers/loopfs.js'
-import { typedClient as client } from './helpers/rpc-outcome.js'
 
 const MiB = 1 << 20
 const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' }

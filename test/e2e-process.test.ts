@@ -29,7 +29,7 @@ function tcpInodes(pid: number): Set<string> {
 }
 
 if (process.getuid?.() !== 0) {
-  t.skip('process tests start the node plugin, which needs root')
+  t.skip('process tests start the node plugin, which needs root', () => {})
 } else {
   t.test('the node plugin opens no TCP socket; its CSI and metrics endpoints are unix sockets', async (t) => {
     const rig = testRig(t)

@@ -13,7 +13,7 @@ import { volumeIdFor } from '../controller/request.js'
 import { client, mountCap, start, testRig } from './helpers/driver.js'
 
 if (process.getuid?.() !== 0) {
-  t.skip('starts the node plugin, which needs root')
+  t.skip('starts the node plugin, which needs root', () => {})
 } else {
   t.test('quota: required is refused naming the missing support; quota: auto works and says it is unenforced', async (t) => {
     const rig = testRig(t)

@@ -8,7 +8,7 @@ import { registrationService } from '../common/grpc.js'
 import { start, testRig } from './helpers/driver.js'
 
 if (process.getuid?.() !== 0) {
-  t.skip('starts the node plugin, which needs root')
+  t.skip('starts the node plugin, which needs root', () => {})
 } else {
   t.test('GetInfo on the registration socket names the driver, its CSI endpoint and versions', async (t) => {
     const rig = testRig(t)

@@ -34,7 +34,7 @@ function writeTree(root: string): void {
 }
 
 if (process.getuid?.() !== 0) {
-  t.skip('snapshots are made by the node plugin, which needs root')
+  t.skip('snapshots are made by the node plugin, which needs root', () => {})
 } else {
   t.setTimeout(400_000)
   t.test('restores match the snapshot and clones the source, bit for bit with metadata', async (t) => {

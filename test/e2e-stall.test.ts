@@ -16,7 +16,7 @@ const volumeId = (): string => `v-${randomBytes(16).toString('hex')}`
 const sh = (cmd: string, ...args: string[]): number | null => spawnSync(cmd, args, { stdio: 'ignore' }).status
 
 if (process.getuid?.() !== 0) {
-  t.skip('needs root (loop devices, mounts, FIFREEZE)')
+  t.skip('needs root (loop devices, mounts, FIFREEZE)', () => {})
 } else if (!hasTool('mkfs.ext4') || !hasTool('mkfs.xfs')) {
   t.fail('mkfs.ext4 and mkfs.xfs are installed by the set-up step; one is missing')
 } else {
@@ -56,7 +56,7 @@ if (process.getuid?.() !== 0) {
     const base = (v: string, kind: string) => ({ volume_id: v, volume_capability: mountCap(), volume_context: { 'tscsi.dev/kind': kind } })
     const otherStaging = path.join(dir, 'other-staging')
     mkdirSync(otherStaging)
-    await n.NodeStageVolume!({ ...base(other, 'dir'), staging_target_path: otherStaging })
+    await n.NodeStageVolume({ ...base(other, 'dir'), staging_target_path: otherStaging })
 
     const slowStaging = path.join(dir, 'slow-staging')
     mkdirSync(slowStaging)
@@ -66,18 +66,18 @@ if (process.getuid?.() !== 0) {
     // thaw it never gets to, and a frozen filesystem must not outlive a failed run.
     setTimeout(thawOnce, 60_000).unref()
     const events: string[] = []
-    const staging = n.NodeStageVolume!({ ...base(slow, 'image'), staging_target_path: slowStaging }, 120_000)
+    const staging = n.NodeStageVolume({ ...base(slow, 'image'), staging_target_path: slowStaging }, 120_000)
       .then(() => events.push('stage answered'), (e: unknown) => events.push(`stage failed: ${String(e)}`))
     // The loop device appears once LOOP_CONFIGURE is through: from then on the stage is in
     // mount(2), held by the freeze. (A stage that failed before that ends the wait too.)
     while (!listLoopDevices().some((l) => l.backingFile === img) && events.length === 0) await new Promise((r) => setTimeout(r, 10))
     t.same(events, [], 'the stage is in the kernel, not answered')
 
-    const probe = await id.Probe!({}).finally(() => events.push('probe answered'))
+    const probe = await id.Probe({}).finally(() => events.push('probe answered'))
     t.equal(probe.ready?.value, true, 'Probe says ready')
     const target = path.join(dir, 'pod', 'vol')
     mkdirSync(path.dirname(target))
-    await n.NodePublishVolume!({ ...base(other, 'dir'), staging_target_path: otherStaging, target_path: target }).finally(() => events.push('publish answered'))
+    await n.NodePublishVolume({ ...base(other, 'dir'), staging_target_path: otherStaging, target_path: target }).finally(() => events.push('publish answered'))
     t.ok(statx(target).isMountRoot, 'the other volume is published')
     t.same(events, ['probe answered', 'publish answered'], 'Probe and the other publish answered while the mount was still held')
 
@@ -86,9 +86,9 @@ if (process.getuid?.() !== 0) {
     t.same(events, ['probe answered', 'publish answered', 'stage answered'], 'the held stage answers once the thaw lets its mount finish')
     t.ok(statx(slowStaging).isMountRoot, 'and its filesystem is mounted at the staging path')
 
-    await n.NodeUnpublishVolume!({ volume_id: other, target_path: target })
-    await n.NodeUnstageVolume!({ volume_id: other, staging_target_path: otherStaging })
-    await n.NodeUnstageVolume!({ volume_id: slow, staging_target_path: slowStaging })
+    await n.NodeUnpublishVolume({ volume_id: other, target_path: target })
+    await n.NodeUnstageVolume({ volume_id: other, staging_target_path: otherStaging })
+    await n.NodeUnstageVolume({ volume_id: slow, staging_target_path: slowStaging })
     t.notOk(statx(slowStaging).isMountRoot, 'unstaged (the last unmount ran on a worker thread)')
     t.same(listLoopDevices().filter((l) => l.backingFile === img), [], 'and its loop device went with it')
   })

@@ -15,9 +15,9 @@ import * as grpc from '@grpc/grpc-js'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { buildCanary, detachUnder, diffSnapshots, isUnder, snapshotTree } from './helpers/canary.js'
-import { mountCap, testRig } from './helpers/driver.js'
+import { client, mountCap, testRig } from './helpers/driver.js'
 import { encode, lenField, loadCsi, mutate, randomBytes, randomMessage, varint, type Method, type Pools } from './helpers/fuzz-proto.js'
-import { codeName, isRoot, outcome, prng, startIn, typedClient } from './helpers/rpc-outcome.js'
+import { codeName, isRoot, outcome, prng, startIn } from './helpers/rpc-outcome.js'
 import { readMountInfo } from '../native/index.js'
 
 const COUNT = Number(process.env.FUZZ_COUNT ?? 10_000)
@@ -82,8 +82,8 @@ if (!isRoot()) {
     rig.procs.push(ctl)
     const node = await startIn(dir, 'node', rig.dir, ['--co-path-prefix', sandbox], t)
     rig.procs.push(node)
-    const c = typedClient('Controller', ctl.socket)
-    const n = typedClient('Node', node.socket)
+    const c = client('Controller', ctl.socket)
+    const n = client('Node', node.socket)
     t.teardown(() => { c.close(); n.close() })
 
     // Real volumes, so valid-looking messages reach the handlers' effects.
@@ -262,7 +262,7 @@ if (!isRoot()) {
     t.same(handlerInternal.slice(0, 10), [], `a message that decodes never gets INTERNAL from a handler (${handlerInternal.length})`)
     t.equal(deserializeInternal.count, 0, `an undecodable message is answered INVALID_ARGUMENT, not grpc-js's INTERNAL "Error deserializing request" (${deserializeInternal.count} of ${sent})`)
     for (const [name, s] of [['Identity on the node socket', node.socket], ['Identity on the controller socket', ctl.socket]] as const) {
-      const id = typedClient('Identity', s)
+      const id = client('Identity', s)
       const p = await outcome(id.Probe({}))
       id.close()
       t.ok(p.code === 0 && p.res?.ready?.value === true, `${name}: Probe still answers ready`)

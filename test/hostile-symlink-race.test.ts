@@ -13,9 +13,9 @@ import { spawn } from 'node:child_process'
 import { lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { buildCanary, detachUnder, diffSnapshots, isUnder, mountPoints, restoreCanary, snapshotTree, type Snapshot } from './helpers/canary.js'
-import { mountCap, ROOT, testRig } from './helpers/driver.js'
+import { client, mountCap, ROOT, testRig } from './helpers/driver.js'
 import { readMountInfo } from '../native/index.js'
-import { codeName, isRoot, outcome, startIn, typedClient } from './helpers/rpc-outcome.js'
+import { codeName, isRoot, outcome, startIn } from './helpers/rpc-outcome.js'
 
 const OK = 0
 const PRECONDITION = 9
@@ -125,8 +125,8 @@ if (!isRoot()) {
     rig.procs.push(ctl)
     const node = await startIn(dir, 'node', rig.dir, [], t)
     rig.procs.push(node)
-    const c = typedClient('Controller', ctl.socket)
-    const n = typedClient('Node', node.socket)
+    const c = client('Controller', ctl.socket)
+    const n = client('Node', node.socket)
     t.teardown(() => { c.close(); n.close() })
     const vol = (await c.CreateVolume({ name: 'race-a', volume_capabilities: [mountCap()] })).volume
     await n.NodeStageVolume({ volume_id: vol.volume_id, staging_target_path: stagingA, volume_capability: mountCap(), volume_context: vol.volume_context })

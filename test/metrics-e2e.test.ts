@@ -132,7 +132,7 @@ if (process.getuid?.() !== 0) {
     t.teardown(() => c.close())
     const n = 5
     for (let i = 0; i < n; i++) {
-      await c.CreateVolume!({ name: `pvc-metrics-${i}`, volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(16 << 20) } })
+      await c.CreateVolume({ name: `pvc-metrics-${i}`, volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(16 << 20) } })
     }
     const total = await prom.waitFor('sum(tscsi_rpc_total{method="CreateVolume"})', (r) => value(r) === n)
     t.equal(value(total), n, `sum(tscsi_rpc_total{method="CreateVolume"}) == ${n}`)

@@ -7,10 +7,11 @@ import os from 'node:os'
 import path from 'node:path'
 import pino from 'pino'
 import { csiPackage, implement } from '../common/grpc.js'
+import type { TT } from './helpers/csi.js'
 
 interface Seen { reason?: unknown; got: boolean }
 
-async function rig(t: Parameters<Parameters<typeof t.test>[0]>[0]) {
+async function rig(t: TT) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscsi-abort-'))
   const sock = `unix://${dir}/s.sock`
   const csi = csiPackage()

@@ -32,8 +32,8 @@ function readList(): Map<string, Listed> {
   for (const raw of execFileSync('bash', [path.join(ROOT, 'scripts/setup.sh'), '--table'], { encoding: 'utf8' }).split('\n')) {
     const line = raw.trim()
     if (!line || line.startsWith('#')) continue
-    const [pkg, scope, ...programs] = line.split(/\s+/)
-    out.set(pkg, { scope, programs })
+    const [pkg, scope = '', ...programs] = line.split(/\s+/) as [string, ...string[]]
+    out.set(pkg, { scope, programs }) // a line without a scope fails the scope check
   }
   return out
 }
@@ -55,9 +55,9 @@ function lookUp(files: string[]): void {
   if (names.size === 0) return
   const r = spawnSync('dpkg', ['-S', ...names.keys()], { encoding: 'utf8' })
   for (const line of r.stdout.split('\n')) {
-    const m = /^([^:\s][^:]*): (\/.*)$/.exec(line)
-    const f = m && !line.startsWith('diversion') ? names.get(m[2]) : undefined
-    if (f && !owners.get(f)) owners.set(f, m![1].split(',')[0].trim())
+    const m = line.startsWith('diversion') ? null : /^([^:\s][^:]*): (\/.*)$/.exec(line)
+    const f = m ? names.get(m[2]!) : undefined
+    if (m && f && !owners.get(f)) owners.set(f, m[1]!.replace(/,.*/, '').trim()) // the first of the packages
   }
 }
 function owner(file: string): string | undefined {
@@ -97,13 +97,14 @@ t.test('every program started anywhere comes from a package the set-up step inst
   for (const p of ['mkfs.xfs', 'mkfs.btrfs', 'xfs_growfs', 'promtool', 'containerd', 'ctr', 'csi-sanity']) {
     t.ok(all.some((u) => path.basename(u.program) === p), `the scan finds ${p}`)
   }
-  const byProgram = new Map<string, { image: boolean; uses: Use[] }>()
+  const byProgram = new Map<string, { image: boolean; uses: [Use, ...Use[]] }>()
   for (const [scan, image] of [[product, true], [tests, false], [shell, false]] as const) {
     for (const u of scan.uses) {
-      const e = byProgram.get(u.program) ?? { image: false, uses: [] }
-      e.image ||= image
-      e.uses.push(u)
-      byProgram.set(u.program, e)
+      const e = byProgram.get(u.program)
+      if (e) {
+        e.image ||= image
+        e.uses.push(u)
+      } else byProgram.set(u.program, { image, uses: [u] })
     }
   }
   lookUp([...byProgram.keys()].map(locate).filter((f): f is string => f !== undefined))

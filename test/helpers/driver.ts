@@ -16,18 +16,42 @@ export function requireBuilt(): void {
 
 export type Call = (req: Record<string, unknown>, deadlineMs?: number) => Promise<any>
 
+/** Each service's RPCs, as proto/csi.proto declares them; client() checks the two agree. */
+const METHODS = {
+  Identity: ['GetPluginInfo', 'GetPluginCapabilities', 'Probe'],
+  Controller: [
+    'CreateVolume', 'DeleteVolume', 'ControllerPublishVolume', 'ControllerUnpublishVolume', 'ValidateVolumeCapabilities',
+    'ListVolumes', 'GetCapacity', 'ControllerGetCapabilities', 'CreateSnapshot', 'DeleteSnapshot', 'ListSnapshots',
+    'GetSnapshot', 'ControllerExpandVolume', 'ControllerGetVolume', 'ControllerModifyVolume',
+  ],
+  Node: [
+    'NodeStageVolume', 'NodeUnstageVolume', 'NodePublishVolume', 'NodeUnpublishVolume', 'NodeGetVolumeStats',
+    'NodeExpandVolume', 'NodeGetCapabilities', 'NodeGetInfo',
+  ],
+  GroupController: ['GroupControllerGetCapabilities', 'CreateVolumeGroupSnapshot', 'DeleteVolumeGroupSnapshot', 'GetVolumeGroupSnapshot'],
+} as const
+
+export type Service = keyof typeof METHODS
+export type Method<S extends Service> = (typeof METHODS)[S][number]
 /** A client whose methods return promises: client.CreateVolume({...}). */
-export function client(service: 'Identity' | 'Controller' | 'Node' | 'GroupController', socket: string): Record<string, Call> & { close(): void } {
+export type CsiClient<S extends Service> = Record<Method<S>, Call> & { close(): void }
+
+export function client<S extends Service>(service: S, socket: string): CsiClient<S> {
   const Ctor = csiPackage()[service]
+  const names = Object.keys(Ctor.service)
+  const typed: readonly string[] = METHODS[service]
+  if (names.length !== typed.length || names.some((n) => !typed.includes(n))) {
+    throw new Error(`test/helpers/driver.ts lists ${service} as ${typed.join(', ')}; the proto has ${names.join(', ')}`)
+  }
   const c = new Ctor(`unix://${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, Function>
   const out: Record<string, Call> = {}
-  for (const name of Object.keys(Ctor.service)) {
+  for (const name of names) {
     out[name] = (req, deadlineMs = 30_000) =>
       new Promise((resolve, reject) =>
         c[name]!.call(c, req, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res))),
       )
   }
-  return Object.assign(out, { close: () => c.close() })
+  return Object.assign(out as Record<Method<S>, Call>, { close: () => c.close() })
 }
 
 export interface Proc {
@@ -93,7 +117,7 @@ export async function spawnDriver(o: SpawnOptions): Promise<Proc> {
     if (existsSync(o.socket)) {
       const id = client('Identity', o.socket)
       try {
-        const res = await id.Probe!({}, 1000)
+        const res = await id.Probe({}, 1000)
         if (res.ready?.value) break
       } catch {
         /* not serving yet */
@@ -164,7 +188,7 @@ export function testRig(t: { teardown(fn: () => unknown): void; testdir(): strin
 
 /** A test rig with the real controller and node plugin running in it, and clients for both. */
 export async function startDriver(t: Parameters<typeof testRig>[0], nodeFlags: string[] = []): Promise<{
-  rig: ReturnType<typeof testRig>; dir: string; ctl: Proc; node: Proc; c: ReturnType<typeof client>; n: ReturnType<typeof client>
+  rig: ReturnType<typeof testRig>; dir: string; ctl: Proc; node: Proc; c: CsiClient<'Controller'>; n: CsiClient<'Node'>
 }> {
   const rig = testRig(t)
   const dir = rig.dir

@@ -52,7 +52,7 @@ function args(src: string, i: number): string[] {
   let quote = ''
   let from = i
   for (let j = i; j < src.length; j++) {
-    const c = src[j]
+    const c = src.charAt(j)
     if (quote) {
       if (c === '\\') j++
       else if (c === quote) quote = ''
@@ -83,8 +83,8 @@ export function tsCode(src: string): string {
 
 // What an argument names: a list of programs, or undefined when it cannot tell.
 function resolveArg(arg: string, src: string, consts: Map<string, string>): string[] | undefined {
-  const lit = /^(['"])([^'"]+)\1$/.exec(arg) ?? /^`([^`$]+)`$/.exec(arg)
-  if (lit) return [path.basename(lit[2] ?? lit[1])]
+  const lit = /^(['"])([^'"]+)\1$/.exec(arg)?.[2] ?? /^`([^`$]+)`$/.exec(arg)?.[1]
+  if (lit !== undefined) return [path.basename(lit)]
   if (arg in TEMPLATES) return TEMPLATES[arg]
   if (arg === 'process.execPath') return ['node']
   if (/^[A-Za-z_$][\w$]*$/.test(arg)) {
@@ -92,8 +92,8 @@ function resolveArg(arg: string, src: string, consts: Map<string, string>): stri
     const value = own ?? consts.get(arg)
     if (value === undefined || value === arg) return undefined
     // path.join(SOMEWHERE, '.tools/bin/kubectl') names the last path component.
-    const joined = /^path\.join\(.*['"]([^'"]+)['"]\)$/.exec(value)
-    if (joined) return [path.basename(joined[1])]
+    const joined = /^path\.join\(.*['"]([^'"]+)['"]\)$/.exec(value)?.[1]
+    if (joined !== undefined) return [path.basename(joined)]
     return resolveArg(value, src, consts)
   }
   return undefined
@@ -109,7 +109,7 @@ export function scanTs(files: string[]): Scan {
   // Exported string constants (`export const PROMTOOL = '/usr/bin/promtool'`) reach importers.
   const consts = new Map<string, string>()
   for (const src of sources.values()) {
-    for (const m of src.matchAll(/export const ([A-Za-z_$][\w$]*)\s*=\s*([^\n;]+)/g)) consts.set(m[1], m[2].trim())
+    for (const m of src.matchAll(/export const ([A-Za-z_$][\w$]*)\s*=\s*([^\n;]+)/g)) consts.set(m[1]!, m[2]!.trim())
   }
   const uses: Use[] = []
   const unresolved: Use[] = []
@@ -142,7 +142,7 @@ export function scanTs(files: string[]): Scan {
     if (!/from ['"](node:)?child_process['"]|import\(['"](node:)?child_process['"]\)/.test(src)) continue
     const callees = new Set(SPAWNERS.filter((s) => new RegExp(`\\b${s}\\b`).test(src)))
     // `const run = promisify(execFile)` makes `run` a spawner too.
-    for (const m of src.matchAll(/const (\w+)\s*=\s*promisify\((\w+)\)/g)) if (callees.has(m[2])) callees.add(m[1])
+    for (const m of src.matchAll(/const (\w+)\s*=\s*promisify\((\w+)\)/g)) if (callees.has(m[2]!)) callees.add(m[1]!)
     for (const c of callees) visit(file, c, 0)
   }
   return { uses, unresolved }
@@ -156,8 +156,8 @@ function enclosingWrapper(src: string, index: number, param: string): { name: st
   let last: RegExpMatchArray | undefined
   for (const m of before.matchAll(re)) last = m
   if (!last) return undefined
-  const params = last[3].split(',').map((p) => p.trim().split(/[\s:?=]/)[0])
-  return { name: last[1] ?? last[2], index: params.indexOf(param) }
+  const params = last[3]!.split(',').map((p) => p.trim().split(/[\s:?=]/)[0])
+  return { name: last[1] ?? last[2]!, index: params.indexOf(param) }
 }
 
 // Shell words that are not programs: keywords and builtins (bash's `compgen -k -b`).
@@ -173,6 +173,10 @@ const SH_RUNNERS: Record<string, string[]> = {
   exec: [], xargs: ['-n', '-I', '-P', '-d'], timeout: ['-k', '-s'], env: ['-u'], nohup: [], nice: ['-n'],
   setsid: [], unshare: ['--propagation'], chroot: [], flock: [],
 }
+/** table[key], or undefined when there is no key (no word left in the segment). */
+const entry = <V>(table: Record<string, V>, key: string | undefined): V | undefined => (key === undefined ? undefined : table[key])
+
+interface Frame { kind: 'code' | 'sq' | 'dq' | 'subst' | 'brace' | 'arith' | 'array'; depth: number }
 
 /**
  * A script with everything that is not code blanked to spaces (newlines kept, so line numbers
@@ -181,13 +185,17 @@ const SH_RUNNERS: Record<string, string[]> = {
  */
 export function shellCode(src: string): string {
   let out = ''
-  const stack: string[] = ['code'] // code | sq | dq | subst | brace | arith | array
-  const depth: number[] = [0]
+  // The innermost construct open at i, and the ones around it. A subst, brace, arith or array
+  // frame counts the brackets opened inside it in depth, and ends at its closing one at depth 0.
+  let frame: Frame = { kind: 'code', depth: 0 }
+  const outer: Frame[] = []
+  const push = (kind: Frame['kind'], depth = 0): void => { outer.push(frame); frame = { kind, depth } }
+  const pop = (): void => { frame = outer.pop()! } // only a pushed frame ends, never the outermost code
   let heredoc: string | undefined
   const blank = (c: string): string => (c === '\n' ? '\n' : ' ')
   for (let i = 0; i < src.length; i++) {
-    const c = src[i]
-    const top = stack[stack.length - 1]
+    const c = src.charAt(i)
+    const top = frame.kind
     if (c === '\n' && heredoc !== undefined) {
       // Skip the body up to and including the delimiter line.
       let j = i + 1
@@ -204,27 +212,28 @@ export function shellCode(src: string): string {
       continue
     }
     if (top === 'sq') {
-      if (c === "'") stack.pop()
+      if (c === "'") pop()
       out += blank(c)
     } else if (top === 'dq') {
-      if (c === '\\') { out += '  '; i++ } else if (c === '"') { stack.pop(); out += '"' } else if (c === '$' && src[i + 1] === '(' && src[i + 2] !== '(') { stack.push('subst'); depth.push(0); out += '$('; i++ } else out += c === '$' || c === '\n' ? c : '_' // one word, as the shell sees it
+      if (c === '\\') { out += '  '; i++ } else if (c === '"') { pop(); out += '"' } else if (c === '$' && src[i + 1] === '(' && src[i + 2] !== '(') { push('subst'); out += '$('; i++ } else out += c === '$' || c === '\n' ? c : '_' // one word, as the shell sees it
     } else if (top === 'brace' || top === 'arith' || top === 'array') {
       const [open, close] = top === 'brace' ? ['{', '}'] : ['(', ')']
-      if (c === open) depth[depth.length - 1]++
+      if (c === open) frame.depth++
       else if (c === close) {
-        if (depth[depth.length - 1] === 0) { stack.pop(); depth.pop() } else depth[depth.length - 1]--
+        if (frame.depth === 0) pop()
+        else frame.depth--
       }
       out += blank(c)
     } else {
       // code or subst
-      const prev = i === 0 ? '\n' : src[i - 1]
+      const prev = i === 0 ? '\n' : src.charAt(i - 1)
       if (c === '\\') { out += c + (src[i + 1] ?? ''); i++ } else if (c === '#' && /\s|[;(]/.test(prev)) {
         const e = src.indexOf('\n', i)
         const stop = e === -1 ? src.length : e
         out += ' '.repeat(stop - i)
         i = stop - 1
-      } else if (c === "'") { stack.push('sq'); out += ' ' } else if (c === '"') { stack.push('dq'); out += '"' } else if (c === '$' && src[i + 1] === '{') { stack.push('brace'); depth.push(0); out += '$ '; i++ } else if (c === '$' && src[i + 1] === '(' && src[i + 2] === '(') { stack.push('arith'); depth.push(1); out += '   '; i += 2 } else if (c === '=' && src[i + 1] === '(') { stack.push('array'); depth.push(0); out += '= '; i++ } else if (c === '(' && src[i + 1] === '(' && /\s/.test(prev)) { stack.push('arith'); depth.push(1); out += '  '; i++ } else if (c === '$' && src[i + 1] === '(') { stack.push('subst'); depth.push(0); out += '$('; i++ } else if (top === 'subst' && c === '(') { depth[depth.length - 1]++; out += c } else if (top === 'subst' && c === ')') {
-        if (depth[depth.length - 1] === 0) { stack.pop(); depth.pop(); out += ';' } else { depth[depth.length - 1]--; out += c }
+      } else if (c === "'") { push('sq'); out += ' ' } else if (c === '"') { push('dq'); out += '"' } else if (c === '$' && src[i + 1] === '{') { push('brace'); out += '$ '; i++ } else if (c === '$' && src[i + 1] === '(' && src[i + 2] === '(') { push('arith', 1); out += '   '; i += 2 } else if (c === '=' && src[i + 1] === '(') { push('array'); out += '= '; i++ } else if (c === '(' && src[i + 1] === '(' && /\s/.test(prev)) { push('arith', 1); out += '  '; i++ } else if (c === '$' && src[i + 1] === '(') { push('subst'); out += '$('; i++ } else if (top === 'subst' && c === '(') { frame.depth++; out += c } else if (top === 'subst' && c === ')') {
+        if (frame.depth === 0) { pop(); out += ';' } else { frame.depth--; out += c }
       } else if (c === '<' && src[i + 1] === '<' && src[i + 2] !== '<') {
         const m = /^<<-?\s*['"]?(\w+)['"]?/.exec(src.slice(i))
         if (m) { heredoc = m[1]; out += ' '.repeat(m[0].length); i += m[0].length - 1 } else out += c
@@ -239,9 +248,9 @@ export function shellCommands(src: string, fnRunners: Record<string, number> = {
   const out: { word: string; line: number }[] = []
   const lines = shellCode(src).split('\n')
   let cont = false
-  for (let n = 0; n < lines.length; n++) {
+  for (const [n, line] of lines.entries()) {
     // case arms: `pattern)` or `a | b)` at the start of a line is not a command.
-    const text = lines[n]
+    const text = line
       .replace(/^\s*\(?[^\s()]+(\s*\|\s*[^\s()]+)*\)/, ' ')
       .replace(/\d*>&\d*-?|&>>?/g, ' ') // fd duplication (2>&1, >&2, &>) is not a command separator
     const wasCont = cont
@@ -251,10 +260,11 @@ export function shellCommands(src: string, fnRunners: Record<string, number> = {
     for (const seg of text.split(/\$\(|`|\|\||&&|;;|[|;&(){}]|\b(?:then|do|else|if|elif|while|until)\b|!/)) {
       const words = (seg ?? '').trim().split(/\s+/).filter(Boolean)
       let i = 0
+      const at = (k: number): string => words[k] ?? '' // past the end: no word
       const skipNoise = (): void => {
         // VAR=value prefixes and redirections (2>/dev/null, > file).
-        while (i < words.length && (/^[A-Za-z_]\w*\+?=/.test(words[i]) || /^\d*[<>]/.test(words[i]))) {
-          if (/^\d*[<>]+&?$/.test(words[i])) i++
+        while (i < words.length && (/^[A-Za-z_]\w*\+?=/.test(at(i)) || /^\d*[<>]/.test(at(i)))) {
+          if (/^\d*[<>]+&?$/.test(at(i))) i++
           i++
         }
       }
@@ -262,16 +272,15 @@ export function shellCommands(src: string, fnRunners: Record<string, number> = {
       let word = words[i]
       if (word === 'command' || word === 'type' || word === 'hash') continue // lookups, not runs
       // A function of the scripts that runs its arguments (`wait_until 60 etcd curl ...`).
-      while (word !== undefined && word in fnRunners) {
-        i += 1 + fnRunners[word]
+      for (let shift = entry(fnRunners, word); shift !== undefined; shift = entry(fnRunners, word)) {
+        i += 1 + shift
         word = words[i]
       }
-      while (word !== undefined && word in SH_RUNNERS) {
-        const valued = SH_RUNNERS[word]
+      for (let valued = entry(SH_RUNNERS, word); valued !== undefined; valued = entry(SH_RUNNERS, word)) {
         const runner = word
         i++
-        while (i < words.length && (words[i].startsWith('-') || (runner === 'timeout' && /^[\d.]+[smhd]?$/.test(words[i])))) {
-          i += valued.includes(words[i]) ? 2 : 1
+        while (i < words.length && (at(i).startsWith('-') || (runner === 'timeout' && /^[\d.]+[smhd]?$/.test(at(i))))) {
+          i += valued.includes(at(i)) ? 2 : 1
         }
         if (runner === 'chroot' || runner === 'flock') i++ // a directory or a lock comes first
         skipNoise()
@@ -295,10 +304,10 @@ export function scanShell(files: string[]): Scan {
   // Functions whose body runs "$@" as a command, with how many leading arguments they shift off.
   const fnRunners: Record<string, number> = {}
   for (const [, src] of sources) {
-    for (const m of src.matchAll(/^\s*(?:function\s+)?([\w-]+)\s*\(\)/gm)) functions.add(m[1])
+    for (const m of src.matchAll(/^\s*(?:function\s+)?([\w-]+)\s*\(\)/gm)) functions.add(m[1]!)
     // Multi-line bodies only: the first line that is just "}" closes them.
     for (const m of src.matchAll(/^(?:function\s+)?([\w-]+)\s*\(\)\s*\{\s*\n([\s\S]*?)^\}/gm)) {
-      if (/^\s*(?:(?:setsid|exec|nohup)\s+)?"\$@"/m.test(m[2])) fnRunners[m[1]] = Number(/\bshift (\d+)/.exec(m[2])?.[1] ?? 0)
+      if (/^\s*(?:(?:setsid|exec|nohup)\s+)?"\$@"/m.test(m[2]!)) fnRunners[m[1]!] = Number(/\bshift (\d+)/.exec(m[2]!)?.[1] ?? 0)
     }
   }
   const uses: Use[] = []

@@ -63,24 +63,3 @@ export function prng(seed: number): { next(): number; int(n: number): number; pi
     chance: (p) => next() < p,
   }
 }
-
-import type { Call } from './driver.js'
-
-export type IdentityMethod = 'GetPluginInfo' | 'GetPluginCapabilities' | 'Probe'
-export type ControllerMethod =
-  | 'CreateVolume' | 'DeleteVolume' | 'ControllerPublishVolume' | 'ControllerUnpublishVolume' | 'ValidateVolumeCapabilities'
-  | 'ListVolumes' | 'GetCapacity' | 'ControllerGetCapabilities' | 'CreateSnapshot' | 'DeleteSnapshot' | 'ListSnapshots'
-  | 'GetSnapshot' | 'ControllerExpandVolume' | 'ControllerGetVolume' | 'ControllerModifyVolume'
-export type NodeMethod =
-  | 'NodeStageVolume' | 'NodeUnstageVolume' | 'NodePublishVolume' | 'NodeUnpublishVolume' | 'NodeGetVolumeStats'
-  | 'NodeExpandVolume' | 'NodeGetCapabilities' | 'NodeGetInfo'
-
-type Typed<M extends string> = Record<M, Call> & { close(): void }
-
-/** driver.client() with its methods typed as present (they are: one per proto method). */
-export function typedClient(service: 'Identity', socket: string): Typed<IdentityMethod>
-export function typedClient(service: 'Controller', socket: string): Typed<ControllerMethod>
-export function typedClient(service: 'Node', socket: string): Typed<NodeMethod>
-export function typedClient(service: 'Identity' | 'Controller' | 'Node', socket: string): unknown {
-  return client(service, socket)
-}

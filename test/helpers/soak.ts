@@ -10,7 +10,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync,
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { listLoopDevices, loopDetach, MNT, parseBackingFile, umount2 } from '../../native/index.js'
-import { client, mountsUnder, start, type Proc } from './driver.js'
+import { client, mountsUnder, start, type CsiClient, type Method, type Proc, type Service } from './driver.js'
 
 const MiB = 1 << 20
 type Kind = 'dir' | 'image' | 'block'
@@ -108,8 +108,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     loops: loopsUnder(dir).length,
   })
   let rpcs = 0
-  const call = async (svc: typeof c, method: string, req: Record<string, unknown>) => {
-    const res = await svc[method]!(req, 120_000)
+  const call = async <S extends Service>(svc: CsiClient<S>, method: Method<S>, req: Record<string, unknown>) => {
+    const res = await svc[method](req, 120_000)
     rpcs++
     return res
   }
@@ -176,9 +176,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     } catch (e) {
       failed++
       if (failures.length < 10) failures.push(`volume ${i} (${kind}${id ? ` ${id}` : ''}): ${(e as { details?: string }).details ?? String(e)}`)
-      for (const target of published) await n.NodeUnpublishVolume!({ volume_id: id, target_path: target }).catch(() => undefined)
-      if (stage) await n.NodeUnstageVolume!({ volume_id: id, staging_target_path: staging }).catch(() => undefined)
-      if (id) await c.DeleteVolume!({ volume_id: id }).catch(() => undefined)
+      for (const target of published) await n.NodeUnpublishVolume({ volume_id: id, target_path: target }).catch(() => undefined)
+      if (stage) await n.NodeUnstageVolume({ volume_id: id, staging_target_path: staging }).catch(() => undefined)
+      if (id) await c.DeleteVolume({ volume_id: id }).catch(() => undefined)
     } finally {
       // kubelet removes the folders it made; the driver removed the targets.
       for (const p of [...pods, staging]) try { rmdirSync(p) } catch { /* left for the leftover check */ }
@@ -230,7 +230,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const seconds = (Date.now() - t0) / 1000
     await sleep(1500)
     const end = await settled(baseline)
-    const { entries } = await c.ListVolumes!({})
+    const { entries } = await c.ListVolumes({})
     const leftoverFiles = ['data/volumes', 'data/images', 'kubelet/staging', 'kubelet/pods']
       .flatMap((sub) => { try { return readdirSync(path.join(dir, sub)).map((f) => `${sub}/${f}`) } catch { return [] } })
     return {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { listLoopDevices } from '../../native/index.js'
-import { client, spawnDriver, type Proc } from './driver.js'
+import { client, spawnDriver, type CsiClient, type Proc } from './driver.js'
 
 export const MiB = 1 << 20
 /** The project root: this file runs as dist/vm/test/helpers/vm-rig.js. */
@@ -17,13 +17,11 @@ export const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url))
 export const mountCap = (fsType = '') => ({ mount: { fs_type: fsType, mount_flags: [], volume_mount_group: '' }, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'mount' })
 export const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' }
 
-type Client = ReturnType<typeof client>
-
 /** Both driver processes over one folder (state/, data/, CO paths); restartable, as a node reboot or upgrade does. */
 export class VmDriver {
   procs: Proc[] = []
-  c!: Client
-  n!: Client
+  c!: CsiClient<'Controller'>
+  n!: CsiClient<'Node'>
   private sockets = mkdtempSync('/tmp/tscsi-vm-')
   constructor(readonly dir: string, private nodeFlags: string[] = []) {
     mkdirSync(dir, { recursive: true })
@@ -63,7 +61,7 @@ export interface Published {
 
 /** CreateVolume, NodeStageVolume and NodePublishVolume, with the CO's folders made as kubelet makes them. */
 export async function createAndPublish(d: VmDriver, name: string, capability: object, params: Record<string, string>, size: number): Promise<Published> {
-  const { volume } = await d.c.CreateVolume!({ name, volume_capabilities: [capability], parameters: params, capacity_range: { required_bytes: String(size) } }, 300_000)
+  const { volume } = await d.c.CreateVolume({ name, volume_capabilities: [capability], parameters: params, capacity_range: { required_bytes: String(size) } }, 300_000)
   const staging = path.join(d.dir, 'kubelet', `${name}-staging`)
   const target = path.join(d.dir, 'kubelet', `${name}-pod`, 'vol')
   mkdirSync(staging, { recursive: true })
@@ -75,8 +73,8 @@ export async function createAndPublish(d: VmDriver, name: string, capability: ob
 
 /** The node half alone: what kubelet repeats after a reboot. */
 export async function stageAndPublish(d: VmDriver, p: Omit<Published, 'volume'> & { volume?: unknown }): Promise<void> {
-  await d.n.NodeStageVolume!({ ...p.base, staging_target_path: p.staging }, 300_000)
-  await d.n.NodePublishVolume!({ ...p.base, staging_target_path: p.staging, target_path: p.target }, 300_000)
+  await d.n.NodeStageVolume({ ...p.base, staging_target_path: p.staging }, 300_000)
+  await d.n.NodePublishVolume({ ...p.base, staging_target_path: p.staging, target_path: p.target }, 300_000)
 }
 
 /**

@@ -30,10 +30,10 @@ t.test(`online growth of image volumes on ${kernelRelease()}`, async (t) => {
       const sizeBefore = sizeOf()
       t.ok(sizeBefore <= from * MiB, `${sizeBefore / MiB} MiB before`)
 
-      const grown = await d.c.ControllerExpandVolume!({ volume_id: p.volume.volume_id, capacity_range: { required_bytes: String(to * MiB) } }, 300_000)
+      const grown = await d.c.ControllerExpandVolume({ volume_id: p.volume.volume_id, capacity_range: { required_bytes: String(to * MiB) } }, 300_000)
       t.equal(grown.capacity_bytes, String(to * MiB), `ControllerExpandVolume answers ${to} MiB`)
       t.equal(grown.node_expansion_required, true, 'the node grows the filesystem')
-      const res = await d.n.NodeExpandVolume!({ volume_id: p.volume.volume_id, volume_path: p.target, staging_target_path: p.staging, capacity_range: { required_bytes: String(to * MiB) } }, 300_000)
+      const res = await d.n.NodeExpandVolume({ volume_id: p.volume.volume_id, volume_path: p.target, staging_target_path: p.staging, capacity_range: { required_bytes: String(to * MiB) } }, 300_000)
       t.ok(Number(res.capacity_bytes ?? to * MiB) >= to * MiB, 'NodeExpandVolume answers the new size')
       const sizeAfter = sizeOf()
       t.ok(sizeAfter > sizeBefore + (to - from - 16) * MiB, `statfs of the still-mounted target: ${sizeAfter / MiB} MiB (was ${sizeBefore / MiB})`)
@@ -45,9 +45,9 @@ t.test(`online growth of image volumes on ${kernelRelease()}`, async (t) => {
       t.equal(extra.written, need, `${need / MiB} MiB more fit beside the old 16 MiB after growing (${extra.code ?? 'no error'})`)
       t.equal(sha256(data), before, 'and the old data is still intact')
 
-      await d.n.NodeUnpublishVolume!({ volume_id: p.volume.volume_id, target_path: p.target })
-      await d.n.NodeUnstageVolume!({ volume_id: p.volume.volume_id, staging_target_path: p.staging })
-      await d.c.DeleteVolume!({ volume_id: p.volume.volume_id }, 300_000)
+      await d.n.NodeUnpublishVolume({ volume_id: p.volume.volume_id, target_path: p.target })
+      await d.n.NodeUnstageVolume({ volume_id: p.volume.volume_id, staging_target_path: p.staging })
+      await d.c.DeleteVolume({ volume_id: p.volume.volume_id }, 300_000)
     })
   }
 })

@@ -39,9 +39,9 @@ t.test(`project quotas on ${kernelRelease()}`, async (t) => {
   const d = await new VmDriver('/scratch/xfs/quota', ['--pool', 'ext4=/scratch/ext4/quota', '--pool', `stacked=${STACKED}/data`]).start()
   t.teardown(() => d.kill())
   const unpublishAndDelete = async (p: Published) => {
-    await d.n.NodeUnpublishVolume!({ volume_id: p.volume.volume_id, target_path: p.target })
-    await d.n.NodeUnstageVolume!({ volume_id: p.volume.volume_id, staging_target_path: p.staging })
-    await d.c.DeleteVolume!({ volume_id: p.volume.volume_id }, 300_000)
+    await d.n.NodeUnpublishVolume({ volume_id: p.volume.volume_id, target_path: p.target })
+    await d.n.NodeUnstageVolume({ volume_id: p.volume.volume_id, staging_target_path: p.staging })
+    await d.c.DeleteVolume({ volume_id: p.volume.volume_id }, 300_000)
   }
 
   for (const { fs, pool, root, full } of pools) {
@@ -60,7 +60,7 @@ t.test(`project quotas on ${kernelRelease()}`, async (t) => {
       t.equal(filled.code, full, `writing stops with ${full} (after ${filled.written / MiB} MiB)`)
       t.ok(filled.written >= 63 * MiB && filled.written <= 64 * MiB, `the 65th MiB is refused, not an earlier one (${filled.written / MiB} MiB written)`)
 
-      const stats = await d.n.NodeGetVolumeStats!({ volume_id: id, volume_path: p.target })
+      const stats = await d.n.NodeGetVolumeStats({ volume_id: id, volume_path: p.target })
       const bytes = bytesOf(stats.usage, 'BYTES')
       t.equal(bytes?.total, 64 * MiB, 'NodeGetVolumeStats: the quota is the total')
       t.ok(bytes && bytes.used >= filled.written && bytes.used <= 64 * MiB, `NodeGetVolumeStats: the quota's usage is the used bytes (${bytes?.used})`)
@@ -68,10 +68,10 @@ t.test(`project quotas on ${kernelRelease()}`, async (t) => {
       t.equal(stats.volume_condition?.abnormal, false, 'the volume condition is normal')
 
       rmSync(big)
-      const grown = await d.c.ControllerExpandVolume!({ volume_id: id, capacity_range: { required_bytes: String(128 * MiB) } }, 300_000)
+      const grown = await d.c.ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: String(128 * MiB) } }, 300_000)
       t.equal(grown.capacity_bytes, String(128 * MiB), 'ControllerExpandVolume answers 128 MiB')
       if (grown.node_expansion_required) {
-        await d.n.NodeExpandVolume!({ volume_id: id, volume_path: p.target, staging_target_path: p.staging, capacity_range: { required_bytes: String(128 * MiB) } })
+        await d.n.NodeExpandVolume({ volume_id: id, volume_path: p.target, staging_target_path: p.staging, capacity_range: { required_bytes: String(128 * MiB) } })
       }
       t.equal(statfsBytes(p.target), 128 * MiB, 'while published, statfs shows the new 128 MiB')
       const more = podFill(big, 160)
@@ -79,11 +79,11 @@ t.test(`project quotas on ${kernelRelease()}`, async (t) => {
       t.ok(more.written >= 127 * MiB && more.written <= 128 * MiB, `the limit is now 128 MiB (${more.written / MiB} MiB written)`)
       rmSync(big)
 
-      await d.c.ControllerModifyVolume!({ volume_id: id, mutable_parameters: { quotaInodes: '40' } }, 300_000)
+      await d.c.ControllerModifyVolume({ volume_id: id, mutable_parameters: { quotaInodes: '40' } }, 300_000)
       const touched = podTouch(p.target, 100)
       t.equal(touched.code, full, `quotaInodes: 40 stops file creation with ${full} (after ${touched.made} files)`)
       t.ok(touched.made >= 38 && touched.made <= 40, `at the 40th inode, the volume's own folder included (${touched.made} files)`)
-      const inodes = bytesOf((await d.n.NodeGetVolumeStats!({ volume_id: id, volume_path: p.target })).usage, 'INODES')
+      const inodes = bytesOf((await d.n.NodeGetVolumeStats({ volume_id: id, volume_path: p.target })).usage, 'INODES')
       t.equal(inodes?.total, 40, 'NodeGetVolumeStats reports the inode limit')
       t.ok(inodes && inodes.used >= touched.made, `and the inodes in use (${inodes?.used})`)
       await unpublishAndDelete(p)
@@ -91,11 +91,11 @@ t.test(`project quotas on ${kernelRelease()}`, async (t) => {
   }
 
   await t.test('a pool on a filesystem mounted over another mount gets quotas', async (t) => {
-    const res = await d.c.CreateVolume!({ name: 'q-stacked', volume_capabilities: [mountCap()], parameters: paramsOf('stacked'), capacity_range: { required_bytes: String(64 * MiB) } }, 300_000)
+    const res = await d.c.CreateVolume({ name: 'q-stacked', volume_capabilities: [mountCap()], parameters: paramsOf('stacked'), capacity_range: { required_bytes: String(64 * MiB) } }, 300_000)
       .catch((e: { details?: string }) => ({ error: e.details }))
     t.equal('error' in res ? res.error : res.volume.volume_context['tscsi.dev/quota'], 'enforced',
       'quota: required on the topmost filesystem (xfs, prjquota) at the pool\'s mount point')
-    if (!('error' in res)) await d.c.DeleteVolume!({ volume_id: res.volume.volume_id }, 300_000)
+    if (!('error' in res)) await d.c.DeleteVolume({ volume_id: res.volume.volume_id }, 300_000)
   })
 
   await t.test('project ids: never given twice on a filesystem, across a restart of both processes', async (t) => {
@@ -103,7 +103,7 @@ t.test(`project quotas on ${kernelRelease()}`, async (t) => {
     const create = async (round: string) => {
       for (const { fs, pool, root } of pools) {
         for (let i = 0; i < 3; i++) {
-          const { volume } = await d.c.CreateVolume!({ name: `ids-${fs}-${round}-${i}`, volume_capabilities: [mountCap()], parameters: paramsOf(pool), capacity_range: { required_bytes: String(16 * MiB) } }, 300_000)
+          const { volume } = await d.c.CreateVolume({ name: `ids-${fs}-${round}-${i}`, volume_capabilities: [mountCap()], parameters: paramsOf(pool), capacity_range: { required_bytes: String(16 * MiB) } }, 300_000)
           idsOf.get(fs)!.set(volume.volume_id, getProjectId(path.join(root, 'volumes', volume.volume_id)).projectId)
         }
       }
@@ -116,7 +116,7 @@ t.test(`project quotas on ${kernelRelease()}`, async (t) => {
       const ids = idsOf.get(fs)!
       t.equal(new Set(ids.values()).size, ids.size, `${fs}: ${ids.size} volumes, ${ids.size} project ids (${[...ids.values()].join(' ')})`)
       for (const [vol, pid] of ids) t.equal(getProjectId(path.join(root, 'volumes', vol)).projectId, pid, `${fs}: ${vol} kept its id across the restart`)
-      for (const vol of ids.keys()) await d.c.DeleteVolume!({ volume_id: vol }, 300_000)
+      for (const vol of ids.keys()) await d.c.DeleteVolume({ volume_id: vol }, 300_000)
     }
   })
 
@@ -132,7 +132,7 @@ t.test(`project quotas on ${kernelRelease()}`, async (t) => {
       const next = await createAndPublish(d, `after-keep-${fs}`, mountCap(), paramsOf(pool), 32 * MiB)
       const nextId = getProjectId(path.join(root, 'volumes', next.volume.volume_id)).projectId
       t.not(nextId, retained, `${fs}: a new volume does not get the retained data's project id (${nextId})`)
-      const used = bytesOf((await d.n.NodeGetVolumeStats!({ volume_id: next.volume.volume_id, volume_path: next.target })).usage, 'BYTES')?.used ?? -1
+      const used = bytesOf((await d.n.NodeGetVolumeStats({ volume_id: next.volume.volume_id, volume_path: next.target })).usage, 'BYTES')?.used ?? -1
       t.ok(used < MiB, `${fs}: a new, empty volume reports nothing used (${used} bytes)`)
       const w = podFill(path.join(next.target, 'x'), 31)
       t.equal(w.code, undefined, `${fs}: the new volume holds 31 of its 32 MiB (${w.written / MiB} MiB written, ${w.code ?? 'no error'})`)

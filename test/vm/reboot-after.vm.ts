@@ -36,9 +36,9 @@ t.test(`after a reboot of ${kernelRelease()}: volumes come back with their data`
   t.equal(loopsUnder(REBOOT_DIR).length, 2, 'repeating NodeStage/NodePublish attaches nothing more')
 
   for (const v of vols) {
-    await d.n.NodeUnpublishVolume!({ volume_id: v.base['volume_id'], target_path: v.target })
-    await d.n.NodeUnstageVolume!({ volume_id: v.base['volume_id'], staging_target_path: v.staging })
-    await d.c.DeleteVolume!({ volume_id: v.base['volume_id'] }, 300_000)
+    await d.n.NodeUnpublishVolume({ volume_id: v.base['volume_id'], target_path: v.target })
+    await d.n.NodeUnstageVolume({ volume_id: v.base['volume_id'], staging_target_path: v.staging })
+    await d.c.DeleteVolume({ volume_id: v.base['volume_id'] }, 300_000)
   }
   t.same(loopsUnder(REBOOT_DIR), [], 'after unpublish and unstage no loop device is left')
   t.same(mountsUnder(REBOOT_DIR), [], 'and no mount')

@@ -3,10 +3,13 @@
 // a restart (a grpc-js channel that saw its socket vanish backs off for seconds before redialling).
 import { mkdtempSync, rmSync } from 'node:fs'
 import path from 'node:path'
-import { client, ROOT, spawnDriver, type Proc } from '../driver.js'
+import { client, ROOT, spawnDriver, type CsiClient, type Proc } from '../driver.js'
 
 export type Role = 'controller' | 'node'
-type Client = ReturnType<typeof client>
+/** The CSI service each role's process serves. */
+const SERVICE = { controller: 'Controller', node: 'Node' } as const
+export type RoleService<R extends Role> = (typeof SERVICE)[R]
+export type RoleClient<R extends Role> = CsiClient<RoleService<R>>
 
 /**
  * The tree whose dist/ is run: this checkout, or CRASH_DIST_ROOT (a separate build, so a long run
@@ -19,7 +22,7 @@ const LOG_TAIL = 6000
 
 export class Cluster {
   private readonly procs: Partial<Record<Role, Proc>> = {}
-  private readonly clients: Partial<Record<Role, Client>> = {}
+  private readonly clients: Partial<Record<Role, { close(): void }>> = {}
   private readonly up: Partial<Record<Role, Promise<void>>> = {}
   private readonly pastLogs: Record<Role, string> = { controller: '', node: '' }
   /** Bumped at every kill: a call that saw its process's epoch change was cut by the kill. */
@@ -41,10 +44,9 @@ export class Cluster {
   }
 
   /** A client for role's current process (the same one until the next restart). */
-  client(role: Role): Client {
-    let c = this.clients[role]
-    if (!c) this.clients[role] = c = client(role === 'controller' ? 'Controller' : 'Node', this.socket(role))
-    return c
+  client<R extends Role>(role: R): RoleClient<R> {
+    // Stored under its role, a client is that role's service's (the compiler cannot follow R here).
+    return (this.clients[role] ??= client(SERVICE[role], this.socket(role))) as RoleClient<R>
   }
 
   pid(role: Role): number | undefined {

@@ -7,7 +7,8 @@ import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { status } from '@grpc/grpc-js'
 import { codeName, outcome } from '../rpc-outcome.js'
-import type { Cluster, Role } from './cluster.js'
+import type { Method } from '../driver.js'
+import type { Cluster, Role, RoleService } from './cluster.js'
 import { describe, MiB, payload, REGION, type Model, type Op, type Snap, type Vol } from './model.js'
 
 export class Violation extends Error {
@@ -45,7 +46,7 @@ const mountCap = { mount: { fs_type: '', mount_flags: [], volume_mount_group: ''
 const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' }
 const capOf = (v: { kind: string }): object => (v.kind === 'block' ? blockCap : mountCap)
 
-export async function call(ctx: Ctx, role: Role, method: string, req: Record<string, unknown>): Promise<any> {
+export async function call<R extends Role>(ctx: Ctx, role: R, method: Method<RoleService<R>>, req: Record<string, unknown>): Promise<any> {
   const t0 = Date.now()
   ctx.stats.rpcs++
   ctx.onRpc(role, method)
@@ -60,11 +61,11 @@ export async function call(ctx: Ctx, role: Role, method: string, req: Record<str
   }
 }
 
-async function attempts(ctx: Ctx, role: Role, method: string, req: Record<string, unknown>, t0: number): Promise<any> {
+async function attempts<R extends Role>(ctx: Ctx, role: R, method: Method<RoleService<R>>, req: Record<string, unknown>, t0: number): Promise<any> {
   for (let attempt = 0; ; attempt++) {
     await ctx.cluster.ready(role)
     const epoch = ctx.cluster.epoch[role]
-    const o = await outcome(ctx.cluster.client(role)[method]!(req, CALL_DEADLINE_MS))
+    const o = await outcome(ctx.cluster.client(role)[method](req, CALL_DEADLINE_MS))
     const name = codeName(o.code)
     if (o.code !== status.OK) ctx.stats.codes[`${method} ${name}`] = (ctx.stats.codes[`${method} ${name}`] ?? 0) + 1
     if (o.code === status.OK) {

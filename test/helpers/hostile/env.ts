@@ -7,9 +7,9 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSy
 import { execFileSync } from 'node:child_process'
 import path from 'node:path'
 import { buildCanary, isUnder, mountPoints, snapshotTree, type Snapshot } from '../canary.js'
-import { mountCap, testRig } from '../driver.js'
+import { client, mountCap, testRig } from '../driver.js'
 import { mount, readMountInfo } from '../../../native/index.js'
-import { codeName, outcome, startIn, typedClient, type Outcome } from '../rpc-outcome.js'
+import { codeName, outcome, startIn, type Outcome } from '../rpc-outcome.js'
 
 export const OK = 0
 export const INVALID = 3
@@ -132,8 +132,8 @@ export async function hostileEnv(t: Test) {
   rig.procs.push(ctl)
   const node = await startIn(dir, 'node', rig.dir, [], t)
   rig.procs.push(node)
-  const c = typedClient('Controller', ctl.socket)
-  const n = typedClient('Node', node.socket)
+  const c = client('Controller', ctl.socket)
+  const n = client('Node', node.socket)
   t.teardown(() => { c.close(); n.close() })
 
   const A = (await c.CreateVolume({ name: 'hostile-a', volume_capabilities: [mountCap()] })).volume
