@@ -155,6 +155,8 @@ export function implement(
  * an AbortError when the client cancels (grpc-js emits 'cancelled' for both; the timer names
  * the deadline case even if it fires a moment after the event).
  */
+const DEADLINE_SLACK_MS = 250
+
 function stopSignal(call: grpc.ServerUnaryCall<any, any>): { signal: AbortSignal; dispose: () => void } {
   const ac = new AbortController()
   const deadline = call.getDeadline()
@@ -169,7 +171,11 @@ function stopSignal(call: grpc.ServerUnaryCall<any, any>): { signal: AbortSignal
   }
   const onCancel = (): void => {
     if (ac.signal.aborted) return
-    if (Number.isFinite(at) && Date.now() >= at) timeout()
+    // A client whose deadline passes resets the stream itself, and that can arrive a moment
+    // before this server's copy of the deadline (computed from the grpc-timeout header on
+    // arrival, so skewed by the header's rounding and by event-loop delays): a cancel that
+    // close to the deadline is the deadline.
+    if (Number.isFinite(at) && Date.now() >= at - DEADLINE_SLACK_MS) timeout()
     else ac.abort(new DOMException('the caller cancelled the call', 'AbortError'))
   }
   call.on('cancelled', onCancel)
