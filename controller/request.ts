@@ -1,11 +1,11 @@
 // Pure parsing and planning for controller requests: sizes, parameters, topology, and the
 // response shapes. Kept apart from the handlers so every rule is a table test.
-import { createHash } from 'node:crypto'
 import type { Capability } from '../common/capability.js'
 import { unsupportedReason } from '../common/capability.js'
 import { aborted, invalid, outOfRange } from '../common/errors.js'
 import { DEFAULT_POOL, FS_TYPES, TOPOLOGY_KEY, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
+import { idKind, type IdKind } from '../common/ids.js'
 import { checkMap, parseBytes, POOL_NAME } from '../common/validate.js'
 import type { Requirements, Topology } from './placement.js'
 import { csiContentSource } from './sources.js'
@@ -14,12 +14,6 @@ export const MiB = 1024n ** 2n
 export const GiB = 1024n ** 3n
 /** Size of a volume whose request names no capacity. */
 export const DEFAULT_SIZE = GiB
-
-/** Volume ids are derived from the CO's name, so a repeated CreateVolume (even after a controller
- * crash) finds the same object instead of making a second one. 128 bits of SHA-256. */
-export function volumeIdFor(name: string): string {
-  return 'v-' + createHash('sha256').update('volume\0' + name).digest('hex').slice(0, 32)
-}
 
 export interface Range {
   required: bigint
@@ -161,13 +155,13 @@ export function csiVolume(obj: VolumeObject): Record<string, unknown> {
 /**
  * One page of a listing sorted by id. The token is the last id returned, so the next page starts
  * after it even if that object was deleted meanwhile; a token we could not have issued (the
- * wrong id shape) is ABORTED, as the spec asks. max_entries 0 means everything.
+ * wrong kind of id) is ABORTED, as the spec asks. max_entries 0 means everything.
  */
-export function paginate<T extends { id: string }>(all: T[], req: { max_entries?: unknown; starting_token?: unknown }, tokenShape: RegExp): { page: T[]; next: string } {
+export function paginate<T extends { id: string }>(all: T[], req: { max_entries?: unknown; starting_token?: unknown }, kind: IdKind): { page: T[]; next: string } {
   const max = Number(req.max_entries ?? 0)
   if (!Number.isInteger(max) || max < 0) throw invalid('max_entries', 'must not be negative')
   const token = typeof req.starting_token === 'string' ? req.starting_token : ''
-  if (token !== '' && !tokenShape.test(token)) throw aborted(`starting_token ${JSON.stringify(token)} is not a token this driver issued`)
+  if (token !== '' && idKind(token) !== kind) throw aborted(`starting_token ${JSON.stringify(token)} is not a token this driver issued`)
   const start = token === '' ? 0 : all.findIndex((o) => o.id > token)
   const from = start === -1 ? all.length : start
   const page = max > 0 ? all.slice(from, from + max) : all.slice(from)

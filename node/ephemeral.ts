@@ -1,8 +1,7 @@
 // CSI ephemeral inline volumes (a pod's `csi:` volume with volumeAttributes): made at
 // NodePublishVolume from the attributes, removed at NodeUnpublishVolume, never seen by the
 // controller or the store. kubelet's volume id is an arbitrary string, so the data lives under
-// an id of ours derived from it (`e-` + 128 bits of its hash), in the default pool.
-import { createHash } from 'node:crypto'
+// an id of ours derived from it (common/ids.ts ephemeralIdFor), in the default pool.
 import { promises as fsp } from 'node:fs'
 import type { Capability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
@@ -19,10 +18,6 @@ export const EPHEMERAL_KEY = 'csi.storage.k8s.io/ephemeral'
 
 export function isEphemeral(ctx: Record<string, string> | undefined): boolean {
   return ctx?.[EPHEMERAL_KEY] === 'true'
-}
-
-export function ephemeralIdFor(coVolumeId: string): string {
-  return 'e-' + createHash('sha256').update('ephemeral\0' + coVolumeId).digest('hex').slice(0, 32)
 }
 
 const UNITS: Record<string, bigint> = { '': 1n, k: 1000n, M: 1000n ** 2n, G: 1000n ** 3n, T: 1000n ** 4n, Ki: 1024n, Mi: 1024n ** 2n, Gi: 1024n ** 3n, Ti: 1024n ** 4n }

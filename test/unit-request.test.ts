@@ -5,9 +5,10 @@ import { parseCapability } from '../common/capability.js'
 import { CsiError } from '../common/errors.js'
 import { TOPOLOGY_KEY, type VolumeSpec } from '../common/store/model.js'
 import { requireId } from '../common/validate.js'
+import { volumeIdFor } from '../common/ids.js'
 import {
   capabilitiesMatch, checkSupported, csiVolume, DEFAULT_SIZE, fitsRange, GiB, parseParameters, parseRange, parseRequirements, planSize,
-  publishedNodes, volumeCondition, volumeIdFor,
+  publishedNodes, volumeCondition,
 } from '../controller/request.js'
 import { blockCap, mountCap, codeOf } from './helpers/csi.js'
 
