@@ -3,15 +3,15 @@
 import type { Capability } from '../common/capability.js'
 import { unsupportedReason } from '../common/capability.js'
 import { aborted, invalid, outOfRange } from '../common/errors.js'
-import { DEFAULT_POOL, FS_TYPES, TOPOLOGY_KEY, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
+import { DEFAULT_POOL, FS_TYPES, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { idKind, type IdKind } from '../common/ids.js'
+import { CO_KEY_PREFIX, CONTEXT, topologyOf } from '../common/keys.js'
+import { GiB, MiB, wholeMiB } from '../common/sizes.js'
 import { checkMap, parseBytes, POOL_NAME } from '../common/validate.js'
 import type { Requirements, Topology } from './placement.js'
 import { csiContentSource } from './sources.js'
 
-export const MiB = 1024n ** 2n
-export const GiB = 1024n ** 3n
 /** Size of a volume whose request names no capacity. */
 export const DEFAULT_SIZE = GiB
 
@@ -71,7 +71,7 @@ export interface Parameters {
 export function parseParameters(rawMap: unknown): Parameters {
   const raw = checkMap('parameters', rawMap)
   for (const [k, v] of Object.entries(raw)) {
-    if (k.startsWith('csi.storage.k8s.io/')) continue
+    if (k.startsWith(CO_KEY_PREFIX)) continue
     const def = Object.hasOwn(PARAMETERS, k) ? PARAMETERS[k] : undefined
     if (!def) throw invalid(`parameters[${k}]`, `unknown parameter; known: ${Object.keys(PARAMETERS).join(', ')}`)
     const why = def.check(v)
@@ -116,7 +116,7 @@ export function planShape(params: Parameters, caps: Capability[], range: Range):
   if (!(fsType in MIN_IMAGE_BYTES)) throw invalid('volume_capabilities', `fs_type ${JSON.stringify(fsType)} is not one of ${FS_TYPES.join(', ')}`)
   const min = MIN_IMAGE_BYTES[fsType]!
   let size = planSize(range)
-  size = ((size + MiB - 1n) / MiB) * MiB
+  size = wholeMiB(size)
   if (size < min) size = min
   if (range.limit > 0n && size > range.limit) {
     throw outOfRange(`an ${fsType || 'raw'} image needs at least ${size} bytes (whole MiB, mkfs minimum ${min}); limit_bytes is ${range.limit}`)
@@ -143,12 +143,12 @@ export function csiVolume(obj: VolumeObject): Record<string, unknown> {
     volume_id: obj.id,
     capacity_bytes: obj.spec.capacityBytes,
     volume_context: {
-      'tscsi.dev/kind': obj.spec.kind, 'tscsi.dev/node': obj.spec.node, 'tscsi.dev/pool': obj.spec.pool,
-      ...(obj.spec.kind === 'image' && { 'tscsi.dev/fsType': obj.spec.fsType ?? '' }),
-      ...(obj.status?.quota && { 'tscsi.dev/quota': obj.status.quota.slice(0, 128) }),
+      [CONTEXT.kind]: obj.spec.kind, [CONTEXT.node]: obj.spec.node, [CONTEXT.pool]: obj.spec.pool,
+      ...(obj.spec.kind === 'image' && { [CONTEXT.fsType]: obj.spec.fsType ?? '' }),
+      ...(obj.status?.quota && { [CONTEXT.quota]: obj.status.quota.slice(0, 128) }),
     },
     content_source: csiContentSource(obj.spec.contentSource),
-    accessible_topology: [{ segments: { [TOPOLOGY_KEY]: obj.spec.node } }],
+    accessible_topology: [{ segments: topologyOf(obj.spec.node) }],
   }
 }
 

@@ -5,6 +5,7 @@ import { parseCapabilities } from '../common/capability.js'
 import { aborted, alreadyExists, exhausted, failedPrecondition, invalid, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
 import { volumeIdFor } from '../common/ids.js'
+import { topologyOf } from '../common/keys.js'
 import type { VolumeSpec } from '../common/store/model.js'
 import { awaitNodeAct, type Outcome } from './await.js'
 import { MUTABLE_PARAMETERS, parseMutable } from './modify.js'
@@ -84,7 +85,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
                 ? 'was created with different parameters'
                 : !sameSource(s.contentSource, source)
                   ? 'was made from another content source'
-                : reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches({ 'topology.tscsi.dev/node': s.node }, t))
+                : reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches(topologyOf(s.node), t))
                   ? `lives on node ${s.node}, outside the requested topology`
                   : undefined
         if (why) throw alreadyExists(`a volume named ${JSON.stringify(name)} already exists and ${why}`)
