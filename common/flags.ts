@@ -65,16 +65,56 @@ export function parseLogLevel(value: string): string {
   return value
 }
 
-/** `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds, as milliseconds. */
-export function parseDuration(flag: string, value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim())
-  if (!m?.[1]) throw new FlagError(`--${flag} ${JSON.stringify(value)}: expected a duration such as 500ms, 30s or 2m`)
-  const n = Number(m[1])
-  const unit = m[2] ?? 's'
-  const ms = n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!
-  // Node timers silently turn delays above 2^31-1 ms (24.8 days) into 1 ms.
-  if (ms > 2 ** 31 - 1) throw new FlagError(`--${flag} ${JSON.stringify(value)}: at most 24 days (596h)`)
-  return ms
+// Go's time.ParseDuration units, in nanoseconds: sums and fractions stay exact as bigint.
+const UNIT_NS: Record<string, bigint> = { ns: 1n, us: 1_000n, 'µs': 1_000n, 'μs': 1_000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n }
+// One `<number><unit>` step; Go wants a digit on at least one side of the dot.
+const DURATION_PART = /^(?:(\d+)(?:\.(\d*))?|\.(\d+))(ns|us|µs|μs|ms|s|m|h)/
+// Node timers silently turn delays above 2^31-1 ms (24.8 days) into 1 ms.
+const MAX_TIMER_NS = BigInt(2 ** 31 - 1) * 1_000_000n
+
+export interface DurationRule {
+  /**
+   * 'go': exactly what Go's time.ParseDuration takes, for the flags of a program that stands in
+   * for a kubernetes-csi sidecar, whose manifests must mean the same thing here (`1` or ` 1s` is
+   * an error there). 'ours', the default: that, plus a bare number of seconds and blanks around
+   * the value, which the driver's own flags have always taken.
+   */
+  syntax?: 'go' | 'ours'
+  /** Refuse zero as well as negative durations (a deadline of 0 fails every call at once). */
+  positive?: boolean
+}
+
+/**
+ * A duration flag in milliseconds: Go's syntax (`500ms`, `30s`, `1m30s`, `1.5h`, `0`; units ns,
+ * us, µs, ms, s, m, h), and with the default syntax a bare number of seconds (`45`). Negative
+ * durations and any above what a Node timer holds are refused; every mistake is a FlagError
+ * naming the flag.
+ */
+export function parseDuration(flag: string, value: string, rule: DurationRule = {}): number {
+  const go = rule.syntax === 'go'
+  const refuse = (why: string) => new FlagError(`--${flag} ${JSON.stringify(value)}: ${why}`)
+  const expected = go ? 'expected a Go duration such as 1s, 500ms or 1m30s' : 'expected a duration such as 500ms, 30s, 1m30s or a number of seconds'
+  let s = go ? value : value.trim()
+  const negative = s.startsWith('-')
+  if (negative || s.startsWith('+')) s = s.slice(1)
+  if (!go && /^[0-9.]+$/.test(s)) s += 's'
+  let ns = 0n
+  if (s !== '0') {
+    if (s === '') throw refuse(expected)
+    while (s !== '') {
+      const m = DURATION_PART.exec(s)
+      if (!m) throw refuse(expected)
+      const whole = m[1] ?? ''
+      const fraction = m[2] ?? m[3] ?? ''
+      const unit = UNIT_NS[m[4]!]!
+      ns += BigInt(whole || '0') * unit + (BigInt(fraction || '0') * unit) / 10n ** BigInt(fraction.length)
+      s = s.slice(m[0].length)
+    }
+  }
+  if (rule.positive && (negative || ns === 0n)) throw refuse('must be greater than zero')
+  if (negative && ns !== 0n) throw refuse('must not be negative')
+  if (ns > MAX_TIMER_NS) throw refuse('at most 24 days (596h)')
+  return Number(ns) / 1e6
 }
 
 export function parseCount(flag: string, value: string): number {

@@ -2,15 +2,13 @@
 // into a path; every failure names the field and says why (INVALID_ARGUMENT), except ids that
 // are well-formed strings but not ours, which simply do not exist (NOT_FOUND) as the spec asks.
 import { invalid, notFound } from './errors.js'
+import { idKind, KIND_NAMES, type IdKind } from './ids.js'
 
 /** The CSI spec caps strings, map keys and map values at 128 bytes. */
 export const MAX_STRING_BYTES = 128
 /** Linux PATH_MAX; the spec only requires that at least 128 bytes be accepted. */
 export const MAX_PATH_BYTES = 4096
 
-// Ids we mint: a kind prefix and 32 hex digits (128 bits of a name's hash). Nothing else is
-// ever used as a path component, so `..`, `/`, NUL or look-alike characters cannot reach disk.
-const OWN_ID = /^(v|s|g|e)-[0-9a-f]{32}$/
 /** Pool names (StorageClass `pool`, node `--pool NAME=PATH`): short DNS labels. */
 export const POOL_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/
 // Node ids come from --nodeid / the host name: DNS-1123-ish, plus dots and underscores.
@@ -47,24 +45,21 @@ export function checkString(field: string, value: string, maxBytes = MAX_STRING_
   return value
 }
 
-export type IdKind = 'v' | 's' | 'g' | 'e'
-const KIND_NAMES: Record<IdKind, string> = { v: 'volume', s: 'snapshot', g: 'group snapshot', e: 'ephemeral volume' }
-
 /**
- * Validates an id from a request. Malformed strings are INVALID_ARGUMENT; well-formed strings
- * that we could not have minted do not exist (NOT_FOUND), which is what csi-sanity and COs
- * expect for made-up ids.
+ * Validates an id from a request (common/ids.ts says which strings are ours). Malformed strings
+ * are INVALID_ARGUMENT; well-formed strings that we could not have minted do not exist
+ * (NOT_FOUND), which is what csi-sanity and COs expect for made-up ids.
  */
 export function requireId(field: string, value: unknown, kind: IdKind): string {
   const id = requireString(field, value)
-  if (!OWN_ID.test(id) || id[0] !== kind) throw notFound(`${KIND_NAMES[kind]} ${JSON.stringify(id)} does not exist`)
+  if (idKind(id) !== kind) throw notFound(`${KIND_NAMES[kind]} ${JSON.stringify(id)} does not exist`)
   return id
 }
 
 /** Like requireId but answers undefined instead of NOT_FOUND (for idempotent deletes). */
 export function ownIdOrUndefined(field: string, value: unknown, kind: IdKind): string | undefined {
   const id = requireString(field, value)
-  return OWN_ID.test(id) && id[0] === kind ? id : undefined
+  return idKind(id) === kind ? id : undefined
 }
 
 export function isNodeId(value: string): boolean {

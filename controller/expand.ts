@@ -3,11 +3,12 @@
 // image the filesystem is grown afterwards by NodeExpandVolume, online, so the answer says so.
 import { aborted, exhausted, invalid, notFound, outOfRange } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
+import { wholeMiB } from '../common/sizes.js'
 import { requireId, requireString } from '../common/validate.js'
 import { awaitNodeAct } from './await.js'
 import type { ControllerDeps } from './deps.js'
 import { claimRoom, onlyNode } from './claims.js'
-import { MiB, parseRange } from './request.js'
+import { parseRange } from './request.js'
 
 export function expandHandlers(d: ControllerDeps): ServiceHandlers {
   async function ControllerExpandVolume(req: any): Promise<unknown> {
@@ -24,7 +25,7 @@ export function expandHandlers(d: ControllerDeps): ServiceHandlers {
       const cur = BigInt(s.capacityBytes)
       if (range.limit > 0n && range.limit < cur) throw outOfRange(`volume ${id} has ${cur} bytes; shrinking to ${range.limit} is not supported`)
       let want = range.required > 0n ? range.required : cur
-      if (image) want = ((want + MiB - 1n) / MiB) * MiB
+      if (image) want = wholeMiB(want)
       if (range.limit > 0n && want > range.limit) throw outOfRange(`an image grows in whole MiB: ${want} bytes exceeds limit_bytes ${range.limit}`)
       if (want > cur) {
         // The larger size is claimed first, so no other controller promises the difference.

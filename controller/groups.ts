@@ -1,22 +1,14 @@
 // The GroupController service: a volume group snapshot is a set of member snapshots taken
 // together of volumes on one node (the node freezes the mounted image filesystems of all
 // members before copying any of them, so the set is consistent).
-import { createHash } from 'node:crypto'
 import { aborted, alreadyExists, CsiError, Code, invalid, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
+import { groupIdFor, memberIdFor } from '../common/ids.js'
 import type { SnapshotSpec } from '../common/store/model.js'
 import type { SnapshotObject } from '../common/store/types.js'
 import { ownIdOrUndefined, requireId, requireName } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { awaitSnapshot, csiSnapshot, deleteSnapshot, READY_WAIT_MS } from './snapshots.js'
-
-export function groupIdFor(name: string): string {
-  return 'g-' + createHash('sha256').update('group\0' + name).digest('hex').slice(0, 32)
-}
-
-export function memberIdFor(groupId: string, volumeId: string): string {
-  return 's-' + createHash('sha256').update(`member\0${groupId}\0${volumeId}`).digest('hex').slice(0, 32)
-}
 
 async function members(d: ControllerDeps, groupId: string): Promise<SnapshotObject[]> {
   return (await d.store.snapshots.list()).filter((s) => s.spec.groupId === groupId && !s.spec.deletionRequestedAt)

@@ -11,6 +11,7 @@
 // every check and taken over once it is three intervals old; a lapse there delays a report, it
 // never doubles one.
 import { Gauge, type Registry } from 'prom-client'
+import { PV_NAME_KEY } from '../common/keys.js'
 import type { Logger } from '../common/log.js'
 import type { LedgerDoc } from '../common/store/model.js'
 import type { LedgerChange, Store, VolumeObject } from '../common/store/types.js'
@@ -102,7 +103,7 @@ export class LostNodeWatch {
     for (const v of out.fresh) {
       const message = `volume ${v.id} (${v.spec.name}) lives on node ${v.spec.node}, which is no longer registered; its data is unreachable`
       this.log.warn({ volume_id: v.id, node: v.spec.node }, message)
-      const pv = v.spec.parameters['csi.storage.k8s.io/pv/name'] ?? v.spec.name
+      const pv = v.spec.parameters[PV_NAME_KEY] ?? v.spec.name
       await this.store.events?.warnPersistentVolume(pv, 'NodeLost', message)
     }
     return out.fresh.map((v) => v.id)

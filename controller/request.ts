@@ -1,25 +1,19 @@
 // Pure parsing and planning for controller requests: sizes, parameters, topology, and the
 // response shapes. Kept apart from the handlers so every rule is a table test.
-import { createHash } from 'node:crypto'
 import type { Capability } from '../common/capability.js'
 import { unsupportedReason } from '../common/capability.js'
 import { aborted, invalid, outOfRange } from '../common/errors.js'
-import { DEFAULT_POOL, FS_TYPES, TOPOLOGY_KEY, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
+import { DEFAULT_POOL, FS_TYPES, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
+import { idKind, type IdKind } from '../common/ids.js'
+import { CO_KEY_PREFIX, CONTEXT, topologyOf } from '../common/keys.js'
+import { GiB, MiB, wholeMiB } from '../common/sizes.js'
 import { checkMap, parseBytes, POOL_NAME } from '../common/validate.js'
 import type { Requirements, Topology } from './placement.js'
 import { csiContentSource } from './sources.js'
 
-export const MiB = 1024n ** 2n
-export const GiB = 1024n ** 3n
 /** Size of a volume whose request names no capacity. */
 export const DEFAULT_SIZE = GiB
-
-/** Volume ids are derived from the CO's name, so a repeated CreateVolume (even after a controller
- * crash) finds the same object instead of making a second one. 128 bits of SHA-256. */
-export function volumeIdFor(name: string): string {
-  return 'v-' + createHash('sha256').update('volume\0' + name).digest('hex').slice(0, 32)
-}
 
 export interface Range {
   required: bigint
@@ -77,7 +71,7 @@ export interface Parameters {
 export function parseParameters(rawMap: unknown): Parameters {
   const raw = checkMap('parameters', rawMap)
   for (const [k, v] of Object.entries(raw)) {
-    if (k.startsWith('csi.storage.k8s.io/')) continue
+    if (k.startsWith(CO_KEY_PREFIX)) continue
     const def = Object.hasOwn(PARAMETERS, k) ? PARAMETERS[k] : undefined
     if (!def) throw invalid(`parameters[${k}]`, `unknown parameter; known: ${Object.keys(PARAMETERS).join(', ')}`)
     const why = def.check(v)
@@ -122,7 +116,7 @@ export function planShape(params: Parameters, caps: Capability[], range: Range):
   if (!(fsType in MIN_IMAGE_BYTES)) throw invalid('volume_capabilities', `fs_type ${JSON.stringify(fsType)} is not one of ${FS_TYPES.join(', ')}`)
   const min = MIN_IMAGE_BYTES[fsType]!
   let size = planSize(range)
-  size = ((size + MiB - 1n) / MiB) * MiB
+  size = wholeMiB(size)
   if (size < min) size = min
   if (range.limit > 0n && size > range.limit) {
     throw outOfRange(`an ${fsType || 'raw'} image needs at least ${size} bytes (whole MiB, mkfs minimum ${min}); limit_bytes is ${range.limit}`)
@@ -149,25 +143,25 @@ export function csiVolume(obj: VolumeObject): Record<string, unknown> {
     volume_id: obj.id,
     capacity_bytes: obj.spec.capacityBytes,
     volume_context: {
-      'tscsi.dev/kind': obj.spec.kind, 'tscsi.dev/node': obj.spec.node, 'tscsi.dev/pool': obj.spec.pool,
-      ...(obj.spec.kind === 'image' && { 'tscsi.dev/fsType': obj.spec.fsType ?? '' }),
-      ...(obj.status?.quota && { 'tscsi.dev/quota': obj.status.quota.slice(0, 128) }),
+      [CONTEXT.kind]: obj.spec.kind, [CONTEXT.node]: obj.spec.node, [CONTEXT.pool]: obj.spec.pool,
+      ...(obj.spec.kind === 'image' && { [CONTEXT.fsType]: obj.spec.fsType ?? '' }),
+      ...(obj.status?.quota && { [CONTEXT.quota]: obj.status.quota.slice(0, 128) }),
     },
     content_source: csiContentSource(obj.spec.contentSource),
-    accessible_topology: [{ segments: { [TOPOLOGY_KEY]: obj.spec.node } }],
+    accessible_topology: [{ segments: topologyOf(obj.spec.node) }],
   }
 }
 
 /**
  * One page of a listing sorted by id. The token is the last id returned, so the next page starts
  * after it even if that object was deleted meanwhile; a token we could not have issued (the
- * wrong id shape) is ABORTED, as the spec asks. max_entries 0 means everything.
+ * wrong kind of id) is ABORTED, as the spec asks. max_entries 0 means everything.
  */
-export function paginate<T extends { id: string }>(all: T[], req: { max_entries?: unknown; starting_token?: unknown }, tokenShape: RegExp): { page: T[]; next: string } {
+export function paginate<T extends { id: string }>(all: T[], req: { max_entries?: unknown; starting_token?: unknown }, kind: IdKind): { page: T[]; next: string } {
   const max = Number(req.max_entries ?? 0)
   if (!Number.isInteger(max) || max < 0) throw invalid('max_entries', 'must not be negative')
   const token = typeof req.starting_token === 'string' ? req.starting_token : ''
-  if (token !== '' && !tokenShape.test(token)) throw aborted(`starting_token ${JSON.stringify(token)} is not a token this driver issued`)
+  if (token !== '' && idKind(token) !== kind) throw aborted(`starting_token ${JSON.stringify(token)} is not a token this driver issued`)
   const start = token === '' ? 0 : all.findIndex((o) => o.id > token)
   const from = start === -1 ? all.length : start
   const page = max > 0 ? all.slice(from, from + max) : all.slice(from)

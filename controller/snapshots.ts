@@ -2,9 +2,9 @@
 // store that the node holding the source volume realises by copying the data (reflink where the
 // filesystem can). CreateSnapshot waits a little for the copy, then answers; a longer copy goes
 // on in the background with ready_to_use false, and the external-snapshotter polls.
-import { createHash } from 'node:crypto'
 import { aborted, alreadyExists, CsiError, Code, failedPrecondition, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
+import { snapshotIdFor } from '../common/ids.js'
 import type { SnapshotSpec, SnapshotStatus } from '../common/store/model.js'
 import type { SnapshotObject } from '../common/store/types.js'
 import { waitFor } from '../common/store/wait.js'
@@ -12,12 +12,6 @@ import { checkMap, ownIdOrUndefined, requireId, requireName, requireString } fro
 import type { ControllerDeps } from './deps.js'
 import { paginate } from './request.js'
 import { codeByName, nodeFailure } from './await.js'
-
-export function snapshotIdFor(name: string): string {
-  return 's-' + createHash('sha256').update('snapshot\0' + name).digest('hex').slice(0, 32)
-}
-
-const SNAPSHOT_ID = /^s-[0-9a-f]{32}$/
 
 export function csiSnapshot(o: SnapshotObject): Record<string, unknown> {
   const created = new Date(o.spec.createdAt)
@@ -101,7 +95,7 @@ export function snapshotHandlers(d: ControllerDeps): ServiceHandlers {
     let all = (await d.store.snapshots.list()).filter((s) => !s.spec.deletionRequestedAt)
     if (req.snapshot_id) all = all.filter((s) => s.id === req.snapshot_id)
     if (req.source_volume_id) all = all.filter((s) => s.spec.sourceVolumeId === req.source_volume_id)
-    const { page, next } = paginate(all, req, SNAPSHOT_ID)
+    const { page, next } = paginate(all, req, 's')
     return { entries: page.map((s) => ({ snapshot: csiSnapshot(s) })), next_token: next }
   }
 

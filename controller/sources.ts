@@ -1,6 +1,7 @@
 // CreateVolume from a content source (restore from a snapshot, clone of a volume). The new
 // volume goes where the source's data is, as big as the source at least, of the same kind.
 import { exhausted, invalid, notFound, outOfRange } from '../common/errors.js'
+import { topologyOf } from '../common/keys.js'
 import type { VolumeSpec } from '../common/store/model.js'
 import { requireId } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
@@ -45,7 +46,7 @@ export async function placeFromSource(d: ControllerDeps, src: ContentSource, sha
     ? await d.store.snapshots.refresh(src.snapshotId).then((o) => o && !o.spec.deletionRequestedAt && { ...o.spec, size: o.spec.sizeBytes, what: `snapshot ${src.snapshotId}` })
     : await d.store.volumes.refresh(src.volumeId).then((o) => o && !o.spec.deletionRequestedAt && { ...o.spec, size: o.spec.capacityBytes, what: `volume ${src.volumeId}` })
   if (!from) throw notFound(`the content source ${'snapshotId' in src ? `snapshot ${src.snapshotId}` : `volume ${src.volumeId}`} does not exist`)
-  if (reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches({ 'topology.tscsi.dev/node': from.node }, t))) {
+  if (reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches(topologyOf(from.node), t))) {
     throw exhausted(`${from.what} lives on node ${from.node}, outside accessibility_requirements.requisite; a restore or clone can only be made there`)
   }
   if (explicitKind && shape.kind !== from.kind) throw invalid('parameters[kind]', `${from.what} is a ${from.kind} volume; it cannot become ${shape.kind}`)

@@ -4,6 +4,8 @@
 import { parseCapabilities } from '../common/capability.js'
 import { aborted, alreadyExists, exhausted, failedPrecondition, invalid, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
+import { volumeIdFor } from '../common/ids.js'
+import { topologyOf } from '../common/keys.js'
 import type { VolumeSpec } from '../common/store/model.js'
 import { awaitNodeAct, type Outcome } from './await.js'
 import { MUTABLE_PARAMETERS, parseMutable } from './modify.js'
@@ -19,7 +21,7 @@ import { claimRoom, createClaimed, onlyNode, releaseClaim, type Pick } from './c
 import { chooseNode, claimsId, matches, roomOf, type ClaimsByNode } from './placement.js'
 import {
   capabilitiesMatch, checkSupported, csiVolume, fitsRange, paginate, parseParameters, parseRange, parseRequirements, planShape, publishedNodes,
-  volumeCondition, volumeIdFor,
+  volumeCondition,
 } from './request.js'
 
 
@@ -83,7 +85,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
                 ? 'was created with different parameters'
                 : !sameSource(s.contentSource, source)
                   ? 'was made from another content source'
-                : reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches({ 'topology.tscsi.dev/node': s.node }, t))
+                : reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches(topologyOf(s.node), t))
                   ? `lives on node ${s.node}, outside the requested topology`
                   : undefined
         if (why) throw alreadyExists(`a volume named ${JSON.stringify(name)} already exists and ${why}`)
@@ -164,7 +166,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
 
   async function ListVolumes(req: any): Promise<unknown> {
     const all = (await d.store.volumes.list()).filter((v) => !v.spec.deletionRequestedAt)
-    const { page, next } = paginate(all, req, /^v-[0-9a-f]{32}$/)
+    const { page, next } = paginate(all, req, 'v')
     const nodeIds = new Set((await d.store.nodes.list()).map((n) => n.id))
     return {
       entries: page.map((v) => ({

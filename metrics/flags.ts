@@ -4,7 +4,7 @@
 // argument), and accepts the logging flags every livenessprobe manifest may carry. Swapping the
 // image must be the only change a pod spec needs.
 import path from 'node:path'
-import { FlagError, LOG_LEVEL_FLAG, metricsSocketFlag, parseFlags, parseLogLevel } from '../common/flags.js'
+import { FlagError, LOG_LEVEL_FLAG, metricsSocketFlag, parseDuration, parseFlags, parseLogLevel } from '../common/flags.js'
 import { metricsSocketFor } from '../common/metricsock.js'
 
 export const DEFAULT_HEALTH_PORT = '9808'
@@ -80,30 +80,6 @@ export function splitGoFlags(argv: string[]): SplitArgs {
   return { args, ignored }
 }
 
-const GO_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
-
-/** Go's time.ParseDuration (`1s`, `1.5s`, `300ms`, `1m30s`, `0`), in milliseconds. */
-export function parseGoDuration(flag: string, value: string): number {
-  const bad = () => new FlagError(`--${flag} ${JSON.stringify(value)}: expected a Go duration such as 1s, 500ms or 1m30s`)
-  let s = value
-  let sign = 1
-  if (s.startsWith('-') || s.startsWith('+')) {
-    sign = s.startsWith('-') ? -1 : 1
-    s = s.slice(1)
-  }
-  if (s === '0') return 0
-  if (s === '') throw bad()
-  let ms = 0
-  const part = /^(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/
-  while (s !== '') {
-    const m = part.exec(s)
-    if (!m) throw bad()
-    ms += Number(m[1]) * GO_UNITS[m[2]!]!
-    s = s.slice(m[0].length)
-  }
-  return sign * ms
-}
-
 export interface ListenAddress {
   /** '' means every interface, as in Go's `:9808`. */
   host: string
@@ -176,9 +152,9 @@ export function parseSidecarArgs(argv: string[]): SidecarConfig {
   if (!/^\d{1,5}$/.test(f['health-port']) || Number(f['health-port']) > 65535) {
     throw new FlagError(`--health-port ${JSON.stringify(f['health-port'])}: expected a port number`)
   }
-  const probeTimeoutMs = parseGoDuration('probe-timeout', f['probe-timeout'])
-  // Go would accept 0 and then fail every probe at once; nobody means that.
-  if (!(probeTimeoutMs > 0)) throw new FlagError(`--probe-timeout ${f['probe-timeout']}: must be greater than zero`)
+  // livenessprobe's Go syntax; Go would also take 0 and then fail every probe at once, which
+  // nobody means.
+  const probeTimeoutMs = parseDuration('probe-timeout', f['probe-timeout'], { syntax: 'go', positive: true })
   if (!f['metrics-path'].startsWith('/') || f['metrics-path'] === '/healthz') {
     throw new FlagError(`--metrics-path ${JSON.stringify(f['metrics-path'])}: expected a path starting with / other than /healthz`)
   }

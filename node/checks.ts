@@ -4,16 +4,15 @@ import { realpathSync } from 'node:fs'
 import path from 'node:path'
 import { failedPrecondition, invalid } from '../common/errors.js'
 import { unsupportedReason, type Capability } from '../common/capability.js'
+import { CONTEXT } from '../common/keys.js'
 import type { NodeDeps } from './deps.js'
 import { belongsTo, type Located } from './locate.js'
 import type { PathInfo } from './mounter.js'
 
-export const KIND_KEY = 'tscsi.dev/kind'
-
 /** The volume kind from the volume context (set by CreateVolume); dir when absent. */
 export function volumeKind(ctx: Record<string, string> | undefined): 'dir' | 'image' {
-  const kind = ctx?.[KIND_KEY] ?? 'dir'
-  if (kind !== 'dir' && kind !== 'image') throw invalid(`volume_context[${KIND_KEY}]`, `${JSON.stringify(kind)} is not a volume kind this node serves`)
+  const kind = ctx?.[CONTEXT.kind] ?? 'dir'
+  if (kind !== 'dir' && kind !== 'image') throw invalid(`volume_context[${CONTEXT.kind}]`, `${JSON.stringify(kind)} is not a volume kind this node serves`)
   return kind
 }
 

@@ -1,11 +1,12 @@
 // CSI ephemeral inline volumes (a pod's `csi:` volume with volumeAttributes): made at
 // NodePublishVolume from the attributes, removed at NodeUnpublishVolume, never seen by the
 // controller or the store. kubelet's volume id is an arbitrary string, so the data lives under
-// an id of ours derived from it (`e-` + 128 bits of its hash), in the default pool.
-import { createHash } from 'node:crypto'
+// an id of ours derived from it (common/ids.ts ephemeralIdFor), in the default pool.
 import { promises as fsp } from 'node:fs'
 import type { Capability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
+import { CO_KEY_PREFIX, EPHEMERAL_KEY } from '../common/keys.js'
+import { GiB, KiB, MiB, TiB, wholeMiB } from '../common/sizes.js'
 import { FS_TYPES } from '../common/store/model.js'
 import { isErrno } from '../native/index.js'
 import { checkDirectory, unmountVolume } from './checks.js'
@@ -15,17 +16,11 @@ import { belongsTo, findVolume } from './locate.js'
 import type { BindFlags } from './mountflags.js'
 import { parseFsMountFlags } from './mountflags.js'
 
-export const EPHEMERAL_KEY = 'csi.storage.k8s.io/ephemeral'
-
 export function isEphemeral(ctx: Record<string, string> | undefined): boolean {
   return ctx?.[EPHEMERAL_KEY] === 'true'
 }
 
-export function ephemeralIdFor(coVolumeId: string): string {
-  return 'e-' + createHash('sha256').update('ephemeral\0' + coVolumeId).digest('hex').slice(0, 32)
-}
-
-const UNITS: Record<string, bigint> = { '': 1n, k: 1000n, M: 1000n ** 2n, G: 1000n ** 3n, T: 1000n ** 4n, Ki: 1024n, Mi: 1024n ** 2n, Gi: 1024n ** 3n, Ti: 1024n ** 4n }
+const UNITS: Record<string, bigint> = { '': 1n, k: 1000n, M: 1000n ** 2n, G: 1000n ** 3n, T: 1000n ** 4n, Ki: KiB, Mi: MiB, Gi: GiB, Ti: TiB }
 
 /** A Kubernetes quantity as bytes: "64Mi", "1Gi", "500M", "1048576". */
 export function parseQuantity(field: string, v: string): bigint {
@@ -40,12 +35,10 @@ export interface EphemeralPlan {
   fsType: string
 }
 
-const MiB = 1024n * 1024n
-
 /** Reads the volume attributes: kind (dir|image), size (images; default 1Gi), fsType (ext4). */
 export function planEphemeral(ctx: Record<string, string>): EphemeralPlan {
   for (const k of Object.keys(ctx)) {
-    if (!k.startsWith('csi.storage.k8s.io/') && !['kind', 'size', 'fsType'].includes(k)) {
+    if (!k.startsWith(CO_KEY_PREFIX) && !['kind', 'size', 'fsType'].includes(k)) {
       throw invalid(`volume_context[${k}]`, 'unknown volume attribute; an ephemeral volume takes kind, size and fsType')
     }
   }
@@ -53,8 +46,8 @@ export function planEphemeral(ctx: Record<string, string>): EphemeralPlan {
   if (kind !== 'dir' && kind !== 'image') throw invalid('volume_context[kind]', `${JSON.stringify(kind)} is not dir or image`)
   const fsType = ctx['fsType'] ?? 'ext4'
   if (!(FS_TYPES as readonly string[]).includes(fsType)) throw invalid('volume_context[fsType]', `${JSON.stringify(fsType)} is not one of ${FS_TYPES.join(', ')}`)
-  const size = ctx['size'] === undefined ? 1024n * MiB : parseQuantity('volume_context[size]', ctx['size'])
-  return { kind, size: ((size + MiB - 1n) / MiB) * MiB, fsType }
+  const size = ctx['size'] === undefined ? GiB : parseQuantity('volume_context[size]', ctx['size'])
+  return { kind, size: wholeMiB(size), fsType }
 }
 
 /** `signal` stops the wait for the image's creation (mkfs); what was made is removed again. */

@@ -1,7 +1,7 @@
 // NodeGetInfo, NodeGetCapabilities and NodeGetVolumeStats.
 import { invalid, notFound } from '../common/errors.js'
 import type { ServiceHandlers } from '../common/grpc.js'
-import { TOPOLOGY_KEY } from '../common/store/model.js'
+import { topologyOf } from '../common/keys.js'
 import { checkString, requireId, requirePath, requireString } from '../common/validate.js'
 import { statSync } from 'node:fs'
 import { getProjectId } from '../native/index.js'
@@ -9,10 +9,6 @@ import { belongsTo, locate } from './locate.js'
 import type { NodeDeps } from './deps.js'
 
 export const NODE_CAPABILITIES = ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME']
-
-export function topologyOf(nodeId: string): Record<string, string> {
-  return { [TOPOLOGY_KEY]: nodeId }
-}
 
 export function infoHandlers(d: NodeDeps): ServiceHandlers {
   async function NodeGetVolumeStats(req: any): Promise<unknown> {

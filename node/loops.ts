@@ -8,6 +8,7 @@
 // container restarts (that process's mounts gone) it no longer reads as our path to the image.
 import { readdirSync, readlinkSync } from 'node:fs'
 import path from 'node:path'
+import { idInName, VOLUME_KINDS } from '../common/ids.js'
 import type { Logger } from '../common/log.js'
 import { fromNodeError, listLoopDevices, loopBackingId, loopDetach, type FileId, type MountInfo } from '../native/index.js'
 import type { Layout } from './layout.js'
@@ -53,11 +54,11 @@ function imageLoops(layout: Layout): ImageLoop[] {
   for (const pool of layout.pools.keys()) {
     const dir = layout.imagesDirOf(pool)
     for (const name of namesIn(dir)) {
-      const m = /^([ve]-[0-9a-f]{32})\.img$/.exec(name)
-      if (!m) continue
+      const volumeId = idInName(name, VOLUME_KINDS, '.img')
+      if (!volumeId) continue
       const image = path.join(dir, name)
       const st = inspectPath(image)
-      if (st?.type === 'file') images.set(key(st), { volumeId: m[1]!, image })
+      if (st?.type === 'file') images.set(key(st), { volumeId, image })
     }
   }
   const out: ImageLoop[] = []

@@ -4,10 +4,8 @@
 // killed at any instant lose nothing: there is no state of ours that could disagree with the
 // kernel. Entries are hints; callers confirm a path with one statx before acting on it.
 import path from 'node:path'
+import { isId, VOLUME_KINDS } from '../common/ids.js'
 import type { MountInfo } from '../native/index.js'
-
-// Persistent (v-) and ephemeral inline (e-) volumes live side by side in a pool.
-const OWN_VOLUME = /^[ve]-[0-9a-f]{32}$/
 
 export class MountIndex {
   private readonly byVolume = new Map<string, Set<string>>()
@@ -78,7 +76,7 @@ export function volumeMounts(table: MountInfo[], volumesDir: string): Map<string
     const root = m.root.replace(/\/\/deleted$/, '')
     if (!within(root, fsRelative) || root === fsRelative) continue
     const id = root.slice(fsRelative.length + (fsRelative === '/' ? 0 : 1)).split('/')[0] ?? ''
-    if (!OWN_VOLUME.test(id)) continue
+    if (!isId(id, VOLUME_KINDS)) continue
     const list = out.get(id) ?? []
     list.push(m.mountPoint)
     out.set(id, list)

@@ -12,6 +12,7 @@
 // Names the driver never makes are reported but never removed: they are not ours to delete.
 import { promises as fsp, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
+import { idInName, idKind, VOLUME_KINDS } from '../common/ids.js'
 import type { Logger } from '../common/log.js'
 import type { Store } from '../common/store/types.js'
 import { removeVolumeDir } from './datadir.js'
@@ -30,9 +31,12 @@ export interface Orphan {
   since: number
 }
 
-const VOLUME = /^([ve]-[0-9a-f]{32})$/
-const IMAGE = /^([ve]-[0-9a-f]{32})\.img$/
-const SNAPSHOT = /^(s-[0-9a-f]{32})(\.img)?$/
+// The id each folder's entries are named by (see layout.ts); undefined for names we never make.
+type IdOf = (name: string) => string | undefined
+const VOLUME: IdOf = (name) => idInName(name, VOLUME_KINDS)
+const IMAGE: IdOf = (name) => idInName(name, VOLUME_KINDS, '.img')
+// A snapshot's copy is a directory tree (dir volumes) or an image file.
+const SNAPSHOT: IdOf = (name) => idInName(name, ['s']) ?? idInName(name, ['s'], '.img')
 const TEMP = /^\.(.+)\.tmp$/
 
 export interface OrphanOptions {
@@ -70,11 +74,10 @@ export class OrphanWatch {
       const retained = new Set(await names(d.layout.retainedDirOf(pool)))
       const owned = (id: string, kind: OrphanKind): boolean =>
         kind === 'snapshot' ? snapshots.has(`${pool}/${id}`)
-          : volumes.has(`${pool}/${id}`) || retained.has(id) || (id.startsWith('e-') && mounted.has(id))
-      const look = async (dir: string, pattern: RegExp, kind: OrphanKind) => {
+          : volumes.has(`${pool}/${id}`) || retained.has(id) || (idKind(id) === 'e' && mounted.has(id))
+      const look = async (dir: string, idOf: IdOf, kind: OrphanKind) => {
         for (const name of await names(dir)) {
-          const m = pattern.exec(TEMP.exec(name)?.[1] ?? name)
-          const id = m?.[1]
+          const id = idOf(TEMP.exec(name)?.[1] ?? name)
           if (id && owned(id, kind)) continue
           const p = path.join(dir, name)
           next.set(p, this.seen.get(p) ?? this.report({ pool, kind: id ? kind : 'unknown', path: p, ...(id && { id }), since: this.now() }))

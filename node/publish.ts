@@ -3,10 +3,11 @@
 // remove, as the spec says; nothing else at a CO path is ever removed.
 import { isReadOnlyMode, parseCapability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
+import { ephemeralIdFor } from '../common/ids.js'
 import { checkMap, ownIdOrUndefined, requireId, requirePath, requireString } from '../common/validate.js'
 import { isErrno } from '../native/index.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
-import { ephemeralIdFor, isEphemeral, planEphemeral, publishEphemeral, unpublishEphemeral } from './ephemeral.js'
+import { isEphemeral, planEphemeral, publishEphemeral, unpublishEphemeral } from './ephemeral.js'
 import { findVolume, locate, stagedSource } from './locate.js'
 import type { CancellableHandler } from './abort.js'
 import type { NodeDeps } from './deps.js'

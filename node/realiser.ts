@@ -3,6 +3,8 @@
 // writing the outcome into each volume's status. It acts only on its own node's objects.
 import path from 'node:path'
 import { Code, codeName, failedPrecondition, toCsiError } from '../common/errors.js'
+import { idKind } from '../common/ids.js'
+import { topologyOf } from '../common/keys.js'
 import { Mutexes } from '../common/lock.js'
 import type { Logger } from '../common/log.js'
 import type { NodeStatus, VolumeStatus } from '../common/store/model.js'
@@ -10,7 +12,6 @@ import type { Store, VolumeObject } from '../common/store/types.js'
 import { ensureImage, ensureVolumeDir, requireRoom, retire } from './datadir.js'
 import { fillFromSource, removeSnapshot, takeSnapshots } from './snapshots.js'
 import type { NodeDeps } from './deps.js'
-import { topologyOf } from './info.js'
 import type { NodeMetrics } from './metrics.js'
 import { forgetRetained, noteRetained, type OrphanWatch } from './orphans.js'
 
@@ -98,7 +99,7 @@ export class Realiser {
   }
 
   private async reconcile(id: string): Promise<void> {
-    if (id.startsWith('s-')) return this.reconcileSnapshot(id)
+    if (idKind(id) === 's') return this.reconcileSnapshot(id)
     const obj = await this.o.store.volumes.get(id)
     if (!obj || obj.spec.node !== this.o.deps.nodeId) return
     const { spec, status } = obj

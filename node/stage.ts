@@ -5,6 +5,7 @@
 // alone, so pods keep mounting when the control plane is down.
 import { parseCapability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
+import { CONTEXT } from '../common/keys.js'
 import { checkMap, requireId, requirePath, requireString } from '../common/validate.js'
 import { checkSignal, type CancellableHandler } from './abort.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
@@ -32,7 +33,7 @@ export function stageHandlers(d: NodeDeps): { NodeStageVolume: CancellableHandle
     // takes the capability's options, which are checked here so a bad one fails at stage.
     parseBindFlags('volume_capability.mount.mount_flags', kind === 'dir' ? cap.mountFlags : [], false)
     const fsOpts = parseFsMountFlags('volume_capability.mount.mount_flags', cap.mountFlags, false)
-    const ctxFs = req.volume_context?.['tscsi.dev/fsType'] as string | undefined
+    const ctxFs = req.volume_context?.[CONTEXT.fsType] as string | undefined
     if (ctxFs && cap.fsType && ctxFs !== cap.fsType) {
       throw invalid('volume_capability.mount.fs_type', `the volume holds ${ctxFs}, not ${cap.fsType}`)
     }

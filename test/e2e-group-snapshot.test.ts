@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { silentLogger } from '../common/log.js'
 import { LocalStore } from '../common/store/local.js'
-import { groupIdFor, memberIdFor } from '../controller/groups.js'
+import { groupIdFor, memberIdFor } from '../common/ids.js'
 import { client, mountCap, startDriver } from './helpers/driver.js'
 
 const MiB = 1 << 20

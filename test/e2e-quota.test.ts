@@ -9,7 +9,7 @@ import { nativeQuota, mountOf } from '../node/quota.js'
 import { Layout } from '../node/layout.js'
 import { silentLogger } from '../common/log.js'
 import { readMountInfo } from '../native/index.js'
-import { volumeIdFor } from '../controller/request.js'
+import { volumeIdFor } from '../common/ids.js'
 import { client, mountCap, start, testRig } from './helpers/driver.js'
 
 if (process.getuid?.() !== 0) {

@@ -2,7 +2,8 @@
 // conflicts, Go flag syntax, and its logging flags accepted and ignored. Pure table tests.
 import t from 'tap'
 import { FlagError } from '../common/flags.js'
-import { formatDuration, parseCsiAddress, parseGoDuration, parseListenAddress, parseSidecarArgs, splitGoFlags } from '../metrics/flags.js'
+import { parseDuration } from '../common/flags.js'
+import { formatDuration, parseCsiAddress, parseListenAddress, parseSidecarArgs, splitGoFlags } from '../metrics/flags.js'
 
 type TT = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -94,8 +95,11 @@ t.test('--csi-address forms', async (t) => {
 t.test('Go durations', async (t) => {
   const ok: [string, number][] = [['1s', 1000], ['1.5s', 1500], ['300ms', 300], ['1m30s', 90_000], ['2h45m', 9_900_000], ['.5s', 500],
     ['1000us', 1], ['1000µs', 1], ['1000000ns', 1], ['0', 0], ['+2s', 2000]]
-  for (const [s, ms] of ok) t.equal(parseGoDuration('d', s), ms, s)
-  for (const s of ['', '1', 's', '1x', '1s2', '1.2.3s', ' 1s']) flagError(t, () => parseGoDuration('d', s), /expected a Go duration/, JSON.stringify(s))
+  const go = { syntax: 'go' } as const
+  for (const [s, ms] of ok) t.equal(parseDuration('d', s, go), ms, s)
+  for (const s of ['', '1', 's', '1x', '1s2', '1.2.3s', ' 1s']) flagError(t, () => parseDuration('d', s, go), /expected a Go duration/, JSON.stringify(s))
+  flagError(t, () => parseSidecarArgs(['--probe-timeout=600h']), /--probe-timeout "600h": at most 24 days/, 'a Node timer cannot wait 600h')
+  t.equal(parseSidecarArgs(['--probe-timeout=1.5ms']).probeTimeoutMs, 1.5, 'below a millisecond is kept, as Go keeps it')
   t.equal(formatDuration(1000), '1s')
   t.equal(formatDuration(1500), '1.5s')
   t.equal(formatDuration(250), '250ms')

@@ -5,7 +5,7 @@ import t from 'tap'
 import { existsSync, lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { toCsiError } from '../common/errors.js'
-import { volumeIdFor } from '../controller/request.js'
+import { volumeIdFor } from '../common/ids.js'
 import { rejectsCsi } from './helpers/csi.js'
 import { nodeEnv } from './helpers/node-env.js'
 

@@ -3,10 +3,10 @@
 import { status } from '@grpc/grpc-js'
 import t from 'tap'
 import { existsSync, lstatSync } from 'node:fs'
-import { volumeIdFor } from '../controller/request.js'
+import { volumeIdFor } from '../common/ids.js'
 import { ST } from '../native/index.js'
 import { NODE_CAPABILITIES } from '../node/info.js'
-import { TOPOLOGY_KEY } from '../common/store/model.js'
+import { TOPOLOGY_KEY } from '../common/keys.js'
 import { mountCap, rejectsCsi } from './helpers/csi.js'
 import { nodeEnv } from './helpers/node-env.js'
 

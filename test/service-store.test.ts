@@ -9,7 +9,7 @@ import { silentLogger } from '../common/log.js'
 import type { VolumeSpec, VolumeStatus } from '../common/store/model.js'
 import { LocalStore } from '../common/store/local.js'
 import { waitFor } from '../common/store/wait.js'
-import { volumeIdFor } from '../controller/request.js'
+import { volumeIdFor } from '../common/ids.js'
 import { rejectsCsi, type TT } from './helpers/csi.js'
 
 function spec(name: string, over: Partial<VolumeSpec> = {}): VolumeSpec {

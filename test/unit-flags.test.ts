@@ -52,7 +52,7 @@ t.test('parseDuration: ms, s, m, h and bare seconds', async (t) => {
     ['500ms', 500], ['30s', 30_000], ['2m', 120_000], ['1h', 3_600_000], ['45', 45_000], ['1.5s', 1500], [' 10s ', 10_000], ['0s', 0],
   ]
   for (const [v, ms] of cases) t.equal(parseDuration('realise-timeout', v), ms, v)
-  for (const bad of ['', 's', '-1s', '1d', '1e3', '.5s', '10 s', '1s2', 'NaN', 'Infinity']) {
+  for (const bad of ['', 's', '-1s', '1d', '1e3', '10 s', '1s2', 'NaN', 'Infinity', '.', '.s', '1.2.3', '-', '+', '--1s']) {
     t.throws(() => parseDuration('realise-timeout', bad), { constructor: FlagError, message: /--realise-timeout/ }, JSON.stringify(bad))
   }
 })
@@ -60,6 +60,28 @@ t.test('parseDuration: ms, s, m, h and bare seconds', async (t) => {
 t.test('parseDuration refuses what a Node timer cannot hold', async (t) => {
   // setTimeout/setInterval turn any delay above 2^31-1 ms (about 24.8 days) into 1 ms.
   t.throws(() => parseDuration('realise-timeout', '600h'), { constructor: FlagError, message: /--realise-timeout/ }, '600h would fire after 1 ms')
+})
+
+t.test('parseDuration: every flag also takes Go\'s syntax, the sidecar\'s flags only that', async (t) => {
+  const both: [string, number][] = [
+    ['1m30s', 90_000], ['2h45m', 9_900_000], ['1h1h', 7_200_000], ['.5s', 500], ['1.s', 1000], ['1.1s', 1100], ['0.1s', 100], ['+2s', 2000],
+    ['1000us', 1], ['1000µs', 1], ['1000μs', 1], ['1000000ns', 1], ['1500us', 1.5], ['0', 0], ['-0s', 0],
+    ['596h', 2_145_600_000], ['2147483647ms', 2 ** 31 - 1], ['596h31m23.647s', 2 ** 31 - 1],
+  ]
+  const oursOnly: [string, number][] = [['1.5', 1500], ['.5', 500], [' 1m30s ', 90_000]]
+  for (const [v, ms] of [...both, ...oursOnly]) t.equal(parseDuration('realise-timeout', v), ms, v)
+  for (const [v, ms] of both) t.equal(parseDuration('probe-timeout', v, { syntax: 'go' }), ms, `${v} (go)`)
+  const refused = (v: string, message: RegExp, rule = {}) =>
+    t.throws(() => parseDuration('probe-timeout', v, rule), { constructor: FlagError, message }, `${JSON.stringify(v)} ${JSON.stringify(rule)}`)
+  refused('45', /--probe-timeout "45": expected a Go duration/, { syntax: 'go' })
+  refused(' 1s', /expected a Go duration/, { syntax: 'go' })
+  refused('-1m30s', /--probe-timeout "-1m30s": must not be negative/)
+  refused('-1s', /must be greater than zero/, { positive: true })
+  refused('0', /must be greater than zero/, { positive: true, syntax: 'go' })
+  refused('0s', /must be greater than zero/, { positive: true })
+  refused('2147483648ms', /--probe-timeout "2147483648ms": at most 24 days/)
+  refused('597h', /at most 24 days/, { syntax: 'go' })
+  refused('596h31m23.648s', /at most 24 days/)
 })
 
 t.test('parseCount: non-negative integers', async (t) => {

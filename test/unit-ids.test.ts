@@ -2,10 +2,7 @@
 // every volume, snapshot and ephemeral volume made before it. Each minting function is pinned to
 // a value computed once, by hand, when it was written; these values must never change.
 import t from 'tap'
-import { volumeIdFor } from '../controller/request.js'
-import { snapshotIdFor } from '../controller/snapshots.js'
-import { groupIdFor, memberIdFor } from '../controller/groups.js'
-import { ephemeralIdFor } from '../node/ephemeral.js'
+import { ephemeralIdFor, groupIdFor, idInName, idKind, isId, memberIdFor, snapshotIdFor, VOLUME_KINDS, volumeIdFor } from '../common/ids.js'
 
 t.test('every id function is pinned', async (t) => {
   t.equal(volumeIdFor('pvc-1'), 'v-a6e1b97f35f15e735b4e2ed14ffcd254', 'volume')
@@ -20,4 +17,33 @@ t.test('ids differ by name and by kind', async (t) => {
   // The same name gives different ids in different kinds: each hash is salted with its kind.
   t.not(snapshotIdFor('x').slice(2), groupIdFor('x').slice(2))
   t.not(volumeIdFor('x').slice(2), ephemeralIdFor('x').slice(2))
+})
+
+t.test('idKind: the kind of every id we mint, and nothing for anything else', async (t) => {
+  t.equal(idKind(volumeIdFor('a')), 'v')
+  t.equal(idKind(snapshotIdFor('a')), 's')
+  t.equal(idKind(groupIdFor('a')), 'g')
+  t.equal(idKind(ephemeralIdFor('a')), 'e')
+  t.equal(idKind(memberIdFor(groupIdFor('a'), volumeIdFor('a'))), 's', 'a group member is a snapshot')
+  const hex = '0'.repeat(32)
+  for (const near of ['', `v-${hex.slice(1)}`, `v-${hex}0`, `V-${hex}`, `x-${hex}`, `v-${'A'.repeat(32)}`, `v_${hex}`, ` v-${hex}`, `v-${hex}\n`, `v-${hex}/..`, 'pvc-1']) {
+    t.equal(idKind(near), undefined, JSON.stringify(near))
+  }
+})
+
+t.test('isId and idInName: ids of given kinds, and the id a file is named by', async (t) => {
+  const v = volumeIdFor('a')
+  const e = ephemeralIdFor('a')
+  const s = snapshotIdFor('a')
+  t.ok(isId(v, VOLUME_KINDS))
+  t.ok(isId(e, VOLUME_KINDS))
+  t.notOk(isId(s, VOLUME_KINDS))
+  t.ok(isId(s, ['s']))
+  t.equal(idInName(v, VOLUME_KINDS), v)
+  t.equal(idInName(`${e}.img`, VOLUME_KINDS, '.img'), e)
+  t.equal(idInName(`${v}.img`, VOLUME_KINDS), undefined, 'the suffix is part of the name')
+  t.equal(idInName(v, VOLUME_KINDS, '.img'), undefined, 'a name without the suffix')
+  t.equal(idInName(`${s}.img`, VOLUME_KINDS, '.img'), undefined, 'another kind')
+  t.equal(idInName('.img', VOLUME_KINDS, '.img'), undefined)
+  t.equal(idInName('lost+found', VOLUME_KINDS), undefined)
 })

@@ -2,7 +2,8 @@
 import { status } from '@grpc/grpc-js'
 import t from 'tap'
 import { CsiError } from '../common/errors.js'
-import { TOPOLOGY_KEY, type VolumeSpec } from '../common/store/model.js'
+import { TOPOLOGY_KEY } from '../common/keys.js'
+import type { VolumeSpec } from '../common/store/model.js'
 import type { NodeObject, VolumeObject } from '../common/store/types.js'
 import { allocatedByNode, chooseNode, freeProjectId, matches, planClaim, roomOf, type NodeRoom, type Requirements } from '../controller/placement.js'
 

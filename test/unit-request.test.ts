@@ -3,11 +3,14 @@ import { status } from '@grpc/grpc-js'
 import t from 'tap'
 import { parseCapability } from '../common/capability.js'
 import { CsiError } from '../common/errors.js'
-import { TOPOLOGY_KEY, type VolumeSpec } from '../common/store/model.js'
+import { TOPOLOGY_KEY } from '../common/keys.js'
+import { GiB } from '../common/sizes.js'
+import type { VolumeSpec } from '../common/store/model.js'
 import { requireId } from '../common/validate.js'
+import { volumeIdFor } from '../common/ids.js'
 import {
-  capabilitiesMatch, checkSupported, csiVolume, DEFAULT_SIZE, fitsRange, GiB, parseParameters, parseRange, parseRequirements, planSize,
-  publishedNodes, volumeCondition, volumeIdFor,
+  capabilitiesMatch, checkSupported, csiVolume, DEFAULT_SIZE, fitsRange, parseParameters, parseRange, parseRequirements, planSize,
+  publishedNodes, volumeCondition,
 } from '../controller/request.js'
 import { blockCap, mountCap, codeOf } from './helpers/csi.js'
 

@@ -142,5 +142,3 @@ export interface LedgerDoc {
 }
 
 export const DEFAULT_POOL = 'default'
-
-export const TOPOLOGY_KEY = 'topology.tscsi.dev/node'

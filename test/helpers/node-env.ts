@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { silentLogger } from '../../common/log.js'
-import { volumeIdFor } from '../../controller/request.js'
+import { volumeIdFor } from '../../common/ids.js'
 import { nodeDeps, type NodeDeps } from '../../node/deps.js'
 import { infoHandlers } from '../../node/info.js'
 import { Layout } from '../../node/layout.js'
