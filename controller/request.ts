@@ -6,6 +6,7 @@ import { unsupportedReason } from '../common/capability.js'
 import { aborted, invalid, outOfRange } from '../common/errors.js'
 import { DEFAULT_POOL, FS_TYPES, TOPOLOGY_KEY, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
+import type { Volume } from '../proto/gen/csi/v1/Volume.js'
 import { checkMap, parseBytes, POOL_NAME } from '../common/validate.js'
 import type { Requirements, Topology } from './placement.js'
 import { csiContentSource } from './sources.js'
@@ -144,7 +145,7 @@ export function parseRequirements(raw: { requisite?: RawTopology[]; preferred?: 
 }
 
 /** The volume as CSI messages carry it; the context tells the node what to realise. */
-export function csiVolume(obj: VolumeObject): Record<string, unknown> {
+export function csiVolume(obj: VolumeObject): Volume {
   return {
     volume_id: obj.id,
     capacity_bytes: obj.spec.capacityBytes,
