@@ -10,6 +10,7 @@ import { FlagError } from './flags.js'
 import { CsiError, Code, codeName, toCsiError } from './errors.js'
 import { redact, type Logger } from './log.js'
 import { frontConnection } from './h2front.js'
+import type { Definitions, Handlers, ServiceName } from './protocol.js'
 
 // proto/ sits at the package root; this file runs from common/ (tests) or dist/common/ (build).
 function protoPath(file = 'csi.proto'): string {
@@ -26,11 +27,14 @@ function protoPath(file = 'csi.proto'): string {
 // enums by name, defaults filled in, and a discriminator for each oneof.
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true }
 
+/** A client constructor whose service definition carries the generated method types. */
+export type ServiceConstructor<S extends ServiceName> = grpc.ServiceClientConstructor & { service: Definitions[S] }
+
 export interface CsiPackage {
-  Identity: grpc.ServiceClientConstructor
-  Controller: grpc.ServiceClientConstructor
-  Node: grpc.ServiceClientConstructor
-  GroupController: grpc.ServiceClientConstructor
+  Identity: ServiceConstructor<'Identity'>
+  Controller: ServiceConstructor<'Controller'>
+  Node: ServiceConstructor<'Node'>
+  GroupController: ServiceConstructor<'GroupController'>
 }
 
 /** Marks a request whose bytes did not decode; implement() answers it INVALID_ARGUMENT. */
@@ -65,19 +69,20 @@ export function csiPackage(): CsiPackage {
   return cached
 }
 
-let registration: grpc.ServiceClientConstructor | undefined
+let registration: ServiceConstructor<'Registration'> | undefined
 /** kubelet's plugin-registration service (proto/pluginregistration.proto). */
-export function registrationService(): grpc.ServiceClientConstructor {
+export function registrationService(): ServiceConstructor<'Registration'> {
   if (!registration) {
     const def = protoLoader.loadSync(protoPath('pluginregistration.proto'), LOADER_OPTIONS)
-    registration = (grpc.loadPackageDefinition(def) as unknown as { pluginregistration: { Registration: grpc.ServiceClientConstructor } }).pluginregistration.Registration
+    registration = (grpc.loadPackageDefinition(def) as unknown as { pluginregistration: { Registration: ServiceConstructor<'Registration'> } }).pluginregistration.Registration
   }
   return registration
 }
 
 /**
- * `signal` is aborted when the caller stops waiting: it cancelled the call, or the call's
- * deadline passed. Handlers that do long work (mkfs, copies) pass it on; others ignore it.
+ * A handler seen from outside its service: what the boundary calls with whatever decoded, and
+ * what tests use to call one by name. Handlers are written against protocol.ts's typed
+ * Handlers<S>; every one of them is also a Handler. `signal`: see protocol.ts HandlerOf.
  */
 export type Handler = (request: any, signal?: AbortSignal) => Promise<unknown>
 export type ServiceHandlers = Record<string, Handler>
@@ -103,17 +108,20 @@ function subjectOf(req: Record<string, unknown>): Record<string, unknown> {
  * UNIMPLEMENTED (callers must not retry). A handler's thrown value, whatever it is, leaves as a
  * CsiError with a numeric code.
  */
-export function implement(
-  serviceName: string,
-  service: grpc.ServiceDefinition,
-  handlers: ServiceHandlers,
+export function implement<S extends ServiceName>(
+  serviceName: S,
+  service: Definitions[S],
+  handlers: Handlers<S>,
   opts: BoundaryOptions,
 ): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {}
+  // The types end here: what reaches a handler is whatever decoded, and an UNDECODABLE marker
+  // never reaches one.
+  const byName = handlers as ServiceHandlers
   // Service definition keys are the proto's method names (CreateVolume); those are what logs
   // and metrics labels carry and what handlers are keyed by.
   for (const method of Object.keys(service)) {
-    const handler = handlers[method]
+    const handler = byName[method]
     impl[method] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
       const started = process.hrtime.bigint()
       const req = (call.request ?? {}) as Record<string | symbol, unknown>

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import { FlagError } from './flags.js'
-import type { ServiceHandlers } from './grpc.js'
+import type { Implemented } from './protocol.js'
+import type { PluginCapability } from '../proto/gen/csi/v1/PluginCapability.js'
 
 export interface IdentityOptions {
   driverName: string
@@ -41,9 +42,9 @@ export function driverVersion(): string {
   return version
 }
 
-export function identityHandlers(opts: IdentityOptions): ServiceHandlers {
+export function identityHandlers(opts: IdentityOptions): Implemented<'Identity', 'GetPluginInfo' | 'GetPluginCapabilities' | 'Probe'> {
   // Expansion is online: images grow while mounted (NodeExpandVolume runs resize2fs/xfs_growfs).
-  const capabilities: object[] = [{ service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } }, { volume_expansion: { type: 'ONLINE' } }]
+  const capabilities: PluginCapability[] = [{ service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } }, { volume_expansion: { type: 'ONLINE' } }]
   // The group controller is served beside the controller, so both are advertised together (the
   // node's Identity too: csi-sanity decides from the node socket what to test).
   if (opts.controllerService) capabilities.unshift({ service: { type: 'CONTROLLER_SERVICE' } }, { service: { type: 'GROUP_CONTROLLER_SERVICE' } })

@@ -2,16 +2,16 @@
 // image file (or, for a dir volume, the quota) and reports it, bounded, like a create. For an
 // image the filesystem is grown afterwards by NodeExpandVolume, online, so the answer says so.
 import { aborted, exhausted, invalid, notFound, outOfRange } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
 import { wholeMiB } from '../common/sizes.js'
+import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import { requireId, requireString } from '../common/validate.js'
 import { awaitNodeAct } from './await.js'
 import type { ControllerDeps } from './deps.js'
 import { claimRoom, onlyNode } from './claims.js'
 import { parseRange } from './request.js'
 
-export function expandHandlers(d: ControllerDeps): ServiceHandlers {
-  async function ControllerExpandVolume(req: any): Promise<unknown> {
+export function expandHandlers(d: ControllerDeps): Implemented<'Controller', 'ControllerExpandVolume'> {
+  async function ControllerExpandVolume(req: RequestOf<'Controller', 'ControllerExpandVolume'>): Promise<ResponseOf<'Controller', 'ControllerExpandVolume'>> {
     requireString('volume_id', req.volume_id)
     if (!req.capacity_range) throw invalid('capacity_range', 'must be set')
     const range = parseRange(req.capacity_range)

@@ -2,26 +2,27 @@
 // together of volumes on one node (the node freezes the mounted image filesystems of all
 // members before copying any of them, so the set is consistent).
 import { aborted, alreadyExists, CsiError, Code, invalid, notFound } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
 import { groupIdFor, memberIdFor } from '../common/ids.js'
+import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import type { SnapshotSpec } from '../common/store/model.js'
 import type { SnapshotObject } from '../common/store/types.js'
 import { ownIdOrUndefined, requireId, requireName } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { awaitSnapshot, csiSnapshot, deleteSnapshot, READY_WAIT_MS } from './snapshots.js'
+import type { VolumeGroupSnapshot } from '../proto/gen/csi/v1/VolumeGroupSnapshot.js'
 
 async function members(d: ControllerDeps, groupId: string): Promise<SnapshotObject[]> {
   return (await d.store.snapshots.list()).filter((s) => s.spec.groupId === groupId && !s.spec.deletionRequestedAt)
 }
 
-function csiGroup(groupId: string, snaps: SnapshotObject[]): Record<string, unknown> {
+function csiGroup(groupId: string, snaps: SnapshotObject[]): VolumeGroupSnapshot {
   const list = snaps.map(csiSnapshot)
-  const first = list[0]?.['creation_time'] ?? { seconds: '0', nanos: 0 }
-  return { group_snapshot_id: groupId, snapshots: list, creation_time: first, ready_to_use: list.every((s) => s['ready_to_use']) }
+  const first = list[0]?.creation_time ?? { seconds: '0', nanos: 0 }
+  return { group_snapshot_id: groupId, snapshots: list, creation_time: first, ready_to_use: list.every((s) => s.ready_to_use) }
 }
 
-export function groupHandlers(d: ControllerDeps): ServiceHandlers {
-  async function CreateVolumeGroupSnapshot(req: any): Promise<unknown> {
+export function groupHandlers(d: ControllerDeps): Implemented<'GroupController', 'CreateVolumeGroupSnapshot' | 'DeleteVolumeGroupSnapshot' | 'GetVolumeGroupSnapshot' | 'GroupControllerGetCapabilities'> {
+  async function CreateVolumeGroupSnapshot(req: RequestOf<'GroupController', 'CreateVolumeGroupSnapshot'>): Promise<ResponseOf<'GroupController', 'CreateVolumeGroupSnapshot'>> {
     const name = requireName('name', req.name)
     const raw: unknown[] = Array.isArray(req.source_volume_ids) ? req.source_volume_ids : []
     if (raw.length === 0) throw invalid('source_volume_ids', 'at least one volume is required')
@@ -69,7 +70,7 @@ export function groupHandlers(d: ControllerDeps): ServiceHandlers {
     })
   }
 
-  async function DeleteVolumeGroupSnapshot(req: any): Promise<unknown> {
+  async function DeleteVolumeGroupSnapshot(req: RequestOf<'GroupController', 'DeleteVolumeGroupSnapshot'>): Promise<ResponseOf<'GroupController', 'DeleteVolumeGroupSnapshot'>> {
     const gid = ownIdOrUndefined('group_snapshot_id', req.group_snapshot_id, 'g')
     if (!gid) return {}
     return d.locks.run(gid, `group snapshot ${gid}`, async () => {
@@ -83,7 +84,7 @@ export function groupHandlers(d: ControllerDeps): ServiceHandlers {
     })
   }
 
-  async function GetVolumeGroupSnapshot(req: any): Promise<unknown> {
+  async function GetVolumeGroupSnapshot(req: RequestOf<'GroupController', 'GetVolumeGroupSnapshot'>): Promise<ResponseOf<'GroupController', 'GetVolumeGroupSnapshot'>> {
     const gid = requireId('group_snapshot_id', req.group_snapshot_id, 'g')
     const snaps = await members(d, gid)
     if (snaps.length === 0) throw notFound(`group snapshot ${gid} does not exist`)

@@ -2,7 +2,7 @@
 // live volume. The node re-applies the volume's settings on the new generation: a new inode
 // limit goes into the quota; a new delete policy is what a later DeleteVolume follows.
 import { aborted, invalid, notFound } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
+import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import { checkMap, requireId, requireString } from '../common/validate.js'
 import { awaitNodeAct } from './await.js'
 import type { ControllerDeps } from './deps.js'
@@ -26,8 +26,8 @@ export function parseMutable(raw: unknown): Record<string, string> {
   return m
 }
 
-export function modifyHandlers(d: ControllerDeps): ServiceHandlers {
-  async function ControllerModifyVolume(req: any): Promise<unknown> {
+export function modifyHandlers(d: ControllerDeps): Implemented<'Controller', 'ControllerModifyVolume'> {
+  async function ControllerModifyVolume(req: RequestOf<'Controller', 'ControllerModifyVolume'>): Promise<ResponseOf<'Controller', 'ControllerModifyVolume'>> {
     requireString('volume_id', req.volume_id)
     const changes = parseMutable(req.mutable_parameters)
     const id = requireId('volume_id', req.volume_id, 'v')

@@ -4,13 +4,13 @@
 // external-attacher) have them, and it refuses every other node with a reason.
 import { parseCapability } from '../common/capability.js'
 import { alreadyExists, exhausted, failedPrecondition, invalid, notFound } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
+import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import { checkString, ownIdOrUndefined, requireId, requireString } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { capabilitiesMatch } from './request.js'
 
-export function publishHandlers(d: ControllerDeps): ServiceHandlers {
-  async function ControllerPublishVolume(req: any): Promise<unknown> {
+export function publishHandlers(d: ControllerDeps): Implemented<'Controller', 'ControllerPublishVolume' | 'ControllerUnpublishVolume'> {
+  async function ControllerPublishVolume(req: RequestOf<'Controller', 'ControllerPublishVolume'>): Promise<ResponseOf<'Controller', 'ControllerPublishVolume'>> {
     // validate
     requireString('volume_id', req.volume_id)
     const nodeId = requireString('node_id', req.node_id)
@@ -46,7 +46,7 @@ export function publishHandlers(d: ControllerDeps): ServiceHandlers {
     })
   }
 
-  async function ControllerUnpublishVolume(req: any): Promise<unknown> {
+  async function ControllerUnpublishVolume(req: RequestOf<'Controller', 'ControllerUnpublishVolume'>): Promise<ResponseOf<'Controller', 'ControllerUnpublishVolume'>> {
     const id = ownIdOrUndefined('volume_id', req.volume_id, 'v')
     const nodeId = typeof req.node_id === 'string' ? checkString('node_id', req.node_id) : ''
     // A volume that does not exist is not published anywhere: detaching it has nothing to do.

@@ -8,6 +8,7 @@ import type { VolumeObject } from '../common/store/types.js'
 import { idKind, type IdKind } from '../common/ids.js'
 import { CO_KEY_PREFIX, CONTEXT, topologyOf } from '../common/keys.js'
 import { GiB, MiB, wholeMiB } from '../common/sizes.js'
+import type { Volume } from '../proto/gen/csi/v1/Volume.js'
 import { checkMap, parseBytes, POOL_NAME } from '../common/validate.js'
 import type { Requirements, Topology } from './placement.js'
 import { csiContentSource } from './sources.js'
@@ -138,7 +139,7 @@ export function parseRequirements(raw: { requisite?: RawTopology[]; preferred?: 
 }
 
 /** The volume as CSI messages carry it; the context tells the node what to realise. */
-export function csiVolume(obj: VolumeObject): Record<string, unknown> {
+export function csiVolume(obj: VolumeObject): Volume {
   return {
     volume_id: obj.id,
     capacity_bytes: obj.spec.capacityBytes,

@@ -9,14 +9,15 @@ import { modifyHandlers } from './modify.js'
 import { snapshotHandlers } from './snapshots.js'
 import { publishHandlers } from './publish.js'
 import { volumeHandlers } from './volumes.js'
+import type { _csi_v1_ControllerServiceCapability_RPC_Type__Output as ControllerRpc } from '../proto/gen/csi/v1/ControllerServiceCapability.js'
 
 export interface ControllerOptions {
   driverName: string
   observe?: CallObserver
 }
 
-export function controllerCapabilities(enableAttach: boolean): string[] {
-  const caps = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'GET_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME', 'MODIFY_VOLUME',
+export function controllerCapabilities(enableAttach: boolean): ControllerRpc[] {
+  const caps: ControllerRpc[] = ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY', 'GET_VOLUME', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME', 'MODIFY_VOLUME',
     // GetSnapshot is served, but its capability (alpha in CSI 1.12) is not advertised:
     // csi-sanity v5.4.0 rejects capabilities it does not know.
     'CREATE_DELETE_SNAPSHOT', 'LIST_SNAPSHOTS', 'CLONE_VOLUME']

@@ -3,17 +3,18 @@
 // filesystem can). CreateSnapshot waits a little for the copy, then answers; a longer copy goes
 // on in the background with ready_to_use false, and the external-snapshotter polls.
 import { aborted, alreadyExists, CsiError, Code, failedPrecondition, notFound } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
 import { snapshotIdFor } from '../common/ids.js'
+import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import type { SnapshotSpec, SnapshotStatus } from '../common/store/model.js'
 import type { SnapshotObject } from '../common/store/types.js'
 import { waitFor } from '../common/store/wait.js'
 import { checkMap, ownIdOrUndefined, requireId, requireName, requireString } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { paginate } from './request.js'
+import type { Snapshot } from '../proto/gen/csi/v1/Snapshot.js'
 import { codeByName, nodeFailure } from './await.js'
 
-export function csiSnapshot(o: SnapshotObject): Record<string, unknown> {
+export function csiSnapshot(o: SnapshotObject): Snapshot {
   const created = new Date(o.spec.createdAt)
   return {
     snapshot_id: o.id,
@@ -44,8 +45,8 @@ export async function awaitSnapshot(d: ControllerDeps, id: string, untilReady: b
 /** How long CreateSnapshot waits for a copy before answering ready_to_use: false. */
 export const READY_WAIT_MS = 3_000
 
-export function snapshotHandlers(d: ControllerDeps): ServiceHandlers {
-  async function CreateSnapshot(req: any): Promise<unknown> {
+export function snapshotHandlers(d: ControllerDeps): Implemented<'Controller', 'CreateSnapshot' | 'DeleteSnapshot' | 'ListSnapshots' | 'GetSnapshot'> {
+  async function CreateSnapshot(req: RequestOf<'Controller', 'CreateSnapshot'>): Promise<ResponseOf<'Controller', 'CreateSnapshot'>> {
     const name = requireName('name', req.name)
     requireString('source_volume_id', req.source_volume_id)
     checkMap('parameters', req.parameters)
@@ -85,13 +86,13 @@ export function snapshotHandlers(d: ControllerDeps): ServiceHandlers {
     return out.obj
   }
 
-  async function DeleteSnapshot(req: any): Promise<unknown> {
+  async function DeleteSnapshot(req: RequestOf<'Controller', 'DeleteSnapshot'>): Promise<ResponseOf<'Controller', 'DeleteSnapshot'>> {
     const id = ownIdOrUndefined('snapshot_id', req.snapshot_id, 's')
     if (!id) return {}
     return d.locks.run(id, `snapshot ${id}`, () => deleteSnapshot(d, id))
   }
 
-  async function ListSnapshots(req: any): Promise<unknown> {
+  async function ListSnapshots(req: RequestOf<'Controller', 'ListSnapshots'>): Promise<ResponseOf<'Controller', 'ListSnapshots'>> {
     let all = (await d.store.snapshots.list()).filter((s) => !s.spec.deletionRequestedAt)
     if (req.snapshot_id) all = all.filter((s) => s.id === req.snapshot_id)
     if (req.source_volume_id) all = all.filter((s) => s.spec.sourceVolumeId === req.source_volume_id)
@@ -99,7 +100,7 @@ export function snapshotHandlers(d: ControllerDeps): ServiceHandlers {
     return { entries: page.map((s) => ({ snapshot: csiSnapshot(s) })), next_token: next }
   }
 
-  async function GetSnapshot(req: any): Promise<unknown> {
+  async function GetSnapshot(req: RequestOf<'Controller', 'GetSnapshot'>): Promise<ResponseOf<'Controller', 'GetSnapshot'>> {
     const id = requireId('snapshot_id', req.snapshot_id, 's')
     const s = await d.store.snapshots.get(id)
     if (!s || s.spec.deletionRequestedAt) throw notFound(`snapshot ${id} does not exist`)

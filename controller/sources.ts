@@ -4,6 +4,7 @@ import { exhausted, invalid, notFound, outOfRange } from '../common/errors.js'
 import { topologyOf } from '../common/keys.js'
 import type { VolumeSpec } from '../common/store/model.js'
 import { requireId } from '../common/validate.js'
+import type { VolumeContentSource, VolumeContentSource__Output } from '../proto/gen/csi/v1/VolumeContentSource.js'
 import type { ControllerDeps } from './deps.js'
 import { matches, type Requirements } from './placement.js'
 import type { Range, Shape } from './request.js'
@@ -11,7 +12,7 @@ import type { Range, Shape } from './request.js'
 export type ContentSource = NonNullable<VolumeSpec['contentSource']>
 
 /** The request's volume_content_source, or undefined. */
-export function parseContentSource(raw: any): ContentSource | undefined {
+export function parseContentSource(raw: VolumeContentSource__Output | null | undefined): ContentSource | undefined {
   if (!raw) return undefined
   if (raw.snapshot) return { snapshotId: requireId('volume_content_source.snapshot.snapshot_id', raw.snapshot.snapshot_id, 's') }
   if (raw.volume) return { volumeId: requireId('volume_content_source.volume.volume_id', raw.volume.volume_id, 'v') }
@@ -22,7 +23,7 @@ export function sameSource(a: ContentSource | undefined, b: ContentSource | unde
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
 }
 
-export function csiContentSource(s: ContentSource | undefined): object | null {
+export function csiContentSource(s: ContentSource | undefined): VolumeContentSource | null {
   if (!s) return null
   return 'snapshotId' in s ? { snapshot: { snapshot_id: s.snapshotId } } : { volume: { volume_id: s.volumeId } }
 }

@@ -3,9 +3,9 @@
 // that holds the volume to report what it did. The controller never touches a node's disk.
 import { parseCapabilities } from '../common/capability.js'
 import { aborted, alreadyExists, exhausted, failedPrecondition, invalid, notFound } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
 import { volumeIdFor } from '../common/ids.js'
 import { topologyOf } from '../common/keys.js'
+import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import type { VolumeSpec } from '../common/store/model.js'
 import { awaitNodeAct, type Outcome } from './await.js'
 import { MUTABLE_PARAMETERS, parseMutable } from './modify.js'
@@ -25,11 +25,11 @@ import {
 } from './request.js'
 
 
-export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
+export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'CreateVolume' | 'DeleteVolume' | 'ValidateVolumeCapabilities' | 'ListVolumes' | 'ControllerGetVolume' | 'GetCapacity'> {
   const awaitNode = (id: string, what: 'create' | 'delete'): Promise<Outcome> => awaitNodeAct(d, id, what)
   const now = (): string => d.clock().toISOString()
 
-  async function CreateVolume(req: any): Promise<unknown> {
+  async function CreateVolume(req: RequestOf<'Controller', 'CreateVolume'>): Promise<ResponseOf<'Controller', 'CreateVolume'>> {
     // validate
     const name = requireName('name', req.name)
     const range = parseRange(req.capacity_range)
@@ -102,7 +102,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     })
   }
 
-  async function DeleteVolume(req: any): Promise<unknown> {
+  async function DeleteVolume(req: RequestOf<'Controller', 'DeleteVolume'>): Promise<ResponseOf<'Controller', 'DeleteVolume'>> {
     const id = ownIdOrUndefined('volume_id', req.volume_id, 'v')
     if (!id) return {} // an id we never minted names no volume: deleting it is a no-op
     return d.locks.run(id, `volume ${id}`, async () => {
@@ -147,7 +147,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     })
   }
 
-  async function ValidateVolumeCapabilities(req: any): Promise<unknown> {
+  async function ValidateVolumeCapabilities(req: RequestOf<'Controller', 'ValidateVolumeCapabilities'>): Promise<ResponseOf<'Controller', 'ValidateVolumeCapabilities'>> {
     requireString('volume_id', req.volume_id)
     const caps = parseCapabilities('volume_capabilities', req.volume_capabilities)
     const id = requireId('volume_id', req.volume_id, 'v')
@@ -164,7 +164,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     }
   }
 
-  async function ListVolumes(req: any): Promise<unknown> {
+  async function ListVolumes(req: RequestOf<'Controller', 'ListVolumes'>): Promise<ResponseOf<'Controller', 'ListVolumes'>> {
     const all = (await d.store.volumes.list()).filter((v) => !v.spec.deletionRequestedAt)
     const { page, next } = paginate(all, req, 'v')
     const nodeIds = new Set((await d.store.nodes.list()).map((n) => n.id))
@@ -177,7 +177,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     }
   }
 
-  async function ControllerGetVolume(req: any): Promise<unknown> {
+  async function ControllerGetVolume(req: RequestOf<'Controller', 'ControllerGetVolume'>): Promise<ResponseOf<'Controller', 'ControllerGetVolume'>> {
     const id = requireId('volume_id', req.volume_id, 'v')
     const obj = await d.store.volumes.get(id)
     if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
@@ -188,7 +188,7 @@ export function volumeHandlers(d: ControllerDeps): ServiceHandlers {
     }
   }
 
-  async function GetCapacity(req: any): Promise<unknown> {
+  async function GetCapacity(req: RequestOf<'Controller', 'GetCapacity'>): Promise<ResponseOf<'Controller', 'GetCapacity'>> {
     const params = parseParameters(req.parameters)
     if (req.volume_capabilities?.length) checkSupported('volume_capabilities', parseCapabilities('volume_capabilities', req.volume_capabilities), params.kind)
     const segments = checkMap('accessible_topology.segments', req.accessible_topology?.segments)

@@ -22,9 +22,3 @@ export function checkSignal(signal: AbortSignal | undefined, what: string): void
   if (signal?.aborted) throw stopped(signal, what)
 }
 
-/**
- * A node handler that can be told its caller stopped waiting. Still a common/grpc.ts Handler:
- * the boundary (implement()) passes a signal aborted at the call's deadline or cancellation;
- * direct callers in tests may pass none.
- */
-export type CancellableHandler = (request: any, signal?: AbortSignal) => Promise<unknown>

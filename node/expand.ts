@@ -4,15 +4,15 @@
 import { statSync } from 'node:fs'
 import { aborted, failedPrecondition, invalid } from '../common/errors.js'
 import { parseBytes, requireId, requirePath, requireString } from '../common/validate.js'
-import type { CancellableHandler } from './abort.js'
+import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import type { NodeDeps } from './deps.js'
 import { growFs, mountedFsType } from './fstools.js'
 import { belongsTo, locate } from './locate.js'
 import { loopDeviceFor, loopDeviceOf } from './loops.js'
 
-export function expandHandlers(d: NodeDeps): { NodeExpandVolume: CancellableHandler } {
+export function expandHandlers(d: NodeDeps): Implemented<'Node', 'NodeExpandVolume'> {
   /** `signal` stops the wait for the grow tool (killed); the loop device already knows its size. */
-  async function NodeExpandVolume(req: any, signal?: AbortSignal): Promise<unknown> {
+  async function NodeExpandVolume(req: RequestOf<'Node', 'NodeExpandVolume'>, signal?: AbortSignal): Promise<ResponseOf<'Node', 'NodeExpandVolume'>> {
     requireString('volume_id', req.volume_id)
     requireString('volume_path', req.volume_path, 4096)
     const required = parseBytes('capacity_range.required_bytes', req.capacity_range?.required_bytes)

@@ -1,17 +1,19 @@
 // NodeGetInfo, NodeGetCapabilities and NodeGetVolumeStats.
 import { invalid, notFound } from '../common/errors.js'
-import type { ServiceHandlers } from '../common/grpc.js'
+import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import { topologyOf } from '../common/keys.js'
 import { checkString, requireId, requirePath, requireString } from '../common/validate.js'
 import { statSync } from 'node:fs'
 import { getProjectId } from '../native/index.js'
 import { belongsTo, locate } from './locate.js'
 import type { NodeDeps } from './deps.js'
+import type { _csi_v1_NodeServiceCapability_RPC_Type__Output as NodeRpc } from '../proto/gen/csi/v1/NodeServiceCapability.js'
+import type { VolumeUsage } from '../proto/gen/csi/v1/VolumeUsage.js'
 
-export const NODE_CAPABILITIES = ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME']
+export const NODE_CAPABILITIES: NodeRpc[] = ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER', 'EXPAND_VOLUME']
 
-export function infoHandlers(d: NodeDeps): ServiceHandlers {
-  async function NodeGetVolumeStats(req: any): Promise<unknown> {
+export function infoHandlers(d: NodeDeps): Implemented<'Node', 'NodeGetVolumeStats' | 'NodeGetInfo' | 'NodeGetCapabilities'> {
+  async function NodeGetVolumeStats(req: RequestOf<'Node', 'NodeGetVolumeStats'>): Promise<ResponseOf<'Node', 'NodeGetVolumeStats'>> {
     requireString('volume_id', req.volume_id)
     if (typeof req.volume_path !== 'string' || req.volume_path === '') throw invalid('volume_path', 'must not be empty')
     const volumePath = checkString('volume_path', req.volume_path, 4096)
@@ -36,7 +38,7 @@ export function infoHandlers(d: NodeDeps): ServiceHandlers {
       // Under a project quota the volume's own numbers, not its filesystem's.
       const q = d.quota.usage(vol.pool, getProjectId(vol.path).projectId)
       const avail = (n: bigint, used: bigint) => (n > used ? n - used : 0n).toString()
-      const usage = [{ unit: 'BYTES', total: q.limitBytes.toString(), available: avail(q.limitBytes, q.usedBytes), used: q.usedBytes.toString() }]
+      const usage: VolumeUsage[] = [{ unit: 'BYTES', total: q.limitBytes.toString(), available: avail(q.limitBytes, q.usedBytes), used: q.usedBytes.toString() }]
       if (q.limitInodes > 0n) usage.push({ unit: 'INODES', total: q.limitInodes.toString(), available: avail(q.limitInodes, q.usedInodes), used: q.usedInodes.toString() })
       return { usage, volume_condition: condition }
     }
@@ -53,7 +55,7 @@ export function infoHandlers(d: NodeDeps): ServiceHandlers {
     }
   }
 
-  async function NodeGetInfo(): Promise<unknown> {
+  async function NodeGetInfo(): Promise<ResponseOf<'Node', 'NodeGetInfo'>> {
     return {
       node_id: d.nodeId,
       max_volumes_per_node: String(d.maxVolumes),
@@ -61,7 +63,7 @@ export function infoHandlers(d: NodeDeps): ServiceHandlers {
     }
   }
 
-  async function NodeGetCapabilities(): Promise<unknown> {
+  async function NodeGetCapabilities(): Promise<ResponseOf<'Node', 'NodeGetCapabilities'>> {
     return { capabilities: NODE_CAPABILITIES.map((type) => ({ rpc: { type } })) }
   }
 

@@ -9,17 +9,17 @@ import { isErrno } from '../native/index.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
 import { isEphemeral, planEphemeral, publishEphemeral, unpublishEphemeral } from './ephemeral.js'
 import { findVolume, locate, stagedSource } from './locate.js'
-import type { CancellableHandler } from './abort.js'
+import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import type { NodeDeps } from './deps.js'
 import { sameObject, type PathInfo } from './mounter.js'
 import { flagsMismatch, parseBindFlags } from './mountflags.js'
 
-export function publishHandlers(d: NodeDeps): { NodePublishVolume: CancellableHandler, NodeUnpublishVolume: CancellableHandler } {
+export function publishHandlers(d: NodeDeps): Implemented<'Node', 'NodePublishVolume' | 'NodeUnpublishVolume'> {
   /**
    * `signal`: the caller stopped waiting. Only an ephemeral volume's creation (mkfs of its image)
    * waits on work long enough to heed it; a publish of a staged volume is one bind.
    */
-  async function NodePublishVolume(req: any, signal?: AbortSignal): Promise<unknown> {
+  async function NodePublishVolume(req: RequestOf<'Node', 'NodePublishVolume'>, signal?: AbortSignal): Promise<ResponseOf<'Node', 'NodePublishVolume'>> {
     // validate
     requireString('volume_id', req.volume_id)
     const target = requirePath('target_path', req.target_path)
@@ -105,7 +105,7 @@ export function publishHandlers(d: NodeDeps): { NodePublishVolume: CancellableHa
     return Boolean(info?.isMountRoot && info.dev === vol.dev && info.ino === vol.ino)
   }
 
-  async function NodeUnpublishVolume(req: any): Promise<unknown> {
+  async function NodeUnpublishVolume(req: RequestOf<'Node', 'NodeUnpublishVolume'>): Promise<ResponseOf<'Node', 'NodeUnpublishVolume'>> {
     requireString('volume_id', req.volume_id)
     const target = requirePath('target_path', req.target_path)
     checkOutsideRoot(d, 'target_path', target)

@@ -32,7 +32,7 @@ export async function serveRegistration(o: RegistrationOptions): Promise<{ close
     const service = registrationService().service
     server.addService(service, implement('Registration', service, {
       GetInfo: async () => ({ type: 'CSIPlugin', name: o.driverName, endpoint: o.kubeletEndpoint, supported_versions: ['1.0.0'] }),
-      NotifyRegistrationStatus: async (req: { plugin_registered?: boolean; error?: string }) => {
+      NotifyRegistrationStatus: async (req) => {
         if (req.plugin_registered) {
           o.log.info({ driver: o.driverName }, 'registered with kubelet')
         } else {

@@ -7,7 +7,8 @@ import { parseCapability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
 import { CONTEXT } from '../common/keys.js'
 import { checkMap, requireId, requirePath, requireString } from '../common/validate.js'
-import { checkSignal, type CancellableHandler } from './abort.js'
+import { checkSignal } from './abort.js'
+import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import { checkCapability, checkDirectory, checkOutsideRoot, unmountVolume, volumeKind } from './checks.js'
 import type { NodeDeps } from './deps.js'
 import { belongsTo, blockStagingFile, findVolume, locate } from './locate.js'
@@ -17,9 +18,9 @@ import { thawBeforeUnmount } from './snapshots.js'
 
 const NO_FLAGS = parseBindFlags('', [], false)
 
-export function stageHandlers(d: NodeDeps): { NodeStageVolume: CancellableHandler, NodeUnstageVolume: CancellableHandler } {
+export function stageHandlers(d: NodeDeps): Implemented<'Node', 'NodeStageVolume' | 'NodeUnstageVolume'> {
   /** `signal`: the caller stopped waiting; checked before any effect (a mount in flight is not undone). */
-  async function NodeStageVolume(req: any, signal?: AbortSignal): Promise<unknown> {
+  async function NodeStageVolume(req: RequestOf<'Node', 'NodeStageVolume'>, signal?: AbortSignal): Promise<ResponseOf<'Node', 'NodeStageVolume'>> {
     // validate
     requireString('volume_id', req.volume_id)
     const staging = requirePath('staging_target_path', req.staging_target_path)
@@ -97,7 +98,7 @@ export function stageHandlers(d: NodeDeps): { NodeStageVolume: CancellableHandle
     }
   }
 
-  async function NodeUnstageVolume(req: any): Promise<unknown> {
+  async function NodeUnstageVolume(req: RequestOf<'Node', 'NodeUnstageVolume'>): Promise<ResponseOf<'Node', 'NodeUnstageVolume'>> {
     requireString('volume_id', req.volume_id)
     const staging = requirePath('staging_target_path', req.staging_target_path)
     checkOutsideRoot(d, 'staging_target_path', staging)

@@ -70,7 +70,7 @@ t.test('a repeated ControllerExpandVolume waits until the node has grown the vol
   await store.volumes.putStatus(id, { phase: 'Ready', observedGeneration: 1, updatedAt: now })
   // What the killed call left: the new size recorded (generation 2), the node not there yet.
   await store.volumes.putSpec(id, { ...spec, capacityBytes: String(24 * MiB), generation: 2 })
-  const req = { volume_id: id, capacity_range: { required_bytes: String(24 * MiB), limit_bytes: '0' } }
+  const req = { volume_id: id, capacity_range: { required_bytes: String(24 * MiB), limit_bytes: '0' }, secrets: {}, volume_capability: null }
   await t.rejects(Promise.resolve(expand(req)), { code: status.DEADLINE_EXCEEDED }, 'not done while the node has not acted on the new size')
   await store.volumes.putStatus(id, { phase: 'Ready', observedGeneration: 2, updatedAt: now })
   t.match(await expand(req), { capacity_bytes: String(24 * MiB) }, 'done once the node has')

@@ -12,6 +12,7 @@ import { ephemeralIdFor } from '../common/ids.js'
 import { mkfs } from '../node/fstools.js'
 import { publishHandlers } from '../node/publish.js'
 import { stageHandlers } from '../node/stage.js'
+import { handler } from './helpers/csi.js'
 import { nodeEnv } from './helpers/node-env.js'
 
 const MiB = 1 << 20
@@ -49,19 +50,20 @@ t.test('ensureImage: a wait already given up makes nothing and leaves no tempora
 
 t.test('NodeStageVolume with an aborted signal touches nothing and frees the volume\'s lock', async (t) => {
   const env = nodeEnv(t)
-  const h = stageHandlers(env.d)
-  await t.rejects(h.NodeStageVolume(env.stageReq(), AbortSignal.abort()), { code: Code.CANCELLED })
+  // The requests are loose records, as nodeEnv builds them: called through the untyped view.
+  const stage = handler(stageHandlers(env.d), 'NodeStageVolume')
+  await t.rejects(stage(env.stageReq(), AbortSignal.abort()), { code: Code.CANCELLED })
   t.same(env.mounter.calls, [], 'no effect was requested')
   t.same(env.d.index.paths(env.id), [], 'nothing indexed')
-  await h.NodeStageVolume(env.stageReq())
+  await stage(env.stageReq())
   t.ok(env.mounter.inspect(env.staging)?.isMountRoot, 'the next stage, not aborted, goes through')
 })
 
 t.test('ephemeral NodePublishVolume: an aborted image creation answers CANCELLED and leaves nothing', async (t) => {
   const env = nodeEnv(t)
-  const h = publishHandlers(env.d)
+  const publish = handler(publishHandlers(env.d), 'NodePublishVolume')
   const req = env.publishReq({ volume_id: 'csi-inline-1', staging_target_path: '', volume_context: { 'csi.storage.k8s.io/ephemeral': 'true', kind: 'image', size: '64Mi' } })
-  await t.rejects(h.NodePublishVolume(req, AbortSignal.abort()), { code: Code.CANCELLED })
+  await t.rejects(publish(req, AbortSignal.abort()), { code: Code.CANCELLED })
   t.notOk(existsSync(env.layout.imagePath(ephemeralIdFor('csi-inline-1'))), 'no image')
   t.notOk(existsSync(env.target), 'no target')
   t.same(env.d.index.volumes(), [], 'nothing indexed')

@@ -7,6 +7,7 @@
 // argv[2]: JSON { dataRoot, scratchDir, mountApi }: the data root (a volumes/ folder in it) the
 // handlers serve, and the mounter's options (node/flagged-bind.ts).
 import { createInterface } from 'node:readline'
+import type { ServiceHandlers } from '../../common/grpc.js'
 import { silentLogger } from '../../common/log.js'
 import { nodeDeps } from '../../node/deps.js'
 import { Layout } from '../../node/layout.js'
@@ -17,7 +18,7 @@ import { stageHandlers } from '../../node/stage.js'
 const o = JSON.parse(process.argv[2] ?? '{}') as { dataRoot: string; scratchDir: string; mountApi: boolean }
 const mounter = nativeMounter({ scratchDir: o.scratchDir, mountApi: o.mountApi })
 const d = nodeDeps({ nodeId: 'ns-node', maxVolumes: 0, layout: new Layout(o.dataRoot), mounter, log: silentLogger() })
-const h: Record<string, (req: unknown) => Promise<unknown>> = { ...stageHandlers(d), ...publishHandlers(d) }
+const h: ServiceHandlers = { ...stageHandlers(d), ...publishHandlers(d) }
 
 const say = (msg: unknown): void => void process.stdout.write(JSON.stringify(msg) + '\n')
 // One request at a time, in order: the test reads the mount tables between answers.
