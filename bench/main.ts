@@ -5,7 +5,7 @@
 //
 // Environment:
 //   BENCH_QUICK=1            a smoke run of about a minute (short rounds, fewer volumes and mounts)
-//   BENCH_PHASES=a,b         which phases: memory,lifecycle,scale,syscalls,store (default: all)
+//   BENCH_PHASES=a,b         which phases: memory,lifecycle,scale,syscalls,store,stall (default: all)
 //   BENCH_ROUNDS=N           interleaved rounds per concurrency (default 3)
 //   BENCH_ROUND_SECONDS=S    length of one round (default 5; quick 1)
 //   BENCH_NODE_FLAGS="..."   extra node.js flags for every tscsi process (e.g. --cpu-prof --cpu-prof-dir=/tmp/p)
@@ -31,7 +31,7 @@ import { logOffset, mountInfoScanMs, populateStore, publishLoop, serverTimes, st
 import { haveStrace, syscallsPerPublish } from './syscalls.js'
 import { msSince, percentile, Recorder } from './stats.js'
 
-const PHASES = ['memory', 'lifecycle', 'scale', 'syscalls', 'store'] as const
+const PHASES = ['memory', 'lifecycle', 'scale', 'syscalls', 'store', 'stall'] as const
 type Phase = (typeof PHASES)[number]
 
 interface Config {
@@ -364,6 +364,13 @@ async function main(): Promise<void> {
   } finally {
     say('stopping the drivers and cleaning up')
     await cleanup()
+  }
+
+  if (c.phases.has('stall')) {
+    // Its own process and drivers, after the others are gone: it freezes a filesystem to hold a
+    // NodeStageVolume in mount(2), and times Probe and another volume's publish meanwhile.
+    say('stall: Probe and NodePublishVolume while a slow kernel call is in flight (bench/stall.ts)')
+    execFileSync(process.execPath, [path.join(ROOT, 'dist/bench/stall.js')], { stdio: 'inherit' })
   }
 
   results.runtimeSeconds = msSince(started) / 1000
