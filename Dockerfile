@@ -43,7 +43,8 @@ WORKDIR /opt/tscsi
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules node_modules
 COPY --from=build /src/dist dist
-COPY --from=build /src/proto proto
+# Only the .proto files the loader reads at run time (proto/gen holds types for the build).
+COPY --from=build /src/proto/*.proto proto/
 # The same names package.json declares as bin entries.
 RUN for b in controller node metrics; do ln -s /opt/tscsi/dist/$b/main.js /usr/local/bin/tscsi-$b; done \
  && ln -s /opt/tscsi/dist/tools/call.js /usr/local/bin/tscsi-call \

@@ -9,17 +9,16 @@ import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import * as k8s from '@kubernetes/client-node'
-import { MNT, MS, mount, umount2 } from '../native/index.js'
-import { KUBECTL, missingApiServerBinaries, startApiServer, type ApiServer } from './helpers/apiserver.js'
-import { client, kill9, mountCap, ROOT, start, type Proc } from './helpers/driver.js'
+import { MS, mount } from '../native/index.js'
+import { KUBECTL } from './helpers/apiserver.js'
+import { kubeSkipReason, kubeWorld } from './helpers/kube-world.js'
+import { client, kill9, mountCap, start, type Proc } from './helpers/driver.js'
 
 const run = promisify(execFile)
-const ci = !!process.env.CI && process.env.CI !== 'false'
-const missing = missingApiServerBinaries()
+const skipWhy = kubeSkipReason()
 const MiB = 1 << 20
 const POOL_MIB = 16
 const CALLS = 40
-const CRDS = ['tscsivolumes', 'tscsinodes', 'tscsisnapshots', 'tscsiledgers'].map((p) => `crd/${p}.tscsi.dev`)
 
 /** Polls until check() is true; the bound only keeps a broken run from hanging. */
 async function until(what: string, check: () => Promise<boolean> | boolean, boundMs = 60_000): Promise<void> {
@@ -30,27 +29,12 @@ async function until(what: string, check: () => Promise<boolean> | boolean, boun
   }
 }
 
-if (process.getuid?.() !== 0) {
-  t.skip('real API server tests run as root only (the node plugin mounts a tmpfs pool)', () => {})
-} else if (missing.length && !ci) {
-  t.skip(`needs ${missing.map((f) => path.basename(f)).join(', ')}: run \`bash scripts/k8s-tools.sh\``, () => {})
+if (skipWhy) {
+  t.skip(skipWhy, () => {})
 } else {
   t.setTimeout(300_000)
   t.test('two controllers, one small pool, one API server', async (t) => {
-    let api: ApiServer | undefined
-    const procs: Proc[] = []
-    const mounts: string[] = []
-    t.teardown(async () => {
-      for (const p of procs) p.child.kill('SIGKILL')
-      await Promise.all(procs.map((p) => p.exited))
-      for (const m of mounts.reverse()) { try { umount2(m, MNT.DETACH) } catch { /* gone */ } }
-      await api?.stop()
-    })
-    const dir = t.testdir()
-    api = await startApiServer(path.join(dir, 'api'))
-    const kubeconfig = api.kubeconfigPath
-    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'apply', '-f', path.join(ROOT, 'deploy/kubernetes/crds')])
-    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'wait', '--for', 'condition=established', '--timeout=60s', ...CRDS])
+    const { dir, kubeconfig, procs, mounts } = await kubeWorld(t)
     const data = path.join(dir, 'node-a', 'data')
     mkdirSync(data, { recursive: true })
     mount('tmpfs', data, 'tmpfs', MS.NOSUID | MS.NODEV, `size=${POOL_MIB}m`)

@@ -7,37 +7,22 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import * as k8s from '@kubernetes/client-node'
-import { MNT, MS, mount, statvfs, umount2 } from '../native/index.js'
-import { KUBECTL, missingApiServerBinaries, startApiServer, type ApiServer } from './helpers/apiserver.js'
-import { client, kill9, mountCap, ROOT, start, type Proc } from './helpers/driver.js'
+import { MS, mount, statvfs } from '../native/index.js'
+import { KUBECTL, startApiServer, type ApiServer } from './helpers/apiserver.js'
+import { kubeSkipReason, kubeWorld } from './helpers/kube-world.js'
+import { client, kill9, mountCap, ROOT, start } from './helpers/driver.js'
 
 const run = promisify(execFile)
-const ci = !!process.env.CI && process.env.CI !== 'false'
-const missing = missingApiServerBinaries()
+const skipWhy = kubeSkipReason()
 const MiB = 1 << 20
 const topo = (node: string) => ({ segments: { 'topology.tscsi.dev/node': node } })
 
-if (process.getuid?.() !== 0) {
-  t.skip('real API server tests run as root only', () => {})
-} else if (missing.length && !ci) {
-  t.skip(`needs ${missing.map((f) => path.basename(f)).join(', ')}: run \`bash scripts/k8s-tools.sh\``, () => {})
+if (skipWhy) {
+  t.skip(skipWhy, () => {})
 } else {
   t.setTimeout(300_000)
   t.test('two node plugins and a controller on the Kubernetes store', async (t) => {
-    let api: ApiServer | undefined
-    const procs: Proc[] = []
-    const tmpfs: string[] = []
-    t.teardown(async () => {
-      for (const p of procs) p.child.kill('SIGKILL')
-      await Promise.all(procs.map((p) => p.exited))
-      for (const m of tmpfs.reverse()) { try { umount2(m, MNT.DETACH) } catch { /* gone */ } }
-      await api?.stop()
-    })
-    const dir = t.testdir()
-    api = await startApiServer(path.join(dir, 'api'))
-    const kubeconfig = api.kubeconfigPath
-    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'apply', '-f', path.join(ROOT, 'deploy/kubernetes/crds')])
-    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'wait', '--for', 'condition=established', '--timeout=60s', 'crd/tscsivolumes.tscsi.dev', 'crd/tscsinodes.tscsi.dev', 'crd/tscsisnapshots.tscsi.dev'])
+    const { dir, kubeconfig, procs, mounts: tmpfs } = await kubeWorld(t)
 
     // node-a gets 64 MiB, node-b 256 MiB: Immediate binding must choose node-b.
     const nodeDirs: Record<string, string> = {}
@@ -135,7 +120,7 @@ if (process.getuid?.() !== 0) {
   })
 }
 
-if (process.getuid?.() === 0 && (!missing.length || ci)) {
+if (!skipWhy) {
   t.test('every manifest in deploy/kubernetes passes a server-side dry run', async (t) => {
     let api: ApiServer | undefined
     t.teardown(() => api?.stop())
@@ -151,22 +136,9 @@ if (process.getuid?.() === 0 && (!missing.length || ci)) {
   })
 }
 
-if (process.getuid?.() === 0 && (!missing.length || ci)) {
+if (!skipWhy) {
   t.test('pools, delete policies and lost nodes on the Kubernetes store', async (t) => {
-    let api: ApiServer | undefined
-    const procs: Proc[] = []
-    const mounts: string[] = []
-    t.teardown(async () => {
-      for (const p of procs) p.child.kill('SIGKILL')
-      await Promise.all(procs.map((p) => p.exited))
-      for (const m of mounts.reverse()) { try { umount2(m, MNT.DETACH) } catch { /* gone */ } }
-      await api?.stop()
-    })
-    const dir = t.testdir()
-    api = await startApiServer(path.join(dir, 'api'))
-    const kubeconfig = api.kubeconfigPath
-    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'apply', '-f', path.join(ROOT, 'deploy/kubernetes/crds')])
-    await run(KUBECTL, ['--kubeconfig', kubeconfig, 'wait', '--for', 'condition=established', '--timeout=60s', 'crd/tscsivolumes.tscsi.dev', 'crd/tscsinodes.tscsi.dev', 'crd/tscsisnapshots.tscsi.dev'])
+    const { dir, kubeconfig, procs, mounts } = await kubeWorld(t)
     const fast = path.join(dir, 'fast')
     mkdirSync(fast)
     mount('tmpfs', fast, 'tmpfs', MS.NOSUID | MS.NODEV, 'size=32m')

@@ -68,7 +68,8 @@ app_layer() {
   mkdir -p "$app" "$stage/usr/local/bin"
   (cd "$ROOT" && npx --no-install tsc -p tsconfig.json --outDir "$app/dist" --sourceMap false >&2)
   cp -a "$PROD_MODULES" "$app/node_modules"
-  cp -a "$ROOT/proto" "$app/proto"
+  # Only the .proto files the loader reads at run time; proto/gen holds TypeScript types for the build.
+  mkdir -p "$app/proto" && cp -a "$ROOT"/proto/*.proto "$app/proto/"
   cp "$ROOT/package.json" "$app/package.json"
   # The names package.json declares as bin entries, as the Dockerfile makes them.
   for b in controller node metrics; do ln -s "/opt/tscsi/dist/$b/main.js" "$stage/usr/local/bin/tscsi-$b"; done
