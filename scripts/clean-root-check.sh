@@ -47,6 +47,14 @@ ln -s ../lib/node_modules/npm/bin/npx-cli.js "$R/usr/bin/npx"
 mkdir -p "$R/src" "$R/usr/local/go" "$R/root/.cache/go-build" "$R/root/go/pkg/mod"
 git -C "$ROOT" archive HEAD | tar -x -C "$R/src"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
+# apt's sources as a machine of this kind has them (the main, updates and security suites), not
+# debootstrap's one main line: configuration, not a package, and the image build reads it to
+# know where bookworm-security comes from.
+if compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
+  rm -f "$R/etc/apt/sources.list"
+  cp /etc/apt/sources.list.d/*.sources "$R/etc/apt/sources.list.d/"
+fi
+[ -s /etc/apt/sources.list ] && cp /etc/apt/sources.list "$R/etc/apt/sources.list"
 
 log="$DIR/test.log"
 echo "clean-root-check: running npm ci && npm test in the root; log in $log" >&2
