@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { csiClient, waitReady, type Client } from './csi.js'
+import type { CsiClient } from '../common/client.js'
+import { benchClient, waitReady } from './csi.js'
 import { DIST } from './paths.js'
 import { spawnProc, stopProc, type Proc } from './procs.js'
 
@@ -14,8 +15,8 @@ export type DriverName = 'tscsi' | 'hostpath'
 
 export interface Driver {
   name: DriverName
-  controller: Client
-  node: Client
+  controller: CsiClient<'Controller'>
+  node: CsiClient<'Node'>
   /** The processes that serve CSI (their CPU time is the driver's cost). */
   servers: Proc[]
   /** Every process started for this driver, sidecar included. */
@@ -76,7 +77,7 @@ async function freePort(): Promise<number> {
   })
 }
 
-async function stopAll(procs: Proc[], clients: Client[]): Promise<void> {
+async function stopAll(procs: Proc[], clients: { close(): void }[]): Promise<void> {
   for (const c of clients) c.close()
   await Promise.all(procs.map((p) => stopProc(p)))
 }
@@ -89,7 +90,7 @@ export async function startTscsi(o: TscsiOptions): Promise<TscsiDriver> {
   const nsock = path.join(o.dir, 'node.sock')
   const node = (script: string): string[] => [...o.nodeFlags, path.join(DIST, script)]
   const procs: Proc[] = []
-  const clients: Client[] = []
+  const clients: { close(): void }[] = []
   try {
     const controllerProc = spawnProc('tscsi-controller', process.execPath, [
       ...node('controller/main.js'), '--endpoint', `unix://${csock}`, '--state-dir', state, '--log-level', o.logLevel,
@@ -112,8 +113,8 @@ export async function startTscsi(o: TscsiOptions): Promise<TscsiDriver> {
       sidecarUrl = `http://127.0.0.1:${port}`
       await waitHttp(`${sidecarUrl}/healthz`, 30_000, sidecarProc.alive)
     }
-    const controller = csiClient('Controller', csock)
-    const nodeClient = csiClient('Node', nsock)
+    const controller = benchClient('Controller', csock)
+    const nodeClient = benchClient('Node', nsock)
     clients.push(controller, nodeClient)
     return {
       name: 'tscsi', controller, node: nodeClient, servers: [controllerProc, nodeProc], procs, options: o, stateDir: state, dataRoot: data,
@@ -162,11 +163,11 @@ export async function startHostpath(o: HostpathOptions): Promise<HostpathDriver>
   const proc = spawnProc('hostpathplugin', o.bin, [
     `--endpoint=unix://${sock}`, `--nodeid=${NODE_ID}`, `--statedir=${state}`, '--drivername=hostpath.csi.k8s.io',
   ], path.join(o.dir, 'hostpath.log'))
-  const clients: Client[] = []
+  const clients: { close(): void }[] = []
   try {
     await waitReady(sock, 30_000, proc.alive)
-    const controller = csiClient('Controller', sock)
-    const nodeClient = csiClient('Node', sock)
+    const controller = benchClient('Controller', sock)
+    const nodeClient = benchClient('Node', sock)
     clients.push(controller, nodeClient)
     return {
       name: 'hostpath', controller, node: nodeClient, servers: [proc], procs: [proc], proc,

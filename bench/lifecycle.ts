@@ -4,7 +4,7 @@
 // folder's parent, and removes them afterwards (rmdir only: never recursively through a mount).
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
-import { MOUNT_CAP } from './csi.js'
+import { MOUNT_CAP, volumeOf } from './csi.js'
 import type { Driver } from './drivers.js'
 import { cpuMs } from './procs.js'
 import { msSince, Recorder } from './stats.js'
@@ -35,17 +35,18 @@ export async function lifecycle(d: Driver, i: number, rec: Recorder, o: Lifecycl
   let staged = false
   let published = false
   try {
-    const created = await rec.time('CreateVolume', () => d.controller.CreateVolume!({
+    const created = await rec.time('CreateVolume', () => d.controller.CreateVolume({
       name: `bench-${o.tag}-${i}`,
       capacity_range: { required_bytes: VOLUME_BYTES },
       volume_capabilities: [MOUNT_CAP],
       parameters: {},
     }))
-    id = String(created.volume.volume_id)
-    const ctx = created.volume.volume_context ?? {}
-    await rec.time('NodeStageVolume', () => d.node.NodeStageVolume!({ volume_id: id, staging_target_path: staging, volume_capability: MOUNT_CAP, volume_context: ctx }))
+    const volume = volumeOf(created)
+    id = volume.volume_id
+    const ctx = volume.volume_context
+    await rec.time('NodeStageVolume', () => d.node.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: MOUNT_CAP, volume_context: ctx }))
     staged = true
-    await rec.time('NodePublishVolume', () => d.node.NodePublishVolume!({
+    await rec.time('NodePublishVolume', () => d.node.NodePublishVolume({
       volume_id: id, staging_target_path: staging, target_path: target, volume_capability: MOUNT_CAP, readonly: false, volume_context: ctx,
     }))
     published = true
@@ -54,22 +55,22 @@ export async function lifecycle(d: Driver, i: number, rec: Recorder, o: Lifecycl
       const st = await fsp.stat(path.join(d.volumePath(id), 'bench.dat'))
       if (st.size !== PAYLOAD.length) throw new Error(`${d.name}: the write through ${target} did not reach volume ${id}'s directory`)
     }
-    await rec.time('NodeUnpublishVolume', () => d.node.NodeUnpublishVolume!({ volume_id: id, target_path: target }))
+    await rec.time('NodeUnpublishVolume', () => d.node.NodeUnpublishVolume({ volume_id: id, target_path: target }))
     published = false
     if (o.verify) {
       const still = await fsp.stat(target).then(() => true, () => false)
       if (still) throw new Error(`${d.name}: ${target} still exists after NodeUnpublishVolume`)
     }
-    await rec.time('NodeUnstageVolume', () => d.node.NodeUnstageVolume!({ volume_id: id, staging_target_path: staging }))
+    await rec.time('NodeUnstageVolume', () => d.node.NodeUnstageVolume({ volume_id: id, staging_target_path: staging }))
     staged = false
-    await rec.time('DeleteVolume', () => d.controller.DeleteVolume!({ volume_id: id }))
+    await rec.time('DeleteVolume', () => d.controller.DeleteVolume({ volume_id: id }))
     id = undefined
     rec.add('lifecycle', msSince(t0))
   } finally {
     // After a failure, take down what was made (best effort), so a later phase starts clean.
-    if (published && id) await d.node.NodeUnpublishVolume!({ volume_id: id, target_path: target }).catch(() => undefined)
-    if (staged && id) await d.node.NodeUnstageVolume!({ volume_id: id, staging_target_path: staging }).catch(() => undefined)
-    if (id) await d.controller.DeleteVolume!({ volume_id: id }).catch(() => undefined)
+    if (published && id) await d.node.NodeUnpublishVolume({ volume_id: id, target_path: target }).catch(() => undefined)
+    if (staged && id) await d.node.NodeUnstageVolume({ volume_id: id, staging_target_path: staging }).catch(() => undefined)
+    if (id) await d.controller.DeleteVolume({ volume_id: id }).catch(() => undefined)
     for (const p of [target, path.dirname(target), staging, base]) await fsp.rmdir(p).catch(() => undefined)
   }
 }

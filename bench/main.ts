@@ -288,7 +288,7 @@ async function main(): Promise<void> {
         for (const d of [tscsi, hostpath]) {
           const rec = floor.get(d.name) ?? new Recorder()
           floor.set(d.name, rec)
-          await rec.time('rpc', () => d.node.NodeGetCapabilities!({}))
+          await rec.time('rpc', () => d.node.NodeGetCapabilities({}))
         }
       }
       await sleep(50)

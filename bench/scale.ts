@@ -8,7 +8,7 @@ import { DEFAULT_POOL, type VolumeSpec, type VolumeStatus } from '../common/stor
 import { FIRST_PROJECT_ID } from '../controller/placement.js'
 import { volumeIdFor } from '../common/ids.js'
 import { readMountInfo } from '../native/index.js'
-import { MOUNT_CAP } from './csi.js'
+import { MOUNT_CAP, volumeOf } from './csi.js'
 import type { Driver } from './drivers.js'
 import { mountTableSize } from './mounts.js'
 import { median, msSince, percentile, Recorder } from './stats.js'
@@ -70,21 +70,22 @@ export async function publishLoop(d: Driver, dir: string, tag: string, iteration
   const pods = path.join(dir, `${d.name}-${tag}-pods`)
   await fsp.mkdir(staging, { recursive: true })
   await fsp.mkdir(pods, { recursive: true })
-  const created = await d.controller.CreateVolume!({ name: `scale-${d.name}-${tag}`, capacity_range: { required_bytes: String(1 << 20) }, volume_capabilities: [MOUNT_CAP], parameters: {} })
-  const id = String(created.volume.volume_id)
-  const ctx = created.volume.volume_context ?? {}
-  await d.node.NodeStageVolume!({ volume_id: id, staging_target_path: staging, volume_capability: MOUNT_CAP, volume_context: ctx })
+  const created = await d.controller.CreateVolume({ name: `scale-${d.name}-${tag}`, capacity_range: { required_bytes: String(1 << 20) }, volume_capabilities: [MOUNT_CAP], parameters: {} })
+  const volume = volumeOf(created)
+  const id = volume.volume_id
+  const ctx = volume.volume_context
+  await d.node.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: MOUNT_CAP, volume_context: ctx })
   const from = logOffset(d.nodeLog)
   const tableLines = mountTableSize()
   try {
     for (let j = 0; j < iterations; j++) {
       const target = path.join(pods, `p${j}`)
-      await rec.time('NodePublishVolume', () => d.node.NodePublishVolume!({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: MOUNT_CAP, readonly: false, volume_context: ctx }))
-      await rec.time('NodeUnpublishVolume', () => d.node.NodeUnpublishVolume!({ volume_id: id, target_path: target }))
+      await rec.time('NodePublishVolume', () => d.node.NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: MOUNT_CAP, readonly: false, volume_context: ctx }))
+      await rec.time('NodeUnpublishVolume', () => d.node.NodeUnpublishVolume({ volume_id: id, target_path: target }))
     }
   } finally {
-    await d.node.NodeUnstageVolume!({ volume_id: id, staging_target_path: staging }).catch(() => undefined)
-    await d.controller.DeleteVolume!({ volume_id: id }).catch(() => undefined)
+    await d.node.NodeUnstageVolume({ volume_id: id, staging_target_path: staging }).catch(() => undefined)
+    await d.controller.DeleteVolume({ volume_id: id }).catch(() => undefined)
     await fsp.rmdir(staging).catch(() => undefined)
     await fsp.rmdir(pods).catch(() => undefined)
   }
@@ -166,17 +167,17 @@ export async function storeScale(d: Driver, volumes: number, samples: number): P
   const create = new Recorder()
   const ids: string[] = []
   for (let i = 0; i < samples; i++) {
-    const res = await create.time('CreateVolume', () => d.controller.CreateVolume!({ name: `probe-${i}`, ...caps }))
-    ids.push(String(res.volume.volume_id))
+    const res = await create.time('CreateVolume', () => d.controller.CreateVolume({ name: `probe-${i}`, ...caps }))
+    ids.push(volumeOf(res).volume_id)
   }
   const deleteAtSize = new Recorder()
-  for (const id of ids) await deleteAtSize.time('DeleteVolume', () => d.controller.DeleteVolume!({ volume_id: id }))
+  for (const id of ids) await deleteAtSize.time('DeleteVolume', () => d.controller.DeleteVolume({ volume_id: id }))
 
   const listAll = new Recorder()
   let listAllEntries = 0
   let listAllBytes = 0
   for (let i = 0; i < 5; i++) {
-    const res = await listAll.time('ListVolumes', () => d.controller.ListVolumes!({ max_entries: 0, starting_token: '' }))
+    const res = await listAll.time('ListVolumes', () => d.controller.ListVolumes({ max_entries: 0, starting_token: '' }))
     listAllEntries = res.entries.length
     listAllBytes = Buffer.byteLength(JSON.stringify(res))
   }
@@ -188,7 +189,7 @@ export async function storeScale(d: Driver, volumes: number, samples: number): P
     let token = ''
     pages = 0
     do {
-      const res = await listPage.time('ListVolumes', () => d.controller.ListVolumes!({ max_entries: 500, starting_token: token }))
+      const res = await listPage.time('ListVolumes', () => d.controller.ListVolumes({ max_entries: 500, starting_token: token }))
       token = res.next_token
       pages++
     } while (token)

@@ -20,7 +20,7 @@ import path from 'node:path'
 import {
   freeze, listLoopDevices, loopAttach, loopAttachAsync, loopDetach, MNT, MS, mount, mountAsync, thaw, umount2, umount2Async,
 } from '../native/index.js'
-import { csiClient, MOUNT_CAP, waitReady } from './csi.js'
+import { benchClient, MOUNT_CAP, waitReady } from './csi.js'
 import { DIST } from './paths.js'
 import { spawnProc, stopProc } from './procs.js'
 import { msSince, percentile } from './stats.js'
@@ -103,19 +103,19 @@ async function stallPhase(dir: string, dist: string): Promise<void> {
   const sock = path.join(dir, 'node.sock')
   const proc = spawnProc('tscsi-node', process.execPath, [path.join(dist, 'node/main.js'), '--endpoint', `unix://${sock}`, '--state-dir', path.join(dir, 'state'),
     '--data-root', data, '--nodeid', 'stall-node', '--co-path-prefix', dir, '--log-level', 'warn'], path.join(dir, 'node.log'))
-  const node = csiClient('Node', sock)
-  const id = csiClient('Identity', sock)
+  const node = benchClient('Node', sock)
+  const id = benchClient('Identity', sock)
   let frozen = false
   try {
     await waitReady(sock, 30_000, proc.alive)
     const base = (v: string, kind: string) => ({ volume_id: v, volume_capability: MOUNT_CAP, volume_context: { 'tscsi.dev/kind': kind } })
     const otherStaging = path.join(dir, 'other-staging')
     mkdirSync(otherStaging)
-    await node.NodeStageVolume!({ ...base(other, 'dir'), staging_target_path: otherStaging })
+    await node.NodeStageVolume({ ...base(other, 'dir'), staging_target_path: otherStaging })
     const idle: number[] = []
     for (let i = 0; i < 300; i++) {
       const t0 = process.hrtime.bigint()
-      await id.Probe!({})
+      await id.Probe({})
       idle.push(msSince(t0))
     }
     console.log(`Probe, nothing else running:         ${fmt(idle, 'ms', 1)}`)
@@ -131,7 +131,7 @@ async function stallPhase(dir: string, dist: string): Promise<void> {
     // Settled here, never left unhandled: an unhandled rejection would end this process on the
     // spot, skipping the thaw below and leaving the filesystem frozen (and every sync(1) on the
     // machine waiting on it).
-    const staging = node.NodeStageVolume!({ ...base(slow, 'image'), staging_target_path: slowStaging }, 120_000)
+    const staging = node.NodeStageVolume({ ...base(slow, 'image'), staging_target_path: slowStaging }, 120_000)
       .then(() => (stageMs = msSince(t0)), (e: unknown) => (stageError = e))
     // The loop device exists once LOOP_CONFIGURE is through: the mount is in the kernel.
     while (!listLoopDevices().some((l) => l.backingFile === img) && stageError === undefined) await new Promise((r) => setTimeout(r, 5))
@@ -154,11 +154,11 @@ async function stallPhase(dir: string, dist: string): Promise<void> {
       }
     }
     for (let i = 0; Date.now() < until && Number.isNaN(stageMs); i++) {
-      if (!(await timed(probes, (dl) => id.Probe!({}, dl)))) break
+      if (!(await timed(probes, (dl) => id.Probe({}, dl)))) break
       if (i % 10 !== 0) continue
       const target = path.join(dir, `pod-${i}`)
-      if (!(await timed(publishes, (dl) => node.NodePublishVolume!({ ...base(other, 'dir'), staging_target_path: otherStaging, target_path: target }, dl)))) break
-      await node.NodeUnpublishVolume!({ volume_id: other, target_path: target }, 120_000)
+      if (!(await timed(publishes, (dl) => node.NodePublishVolume({ ...base(other, 'dir'), staging_target_path: otherStaging, target_path: target }, dl)))) break
+      await node.NodeUnpublishVolume({ volume_id: other, target_path: target }, 120_000)
     }
     const stageReturnedEarly = !Number.isNaN(stageMs)
     thaw(images)
@@ -169,8 +169,8 @@ async function stallPhase(dir: string, dist: string): Promise<void> {
     console.log(`Probe while a mount waits in the kernel: ${none(probes)}${stageReturnedEarly ? ' (the stage returned inside the window)' : ''}`)
     console.log(`NodePublishVolume of another volume meanwhile: ${none(publishes)}; calls unanswered when the window closed: ${unanswered}`)
     console.log(`NodeStageVolume of the held volume returned after ${stageMs.toFixed(0)} ms (the freeze was held ${window} ms)`)
-    await node.NodeUnstageVolume!({ volume_id: slow, staging_target_path: slowStaging })
-    await node.NodeUnstageVolume!({ volume_id: other, staging_target_path: otherStaging })
+    await node.NodeUnstageVolume({ volume_id: slow, staging_target_path: slowStaging })
+    await node.NodeUnstageVolume({ volume_id: other, staging_target_path: otherStaging })
   } finally {
     if (frozen) thaw(images)
     node.close()

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { promises as fsp, readFileSync } from 'node:fs'
 import path from 'node:path'
-import { MOUNT_CAP } from './csi.js'
+import { MOUNT_CAP, volumeOf } from './csi.js'
 import type { Driver } from './drivers.js'
 import { msSince } from './stats.js'
 
@@ -76,22 +76,23 @@ export async function syscallsPerPublish(d: Driver, pid: number, dir: string, it
   const pods = path.join(dir, `${d.name}-strace-pods`)
   await fsp.mkdir(staging, { recursive: true })
   await fsp.mkdir(pods, { recursive: true })
-  const created = await d.controller.CreateVolume!({ name: `strace-${d.name}`, capacity_range: { required_bytes: String(1 << 20) }, volume_capabilities: [MOUNT_CAP], parameters: {} })
-  const id = String(created.volume.volume_id)
-  const ctx = created.volume.volume_context ?? {}
-  await d.node.NodeStageVolume!({ volume_id: id, staging_target_path: staging, volume_capability: MOUNT_CAP, volume_context: ctx })
+  const created = await d.controller.CreateVolume({ name: `strace-${d.name}`, capacity_range: { required_bytes: String(1 << 20) }, volume_capabilities: [MOUNT_CAP], parameters: {} })
+  const volume = volumeOf(created)
+  const id = volume.volume_id
+  const ctx = volume.volume_context
+  await d.node.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: MOUNT_CAP, volume_context: ctx })
   const targets = Array.from({ length: iterations }, (_, j) => path.join(pods, `p${j}`))
   try {
     let busyMs = 0
     const publish = await counted(pid, path.join(dir, `${d.name}-publish.strace`), async () => {
       const t0 = process.hrtime.bigint()
       for (const target of targets) {
-        await d.node.NodePublishVolume!({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: MOUNT_CAP, readonly: false, volume_context: ctx })
+        await d.node.NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: MOUNT_CAP, readonly: false, volume_context: ctx })
       }
       busyMs = msSince(t0)
     })
     const unpublish = await counted(pid, path.join(dir, `${d.name}-unpublish.strace`), async () => {
-      for (const target of targets) await d.node.NodeUnpublishVolume!({ volume_id: id, target_path: target })
+      for (const target of targets) await d.node.NodeUnpublishVolume({ volume_id: id, target_path: target })
     })
     const idle = await counted(pid, path.join(dir, `${d.name}-idle.strace`), () => new Promise((r) => setTimeout(r, Math.max(100, busyMs))))
     const pub = perCall(publish, idle, iterations)
@@ -101,9 +102,9 @@ export async function syscallsPerPublish(d: Driver, pid: number, dir: string, it
       publishTotal: pub.reduce((s, [, v]) => s + v, 0), unpublishTotal: unpub.reduce((s, [, v]) => s + v, 0),
     }
   } finally {
-    for (const target of targets) await d.node.NodeUnpublishVolume!({ volume_id: id, target_path: target }).catch(() => undefined)
-    await d.node.NodeUnstageVolume!({ volume_id: id, staging_target_path: staging }).catch(() => undefined)
-    await d.controller.DeleteVolume!({ volume_id: id }).catch(() => undefined)
+    for (const target of targets) await d.node.NodeUnpublishVolume({ volume_id: id, target_path: target }).catch(() => undefined)
+    await d.node.NodeUnstageVolume({ volume_id: id, staging_target_path: staging }).catch(() => undefined)
+    await d.controller.DeleteVolume({ volume_id: id }).catch(() => undefined)
     await fsp.rmdir(staging).catch(() => undefined)
     await fsp.rmdir(pods).catch(() => undefined)
   }

@@ -38,6 +38,14 @@ export type RequestOf<S extends ServiceName, M extends MethodName<S>> =
 export type ResponseOf<S extends ServiceName, M extends MethodName<S>> =
   Definitions[S][M] extends MethodDefinition<any, infer Sent, any, any> ? Sent : never
 
+/** The request a client sends: the generator's permissive input type (all fields optional). */
+export type ClientRequestOf<S extends ServiceName, M extends MethodName<S>> =
+  Definitions[S][M] extends MethodDefinition<infer Sent, any, any, any> ? Sent : never
+
+/** The response as a client receives it: the generator's `__Output` type, filled in as RequestOf is. */
+export type ClientResponseOf<S extends ServiceName, M extends MethodName<S>> =
+  Definitions[S][M] extends MethodDefinition<any, any, any, infer Received> ? Received : never
+
 /**
  * `signal` is aborted when the caller stops waiting: it cancelled the call, or the call's
  * deadline passed. Handlers that do long work (mkfs, copies) pass it on; others ignore it.

@@ -11,7 +11,7 @@
 import t from 'tap'
 import { existsSync, readdirSync, readFileSync, realpathSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { client, mountCap, testRig } from './helpers/driver.js'
+import { client, mountCap, testRig, type AccessMode } from './helpers/driver.js'
 import { isUnder } from './helpers/canary.js'
 import { codeName, isRoot, outcome, prng, startIn, type Outcome } from './helpers/rpc-outcome.js'
 import { readMountInfo } from '../native/index.js'
@@ -65,7 +65,7 @@ if (!isRoot()) {
       return o
     }
 
-    async function createVolume(name: string, mode = 'SINGLE_NODE_WRITER'): Promise<{ volume_id: string; volume_context: Record<string, string> }> {
+    async function createVolume(name: string, mode: AccessMode = 'SINGLE_NODE_WRITER'): Promise<{ volume_id: string; volume_context: Record<string, string> }> {
       const o = await settle(() => c.CreateVolume({ name, volume_capabilities: [mountCap(mode)] }, CALL_DEADLINE_MS))
       if (o.code !== OK) throw new Error(`CreateVolume ${name}: ${codeName(o.code)} ${o.message}`)
       return o.res.volume

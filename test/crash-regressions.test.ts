@@ -13,9 +13,10 @@ import { expandHandlers } from '../controller/expand.js'
 import { volumeIdFor, snapshotIdFor } from '../common/ids.js'
 import { freeze, isErrno, listLoopDevices, mount, parseBackingFile, thaw, umount2 } from '../native/index.js'
 import { client, kill9, start, testRig } from './helpers/driver.js'
+import type { VolumeCapability } from '../proto/gen/csi/v1/VolumeCapability.js'
 
 const MiB = 1 << 20
-const cap = { mount: { fs_type: '', mount_flags: [], volume_mount_group: '' }, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'mount' }
+const cap = { mount: { fs_type: '', mount_flags: [], volume_mount_group: '' }, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'mount' } satisfies VolumeCapability
 
 /** Whether the filesystem mounted at mp is frozen (a freeze of our own says EBUSY then). */
 function frozen(mp: string): boolean {
@@ -122,7 +123,7 @@ if (process.getuid?.() !== 0) {
       rig.procs.push(node)
     }
     const ready = async (name: string): Promise<boolean> =>
-      (await c.CreateSnapshot({ name, source_volume_id: volume.volume_id }).catch(() => ({ snapshot: {} }))).snapshot.ready_to_use === true
+      (await c.CreateSnapshot({ name, source_volume_id: volume.volume_id }).catch(() => ({ snapshot: { ready_to_use: false } }))).snapshot.ready_to_use === true
 
     await leftBehind('resumed', false)
     await restart()

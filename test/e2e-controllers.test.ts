@@ -63,7 +63,7 @@ if (skipWhy) {
     // One name sent to both controllers at once is one volume, and both answer it.
     const race = { name: 'pvc-race', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(MiB) } }
     const twice = await Promise.all(clients.map((c) => c.CreateVolume(race)))
-    t.equal(twice[0].volume.volume_id, twice[1].volume.volume_id, 'both controllers answer the same volume')
+    t.equal(twice[0]!.volume.volume_id, twice[1]!.volume.volume_id, 'both controllers answer the same volume')
     t.equal((await items('tscsivolumes')).length, 1, 'and there is one TscsiVolume')
 
     const calls = Array.from({ length: CALLS }, (_, i) => clients[i % 2]!.CreateVolume({

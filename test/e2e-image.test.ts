@@ -5,10 +5,11 @@ import { closeSync, mkdirSync, openSync, readFileSync, statfsSync, statSync, wri
 import path from 'node:path'
 import { blockDeviceSize, listLoopDevices } from '../native/index.js'
 import { client, kill9, mountsUnder, start, startDriver, testRig } from './helpers/driver.js'
+import type { VolumeCapability } from '../proto/gen/csi/v1/VolumeCapability.js'
 
 const MiB = 1 << 20
-const cap = (fsType = '') => ({ mount: { fs_type: fsType, mount_flags: [], volume_mount_group: '' }, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'mount' })
-const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' }
+const cap = (fsType = '') => ({ mount: { fs_type: fsType, mount_flags: [], volume_mount_group: '' }, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'mount' }) satisfies VolumeCapability
+const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' } satisfies VolumeCapability
 const hasSysResource = (BigInt('0x' + (/CapEff:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0')) >> 24n) & 1n
 
 /** Loop devices backed by files under dir. */

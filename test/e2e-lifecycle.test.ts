@@ -14,7 +14,7 @@ if (process.getuid?.() !== 0) {
     const vol = created.volume
     t.match(vol.volume_id, /^v-[0-9a-f]{32}$/)
     t.equal(vol.capacity_bytes, String(64 << 20))
-    t.same(vol.accessible_topology[0].segments, { 'topology.tscsi.dev/node': 'e2e-node' })
+    t.same(vol.accessible_topology[0]!.segments, { 'topology.tscsi.dev/node': 'e2e-node' })
     const volDir = path.join(dir, 'data/volumes', vol.volume_id)
     t.ok(existsSync(volDir), 'the node plugin created the volume directory')
 
@@ -45,7 +45,7 @@ if (process.getuid?.() !== 0) {
 
     const stats = await n.NodeGetVolumeStats({ volume_id: vol.volume_id, volume_path: target })
     t.equal(stats.volume_condition.abnormal, false)
-    t.ok(BigInt(stats.usage[0].total) > 0n)
+    t.ok(BigInt(stats.usage[0]!.total) > 0n)
 
     await t.rejects(c.DeleteVolume({ volume_id: vol.volume_id }, 10_000), { code: 9 }, 'a mounted volume is not deleted (FAILED_PRECONDITION)')
     t.ok(existsSync(path.join(volDir, 'hello.txt')), 'and its data is intact')

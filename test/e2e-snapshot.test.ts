@@ -7,9 +7,10 @@ import path from 'node:path'
 import { setXattr } from '../native/index.js'
 import { treeDigest } from '../node/digest.js'
 import { client, kill9, mountCap, mountsUnder, start, startDriver, testRig } from './helpers/driver.js'
+import type { VolumeCapability } from '../proto/gen/csi/v1/VolumeCapability.js'
 
 const MiB = 1 << 20
-const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' }
+const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' } satisfies VolumeCapability
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
 /** A tree with the things copies get wrong. */
@@ -134,7 +135,7 @@ if (process.getuid?.() !== 0) {
       if (!ready) await new Promise((r) => setTimeout(r, 100))
     }
     t.ok(ready, 'the restarted node plugin finishes the snapshot')
-    const sid = (await c.ListSnapshots({})).entries[0].snapshot.snapshot_id
+    const sid = (await c.ListSnapshots({})).entries[0]!.snapshot.snapshot_id
     const restored = await c.CreateVolume({ name: 'long-restore', volume_capabilities: [blockCap], volume_content_source: { snapshot: { snapshot_id: sid } } })
     t.equal(sha(readFileSync(path.join(dir, 'data/images', `${restored.volume.volume_id}.img`))), want, 'and its content is complete')
   })

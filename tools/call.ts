@@ -4,7 +4,8 @@
 // e.g. tscsi-call unix:///run/tscsi/node.sock Node.NodeGetInfo
 // The request uses the CSI field names (snake_case); the response is printed as JSON.
 import * as grpc from '@grpc/grpc-js'
-import { csiPackage, parseEndpoint } from '../common/grpc.js'
+import { csiClient, isCsiService, methodNames } from '../common/client.js'
+import { parseEndpoint } from '../common/grpc.js'
 
 function fail(msg: string): never {
   process.stderr.write(msg + '\n')
@@ -14,10 +15,10 @@ function fail(msg: string): never {
 const [endpointArg, target, body] = process.argv.slice(2)
 if (!endpointArg || !target) fail('usage: tscsi-call ENDPOINT Service.Method [JSON]\n  Service is Identity, Controller, Node or GroupController')
 const [service, method] = target.split('.')
-const pkg = csiPackage() as unknown as Record<string, grpc.ServiceClientConstructor>
-const Ctor = service ? pkg[service] : undefined
-if (!Ctor || !method || !(method in Ctor.service)) {
-  fail(`unknown method ${target}; ${service && Ctor ? `${service} has ${Object.keys(Ctor.service).join(', ')}` : 'services: Identity, Controller, Node, GroupController'}`)
+const known = service !== undefined && isCsiService(service) ? service : undefined
+const methods: readonly string[] = known ? methodNames(known) : []
+if (!known || !method || !methods.includes(method)) {
+  fail(`unknown method ${target}; ${known ? `${known} has ${methods.join(', ')}` : 'services: Identity, Controller, Node, GroupController'}`)
 }
 let request: unknown = {}
 try {
@@ -25,12 +26,17 @@ try {
 } catch (e) {
   fail(`the request is not valid JSON: ${(e as Error).message}`)
 }
-const c = new Ctor(parseEndpoint(endpointArg).address, grpc.credentials.createInsecure()) as unknown as Record<string, Function>
-c[method]!.call(c, request, { deadline: Date.now() + 120_000 }, (err: grpc.ServiceError | null, res: unknown) => {
-  if (err) {
+// The method and the request are only known at run time: the typed client is called by name, and
+// the JSON goes to the wire as it is (protobufjs refuses what does not fit the message).
+const client = csiClient(known, parseEndpoint(endpointArg).address, { deadlineMs: 120_000 }) as unknown as
+  Record<string, (request: unknown) => Promise<unknown>>
+client[method]!(request).then(
+  (res) => {
+    process.stdout.write(JSON.stringify(res, null, 2) + '\n')
+    process.exit(0)
+  },
+  (err: grpc.ServiceError) => {
     process.stderr.write(`${grpc.status[err.code]}: ${err.details}\n`)
     process.exit(1)
-  }
-  process.stdout.write(JSON.stringify(res, null, 2) + '\n')
-  process.exit(0)
-})
+  },
+)

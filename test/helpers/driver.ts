@@ -1,12 +1,13 @@
 // Starts the real controller and node plugin processes (from dist/, built by `npm test`) on unix
-// sockets in a test folder, and gives promise-based CSI clients for them. Used by the root-only
+// sockets in a test folder, and gives CSI clients (common/client.ts) for them. Used by the root-only
 // end-to-end tests; nothing here is faked.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import * as grpc from '@grpc/grpc-js'
-import { csiPackage } from '../../common/grpc.js'
+import { csiClient, type CsiService } from '../../common/client.js'
+import type { ClientRequestOf, ClientResponseOf, MethodName } from '../../common/protocol.js'
+import type { VolumeCapability, _csi_v1_VolumeCapability_AccessMode_Mode__Output } from '../../proto/gen/csi/v1/VolumeCapability.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -14,44 +15,24 @@ export function requireBuilt(): void {
   if (!existsSync(path.join(ROOT, 'dist/node/main.js'))) throw new Error('dist/ is missing: run `npm run build` (npm test does) before the e2e tests')
 }
 
-export type Call = (req: Record<string, unknown>, deadlineMs?: number) => Promise<any>
+export type Service = CsiService
+export type Method<S extends Service> = MethodName<S>
 
-/** Each service's RPCs, as proto/csi.proto declares them; client() checks the two agree. */
-const METHODS = {
-  Identity: ['GetPluginInfo', 'GetPluginCapabilities', 'Probe'],
-  Controller: [
-    'CreateVolume', 'DeleteVolume', 'ControllerPublishVolume', 'ControllerUnpublishVolume', 'ValidateVolumeCapabilities',
-    'ListVolumes', 'GetCapacity', 'ControllerGetCapabilities', 'CreateSnapshot', 'DeleteSnapshot', 'ListSnapshots',
-    'GetSnapshot', 'ControllerExpandVolume', 'ControllerGetVolume', 'ControllerModifyVolume',
-  ],
-  Node: [
-    'NodeStageVolume', 'NodeUnstageVolume', 'NodePublishVolume', 'NodeUnpublishVolume', 'NodeGetVolumeStats',
-    'NodeExpandVolume', 'NodeGetCapabilities', 'NodeGetInfo',
-  ],
-  GroupController: ['GroupControllerGetCapabilities', 'CreateVolumeGroupSnapshot', 'DeleteVolumeGroupSnapshot', 'GetVolumeGroupSnapshot'],
-} as const
+/**
+ * A response with every message field present: the generated `__Output` type says an unset
+ * message is null, and a test that reads one the driver must set fails on it either way (a
+ * TypeError fails the test). Oneof members stay optional, as only one of them is set.
+ */
+export type Present<T> = T extends (infer U)[] ? Present<U>[] : T extends object ? { [K in keyof T]: Present<Exclude<T[K], null>> } : T
 
-export type Service = keyof typeof METHODS
-export type Method<S extends Service> = (typeof METHODS)[S][number]
-/** A client whose methods return promises: client.CreateVolume({...}). */
-export type CsiClient<S extends Service> = Record<Method<S>, Call> & { close(): void }
+/** common/client.ts's client, its responses read as Present. Requests are typed as there. */
+export type CsiClient<S extends Service> = {
+  [M in Method<S>]: (request: ClientRequestOf<S, M>, deadlineMs?: number) => Promise<Present<ClientResponseOf<S, M>>>
+} & { close(): void }
 
+/** A client of a driver process's unix socket, with the tests' 30 s default deadline. */
 export function client<S extends Service>(service: S, socket: string): CsiClient<S> {
-  const Ctor = csiPackage()[service]
-  const names = Object.keys(Ctor.service)
-  const typed: readonly string[] = METHODS[service]
-  if (names.length !== typed.length || names.some((n) => !typed.includes(n))) {
-    throw new Error(`test/helpers/driver.ts lists ${service} as ${typed.join(', ')}; the proto has ${names.join(', ')}`)
-  }
-  const c = new Ctor(`unix://${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, Function>
-  const out: Record<string, Call> = {}
-  for (const name of names) {
-    out[name] = (req, deadlineMs = 30_000) =>
-      new Promise((resolve, reject) =>
-        c[name]!.call(c, req, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res))),
-      )
-  }
-  return Object.assign(out as Record<Method<S>, Call>, { close: () => c.close() })
+  return csiClient(service, `unix://${socket}`, { deadlineMs: 30_000 }) as unknown as CsiClient<S>
 }
 
 export interface Proc {
@@ -144,11 +125,14 @@ export async function kill9(p: Proc): Promise<void> {
   await p.exited
 }
 
-export const mountCap = (mode = 'SINGLE_NODE_WRITER') => ({
-  mount: { fs_type: '', mount_flags: [], volume_mount_group: '' },
+/** An access mode by name, as the loader options send and receive enums. */
+export type AccessMode = _csi_v1_VolumeCapability_AccessMode_Mode__Output
+
+export const mountCap = (mode: AccessMode = 'SINGLE_NODE_WRITER') => ({
+  mount: { fs_type: '', mount_flags: [] as string[], volume_mount_group: '' },
   access_mode: { mode },
-  access_type: 'mount',
-})
+  access_type: 'mount' as const,
+}) satisfies VolumeCapability
 
 /** Mount points under dir, from the kernel's table (tests may read it; the node's hot path may not). */
 export function mountsUnder(dir: string): string[] {

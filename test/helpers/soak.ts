@@ -10,7 +10,9 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync,
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { listLoopDevices, loopDetach, MNT, parseBackingFile, umount2 } from '../../native/index.js'
-import { client, mountsUnder, start, type CsiClient, type Method, type Proc, type Service } from './driver.js'
+import type { ClientRequestOf, ClientResponseOf } from '../../common/protocol.js'
+import type { VolumeCapability } from '../../proto/gen/csi/v1/VolumeCapability.js'
+import { client, mountsUnder, start, type CsiClient, type Method, type Present, type Proc, type Service } from './driver.js'
 
 const MiB = 1 << 20
 type Kind = 'dir' | 'image' | 'block'
@@ -108,7 +110,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     loops: loopsUnder(dir).length,
   })
   let rpcs = 0
-  const call = async <S extends Service>(svc: CsiClient<S>, method: Method<S>, req: Record<string, unknown>) => {
+  const call = async <S extends Service, M extends Method<S>>(svc: CsiClient<S>, method: M, req: ClientRequestOf<S, M>): Promise<Present<ClientResponseOf<S, M>>> => {
     const res = await svc[method](req, 120_000)
     rpcs++
     return res
@@ -121,7 +123,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   async function lifecycle(i: number): Promise<void> {
     const kind = mix[i % mix.length]!
     const block = kind === 'block'
-    const cap = block
+    const cap: VolumeCapability = block
       ? { block: {}, access_mode: { mode: 'SINGLE_NODE_MULTI_WRITER' }, access_type: 'block' }
       : { mount: { fs_type: '', mount_flags: [], volume_mount_group: '' }, access_mode: { mode: 'SINGLE_NODE_MULTI_WRITER' }, access_type: 'mount' }
     const staging = path.join(dir, 'kubelet/staging', String(i))

@@ -2,7 +2,7 @@
 // where the volumes live and the record the first half leaves for the second.
 import { closeSync, openSync, readSync } from 'node:fs'
 import { createHash } from 'node:crypto'
-import { MiB } from './vm-rig.js'
+import { MiB, type RequestBase } from './vm-rig.js'
 
 /** On the plain ext4 scratch disk, which survives the guest's reset. */
 export const REBOOT_DIR = '/scratch/plain/reboot'
@@ -14,7 +14,7 @@ export interface RebootVolume {
   staging: string
   target: string
   /** The request fields NodeStage/NodePublish repeat: volume_id, capability, context. */
-  base: Record<string, unknown>
+  base: RequestBase
   /** sha256 of the file `data` in the volume, or of a block volume's first 4 MiB. */
   digest: string
 }

@@ -9,13 +9,14 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { listLoopDevices } from '../../native/index.js'
 import { client, spawnDriver, type CsiClient, type Proc } from './driver.js'
+import type { VolumeCapability } from '../../proto/gen/csi/v1/VolumeCapability.js'
 
 export const MiB = 1 << 20
 /** The project root: this file runs as dist/vm/test/helpers/vm-rig.js. */
 export const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..')
 
-export const mountCap = (fsType = '') => ({ mount: { fs_type: fsType, mount_flags: [], volume_mount_group: '' }, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'mount' })
-export const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' }
+export const mountCap = (fsType = '') => ({ mount: { fs_type: fsType, mount_flags: [], volume_mount_group: '' }, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'mount' }) satisfies VolumeCapability
+export const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' } satisfies VolumeCapability
 
 /** Both driver processes over one folder (state/, data/, CO paths); restartable, as a node reboot or upgrade does. */
 export class VmDriver {
@@ -56,11 +57,18 @@ export interface Published {
   volume: { volume_id: string; capacity_bytes: string; volume_context: Record<string, string> }
   staging: string
   target: string
-  base: Record<string, unknown>
+  base: RequestBase
+}
+
+/** The request fields NodeStage/NodePublish repeat. */
+export interface RequestBase {
+  volume_id: string
+  volume_capability: VolumeCapability
+  volume_context: Record<string, string>
 }
 
 /** CreateVolume, NodeStageVolume and NodePublishVolume, with the CO's folders made as kubelet makes them. */
-export async function createAndPublish(d: VmDriver, name: string, capability: object, params: Record<string, string>, size: number): Promise<Published> {
+export async function createAndPublish(d: VmDriver, name: string, capability: VolumeCapability, params: Record<string, string>, size: number): Promise<Published> {
   const { volume } = await d.c.CreateVolume({ name, volume_capabilities: [capability], parameters: params, capacity_range: { required_bytes: String(size) } }, 300_000)
   const staging = path.join(d.dir, 'kubelet', `${name}-staging`)
   const target = path.join(d.dir, 'kubelet', `${name}-pod`, 'vol')

@@ -7,6 +7,7 @@ import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { status } from '@grpc/grpc-js'
 import { codeName, outcome } from '../rpc-outcome.js'
+import type { ClientRequestOf } from '../../../common/protocol.js'
 import type { Method } from '../driver.js'
 import type { Cluster, Role, RoleService } from './cluster.js'
 import { describe, MiB, payload, REGION, type Model, type Op, type Snap, type Vol } from './model.js'
@@ -46,7 +47,7 @@ const mountCap = { mount: { fs_type: '', mount_flags: [], volume_mount_group: ''
 const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' }
 const capOf = (v: { kind: string }): object => (v.kind === 'block' ? blockCap : mountCap)
 
-export async function call<R extends Role>(ctx: Ctx, role: R, method: Method<RoleService<R>>, req: Record<string, unknown>): Promise<any> {
+export async function call<R extends Role, M extends Method<RoleService<R>>>(ctx: Ctx, role: R, method: M, req: ClientRequestOf<RoleService<R>, M>): Promise<any> {
   const t0 = Date.now()
   ctx.stats.rpcs++
   ctx.onRpc(role, method)
@@ -61,7 +62,7 @@ export async function call<R extends Role>(ctx: Ctx, role: R, method: Method<Rol
   }
 }
 
-async function attempts<R extends Role>(ctx: Ctx, role: R, method: Method<RoleService<R>>, req: Record<string, unknown>, t0: number): Promise<any> {
+async function attempts<R extends Role, M extends Method<RoleService<R>>>(ctx: Ctx, role: R, method: M, req: ClientRequestOf<RoleService<R>, M>, t0: number): Promise<any> {
   for (let attempt = 0; ; attempt++) {
     await ctx.cluster.ready(role)
     const epoch = ctx.cluster.epoch[role]
