@@ -17,7 +17,7 @@ export function expandHandlers(d: ControllerDeps): Implemented<'Controller', 'Co
     const range = parseRange(req.capacity_range)
     if (range.required === 0n && range.limit === 0n) throw invalid('capacity_range', 'required_bytes or limit_bytes must be set')
     const id = requireId('volume_id', req.volume_id, 'v')
-    return d.locks.run(id, `volume ${id}`, async () => {
+    return d.locks.run(id, `volume ${id}`, async (): Promise<ResponseOf<'Controller', 'ControllerExpandVolume'>> => {
       const obj = await d.store.volumes.refresh(id)
       if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
       const s = obj.spec

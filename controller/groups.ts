@@ -28,7 +28,7 @@ export function groupHandlers(d: ControllerDeps): Implemented<'GroupController',
     if (raw.length === 0) throw invalid('source_volume_ids', 'at least one volume is required')
     const ids = [...new Set(raw.map((v, i) => requireId(`source_volume_ids[${i}]`, v, 'v')))].sort()
     const gid = groupIdFor(name)
-    return d.locks.run(gid, `group snapshot ${JSON.stringify(name)}`, async () => {
+    return d.locks.run(gid, `group snapshot ${JSON.stringify(name)}`, async (): Promise<ResponseOf<'GroupController', 'CreateVolumeGroupSnapshot'>> => {
       const existing = await members(d, gid)
       const had = existing.map((s) => s.spec.sourceVolumeId).sort()
       // A controller stopped while writing the members left some of them: a retry with the same
@@ -73,7 +73,7 @@ export function groupHandlers(d: ControllerDeps): Implemented<'GroupController',
   async function DeleteVolumeGroupSnapshot(req: RequestOf<'GroupController', 'DeleteVolumeGroupSnapshot'>): Promise<ResponseOf<'GroupController', 'DeleteVolumeGroupSnapshot'>> {
     const gid = ownIdOrUndefined('group_snapshot_id', req.group_snapshot_id, 'g')
     if (!gid) return {}
-    return d.locks.run(gid, `group snapshot ${gid}`, async () => {
+    return d.locks.run(gid, `group snapshot ${gid}`, async (): Promise<ResponseOf<'GroupController', 'DeleteVolumeGroupSnapshot'>> => {
       const snaps = await members(d, gid)
       const named: string[] = Array.isArray(req.snapshot_ids) ? req.snapshot_ids : []
       if (named.length > 0 && JSON.stringify([...named].sort()) !== JSON.stringify(snaps.map((s) => s.id).sort())) {

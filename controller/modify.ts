@@ -31,7 +31,7 @@ export function modifyHandlers(d: ControllerDeps): Implemented<'Controller', 'Co
     requireString('volume_id', req.volume_id)
     const changes = parseMutable(req.mutable_parameters)
     const id = requireId('volume_id', req.volume_id, 'v')
-    return d.locks.run(id, `volume ${id}`, async () => {
+    return d.locks.run(id, `volume ${id}`, async (): Promise<ResponseOf<'Controller', 'ControllerModifyVolume'>> => {
       const obj = await d.store.volumes.refresh(id)
       if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
       const s = obj.spec

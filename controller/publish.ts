@@ -17,7 +17,7 @@ export function publishHandlers(d: ControllerDeps): Implemented<'Controller', 'C
     const cap = parseCapability('volume_capability', req.volume_capability)
     const readonly = Boolean(req.readonly)
     const id = requireId('volume_id', req.volume_id, 'v')
-    return d.locks.run(id, `volume ${id}`, async () => {
+    return d.locks.run(id, `volume ${id}`, async (): Promise<ResponseOf<'Controller', 'ControllerPublishVolume'>> => {
       const obj = await d.store.volumes.refresh(id)
       if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
       const node = await d.store.nodes.get(nodeId)
@@ -52,7 +52,7 @@ export function publishHandlers(d: ControllerDeps): Implemented<'Controller', 'C
     // A volume that does not exist is not published anywhere: detaching it has nothing to do.
     // (csi-sanity's cleanup and the external-attacher both rely on this being OK.)
     if (!id) return {}
-    return d.locks.run(id, `volume ${id}`, async () => {
+    return d.locks.run(id, `volume ${id}`, async (): Promise<ResponseOf<'Controller', 'ControllerUnpublishVolume'>> => {
       const obj = await d.store.volumes.refresh(id)
       if (!obj) return {}
       const pubs = { ...(obj.spec.publications ?? {}) }

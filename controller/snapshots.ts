@@ -52,7 +52,7 @@ export function snapshotHandlers(d: ControllerDeps): Implemented<'Controller', '
     checkMap('parameters', req.parameters)
     const volumeId = requireId('source_volume_id', req.source_volume_id, 'v')
     const id = snapshotIdFor(name)
-    return d.locks.run(id, `snapshot ${JSON.stringify(name)}`, async () => {
+    return d.locks.run(id, `snapshot ${JSON.stringify(name)}`, async (): Promise<ResponseOf<'Controller', 'CreateSnapshot'>> => {
       const existing = await d.store.snapshots.refresh(id)
       if (existing) {
         if (existing.spec.sourceVolumeId !== volumeId) throw alreadyExists(`snapshot name ${JSON.stringify(name)} is taken by a snapshot of volume ${existing.spec.sourceVolumeId}`)

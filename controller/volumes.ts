@@ -46,7 +46,7 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     if (caps.some((c) => c.accessType !== accessType)) throw invalid('volume_capabilities', 'mixes mount and block access types')
     const { kind, fsType, size } = planShape(params, caps, range)
     // effects
-    return d.locks.run(id, `volume ${JSON.stringify(name)}`, async () => {
+    return d.locks.run(id, `volume ${JSON.stringify(name)}`, async (): Promise<ResponseOf<'Controller', 'CreateVolume'>> => {
       let obj = await d.store.volumes.refresh(id)
       if (!obj) {
         const at = source ? await placeFromSource(d, source, { kind, fsType, size }, range, reqs, accessType, base.kind !== undefined) : undefined
@@ -105,7 +105,7 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
   async function DeleteVolume(req: RequestOf<'Controller', 'DeleteVolume'>): Promise<ResponseOf<'Controller', 'DeleteVolume'>> {
     const id = ownIdOrUndefined('volume_id', req.volume_id, 'v')
     if (!id) return {} // an id we never minted names no volume: deleting it is a no-op
-    return d.locks.run(id, `volume ${id}`, async () => {
+    return d.locks.run(id, `volume ${id}`, async (): Promise<ResponseOf<'Controller', 'DeleteVolume'>> => {
       const obj = await d.store.volumes.refresh(id)
       if (!obj) return {}
       const nodes = publishedNodes(obj.spec)

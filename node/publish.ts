@@ -48,7 +48,7 @@ export function publishHandlers(d: NodeDeps): Implemented<'Node', 'NodePublishVo
     const flags = parseBindFlags('volume_capability.mount.mount_flags', cap.mountFlags, Boolean(req.readonly) || isReadOnlyMode(cap.mode))
     const id = requireId('volume_id', req.volume_id, 'v')
     // effects
-    return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, () => {
+    return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, (): ResponseOf<'Node', 'NodePublishVolume'> => {
       const vol = locate(d, id)
       const src = stagedSource(d, vol, staging, block)
       if (!src) throw failedPrecondition(`volume ${id} is not staged at ${staging}${block ? ' as a block device' : ''}; call NodeStageVolume first`)
@@ -116,7 +116,7 @@ export function publishHandlers(d: NodeDeps): Implemented<'Node', 'NodePublishVo
       return d.locks.run(`${eid}@${target}`, `ephemeral volume at ${target}`, () => unpublishEphemeral(d, eid, target))
     }
     const id = requireId('volume_id', req.volume_id, 'v')
-    return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, async () => {
+    return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, async (): Promise<ResponseOf<'Node', 'NodeUnpublishVolume'>> => {
       const tgt = d.mounter.inspect(target)
       if (!tgt) {
         d.index.remove(id, target)

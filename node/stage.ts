@@ -41,7 +41,7 @@ export function stageHandlers(d: NodeDeps): Implemented<'Node', 'NodeStageVolume
     // effects. The lock covers the volume and, as a publish's does, the path: mounting or
     // unmounting here now awaits the kernel, and a publish or unpublish naming this same path
     // meanwhile would see a mount half made or half gone.
-    return d.locks.run([id, `${id}@${staging}`], `volume ${id}`, async () => {
+    return d.locks.run([id, `${id}@${staging}`], `volume ${id}`, async (): Promise<ResponseOf<'Node', 'NodeStageVolume'>> => {
       checkSignal(signal, `NodeStageVolume of ${id}`)
       const vol = locate(d, id)
       const st = d.mounter.inspect(staging)
@@ -103,7 +103,7 @@ export function stageHandlers(d: NodeDeps): Implemented<'Node', 'NodeStageVolume
     const staging = requirePath('staging_target_path', req.staging_target_path)
     checkOutsideRoot(d, 'staging_target_path', staging)
     const id = requireId('volume_id', req.volume_id, 'v')
-    return d.locks.run([id, `${id}@${staging}`], `volume ${id}`, async () => {
+    return d.locks.run([id, `${id}@${staging}`], `volume ${id}`, async (): Promise<ResponseOf<'Node', 'NodeUnstageVolume'>> => {
       const st = d.mounter.inspect(staging)
       const vol = findVolume(d, id)
       if (!st) {

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { csiPackage, implement, registrationService } from '../common/grpc.js'
+import { TryLocks } from '../common/lock.js'
 import type { Handlers, MethodName, RequestOf, ResponseOf, ServiceName } from '../common/protocol.js'
 import { ROOT } from './helpers/driver.js'
 
@@ -92,8 +93,8 @@ export function mistakesThatDoNotCompile(): void {
     ControllerExpandVolume: async () => ({ capacity_bytes: true }),
   }
   // As the handlers are written (a declared return type): a field the response does not have.
-  // (An arrow's inferred return type, or a lock callback's, escapes this excess-property check;
-  // a response with no declared field at all still fails as a weak type.)
+  // (An arrow's inferred return type escapes this excess-property check; a response with no
+  // declared field at all still fails as a weak type.)
   async function NodeGetInfo(): Promise<ResponseOf<'Node', 'NodeGetInfo'>> {
     // @ts-expect-error a response field the proto does not declare
     return { node_id: 'n', max_volumes: '1' }
@@ -108,5 +109,29 @@ export function mistakesThatDoNotCompile(): void {
   }
   // @ts-expect-error the service definition must be the named service's
   implement('Node', csi.Controller.service, {}, { log })
-  void [wrongResponse, NodeGetInfo, wrongField, wrongRequest]
+  // As the lock callbacks are written: the callback declares the response it builds.
+  const locks = new TryLocks()
+  async function NodeExpandVolume(): Promise<ResponseOf<'Node', 'NodeExpandVolume'>> {
+    return locks.run('v', 'volume v', async (): Promise<ResponseOf<'Node', 'NodeExpandVolume'>> => {
+      // @ts-expect-error a misspelt response field inside a lock callback
+      return { capacity_byte: '1' }
+    })
+  }
+  void [wrongResponse, NodeGetInfo, wrongField, wrongRequest, NodeExpandVolume]
 }
+
+// An async callback's object literal is checked against the response type only when the callback
+// declares it: inferred, or even with run<T> given, the literal's extra or misspelt fields compile
+// (TypeScript widens the callback's return before comparing). So every inline callback a handler
+// hands to a lock declares its return type; this finds one that does not.
+t.test('every inline lock callback in a handler declares the response it returns', async (t) => {
+  const bare: string[] = []
+  for (const dir of ['controller', 'node']) {
+    for (const f of readdirSync(path.join(ROOT, dir)).filter((n) => n.endsWith('.ts'))) {
+      readFileSync(path.join(ROOT, dir, f), 'utf8').split('\n').forEach((line, i) => {
+        if (/\blocks\.run\(.*(async )?\(\) => \{\s*$/.test(line)) bare.push(`${dir}/${f}:${i + 1}`)
+      })
+    }
+  }
+  t.same(bare, [], 'no locks.run(..., () => { ... }) without a return type')
+})
