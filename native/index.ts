@@ -15,6 +15,7 @@ export { parseMountInfo, readMountInfo } from './mountinfo.js'
 export type { MountInfo } from './mountinfo.js'
 export {
   LO_FLAGS,
+  blockDeviceName,
   blockDeviceSize,
   listLoopDevices,
   loopAttach,

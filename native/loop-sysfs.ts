@@ -88,9 +88,15 @@ export function loopNumberOf(device: string): number {
   if (st.type !== 'block') throw new ErrnoError(15 /* ENOTBLK */, 'loop', device)
   if (st.rdevMajor !== LOOP_MAJOR) throw new ErrnoError(EINVAL, 'loop', device)
   // The minor is the loop number unless max_part was set on the module.
-  const name = readSys(`/sys/dev/block/${st.rdevMajor}:${st.rdevMinor}/uevent`)
-  const m = name === undefined ? null : /^DEVNAME=loop(\d+)$/m.exec(name)
+  const m = /^loop(\d+)$/.exec(blockDeviceName(`${st.rdevMajor}:${st.rdevMinor}`) ?? '')
   return m === null ? st.rdevMinor : Number(m[1])
+}
+
+/** The kernel's name ("loop3", "vda1") of the block device "major:minor"; undefined if there is none. */
+export function blockDeviceName(devKey: string): string | undefined {
+  if (!/^\d+:\d+$/.test(devKey)) return undefined
+  const uevent = readSys(`/sys/dev/block/${devKey}/uevent`)
+  return uevent === undefined ? undefined : /^DEVNAME=(.+)$/m.exec(uevent)?.[1]
 }
 
 export function readSysLoop(number: number, attr: string): string | undefined {

@@ -32,7 +32,7 @@ import { checkLayouts, decodeLoopInfo64, encodeLoopConfig, INFO64_SIZE, LO_FLAGS
 import { loopNumberOf, parseBackingFile, readSysLoop } from './loop-sysfs.js'
 import { statx, type Statx } from './stat.js'
 
-export { listLoopDevices, loopBackingFile, parseBackingFile } from './loop-sysfs.js'
+export { blockDeviceName, listLoopDevices, loopBackingFile, parseBackingFile } from './loop-sysfs.js'
 export type { LoopDevice } from './loop-sysfs.js'
 
 const LOOP_CLR_FD = 0x4c01

@@ -72,9 +72,8 @@ export async function retire(layout: Layout, obj: VolumeObject, now: Date): Prom
   const policy = obj.spec.parameters['onDelete'] ?? 'delete'
   if (policy === 'retain') return `volume data retained at ${dir} (onDelete: retain)`
   if (policy === 'archive') {
-    const archive = layout.archiveDir(obj.spec.pool)
-    await mkdirs(archive)
-    const to = path.join(archive, `${obj.id}-${now.toISOString().replace(/[:.]/g, '-')}${image ? '.img' : ''}`)
+    await mkdirs(layout.archiveDir(obj.spec.pool))
+    const to = layout.archivePathOf(obj.spec.pool, obj.id, now, image)
     try {
       await fsp.rename(dir, to)
     } catch (e) {

@@ -47,11 +47,14 @@ export class Layout {
 
   /** Where a snapshot's copy lives: a directory tree (dir volumes) or an image file. */
   snapshotPath(id: string, pool: string, kind: 'dir' | 'image'): string {
-    const root = this.pools.get(pool) ?? this.dataRoot
-    return path.join(root, 'snapshots', kind === 'image' ? `${id}.img` : id)
+    return path.join(this.snapshotsDirOf(pool), kind === 'image' ? `${id}.img` : id)
   }
 
-  /** Records of where volumes are staged (node/staged.ts), kept with the pool's data. */
+  snapshotsDirOf(pool: string): string {
+    return path.join(this.pools.get(pool) ?? this.dataRoot, 'snapshots')
+  }
+
+  /** Records of where volumes are staged (node/staging-notes.ts), kept with the pool's data. */
   stagedDirOf(pool: string): string {
     return path.join(this.pools.get(pool) ?? this.dataRoot, 'staged')
   }
@@ -61,9 +64,19 @@ export class Layout {
     return path.join(this.pools.get(pool) ?? this.dataRoot, 'retained')
   }
 
+  /** The note that a volume's data was kept by onDelete: retain; it holds the volume's name. */
+  retainedNoteOf(pool: string, id: string): string {
+    return path.join(this.retainedDirOf(pool), id)
+  }
+
   /** Where retired volume data goes with onDelete: archive. */
   archiveDir(pool: string): string {
     return path.join(this.pools.get(pool) ?? this.dataRoot, 'archive')
+  }
+
+  /** A volume's archived data: `<id>-<timestamp>` (`.img` for an image), so archives never collide. */
+  archivePathOf(pool: string, id: string, at: Date, image: boolean): string {
+    return path.join(this.archiveDir(pool), `${id}-${at.toISOString().replace(/[:.]/g, '-')}${image ? '.img' : ''}`)
   }
 
   /** A pool's root with symlinks resolved (as written if it cannot be resolved). */

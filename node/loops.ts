@@ -6,23 +6,18 @@
 // A device is ours when its backing file is one of our images: same st_dev and inode. sysfs's
 // backing_file text will not do: it is the path as the attaching process saw it, and after our
 // container restarts (that process's mounts gone) it no longer reads as our path to the image.
-import { readdirSync, readlinkSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import path from 'node:path'
 import { idInName, VOLUME_KINDS } from '../common/ids.js'
 import type { Logger } from '../common/log.js'
-import { fromNodeError, listLoopDevices, loopBackingId, loopDetach, type FileId, type MountInfo } from '../native/index.js'
+import { blockDeviceName, fromNodeError, listLoopDevices, loopBackingId, loopDetach, type FileId, type MountInfo } from '../native/index.js'
 import type { Layout } from './layout.js'
 import { inspectPath, sameObject } from './mounter.js'
 
-/** "/dev/loopN" for the block device "major:minor", from sysfs; undefined if it is not a loop device. */
+/** "/dev/loopN" for the block device "major:minor"; undefined if it is not a loop device. */
 export function loopDeviceOf(devKey: string | undefined): string | undefined {
-  if (!devKey) return undefined
-  try {
-    const name = path.basename(readlinkSync(`/sys/dev/block/${devKey}`))
-    return /^loop\d+$/.test(name) ? `/dev/${name}` : undefined
-  } catch {
-    return undefined
-  }
+  const name = devKey === undefined ? undefined : blockDeviceName(devKey)
+  return name !== undefined && /^loop\d+$/.test(name) ? `/dev/${name}` : undefined
 }
 
 /** Whether the block device "major:minor" is a loop device backed by `file`. */

@@ -70,7 +70,7 @@ export class OrphanWatch {
     for (const s of await this.o.store.snapshots.list()) if (s.spec.node === d.nodeId) snapshots.add(`${s.spec.pool}/${s.id}`)
     const mounted = new Set(d.index.volumes())
     const next = new Map<string, Orphan>()
-    for (const [pool, root] of d.layout.pools) {
+    for (const pool of d.layout.pools.keys()) {
       const retained = new Set(await names(d.layout.retainedDirOf(pool)))
       const owned = (id: string, kind: OrphanKind): boolean =>
         kind === 'snapshot' ? snapshots.has(`${pool}/${id}`)
@@ -83,9 +83,9 @@ export class OrphanWatch {
           next.set(p, this.seen.get(p) ?? this.report({ pool, kind: id ? kind : 'unknown', path: p, ...(id && { id }), since: this.now() }))
         }
       }
-      await look(path.join(root, 'volumes'), VOLUME, 'volume')
-      await look(path.join(root, 'images'), IMAGE, 'image')
-      await look(path.join(root, 'snapshots'), SNAPSHOT, 'snapshot')
+      await look(d.layout.volumesDirOf(pool), VOLUME, 'volume')
+      await look(d.layout.imagesDirOf(pool), IMAGE, 'image')
+      await look(d.layout.snapshotsDirOf(pool), SNAPSHOT, 'snapshot')
     }
     this.seen = next
     if (this.o.removeAfterMs > 0) {
@@ -126,14 +126,13 @@ export class OrphanWatch {
 
 /** Notes that a volume's data was kept by onDelete: retain, so it is not an orphan. */
 export function noteRetained(deps: NodeDeps, pool: string, id: string, name: string): void {
-  const dir = deps.layout.retainedDirOf(pool)
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
-  writeFileSync(path.join(dir, id), `${name}\n`, { mode: 0o600 })
+  mkdirSync(deps.layout.retainedDirOf(pool), { recursive: true, mode: 0o700 })
+  writeFileSync(deps.layout.retainedNoteOf(pool, id), `${name}\n`, { mode: 0o600 })
 }
 
 /** A volume with that id exists again (same name): its data is owned once more. */
 export function forgetRetained(deps: NodeDeps, pool: string, id: string): void {
-  rmSync(path.join(deps.layout.retainedDirOf(pool), id), { force: true })
+  rmSync(deps.layout.retainedNoteOf(pool, id), { force: true })
 }
 
 async function names(dir: string): Promise<string[]> {
