@@ -16,7 +16,7 @@ COPY common common
 COPY controller controller
 COPY node node
 COPY native native
-COPY metrics metrics
+COPY sidecar sidecar
 COPY tools tools
 # TypeScript, source maps, readmes and the packages' own tests are for authors; node never loads
 # them (scripts/image/tscsi.sh prunes the same).
@@ -46,7 +46,9 @@ COPY --from=build /src/dist dist
 # Only the .proto files the loader reads at run time (proto/gen holds types for the build).
 COPY --from=build /src/proto/*.proto proto/
 # The same names package.json declares as bin entries.
-RUN for b in controller node metrics; do ln -s /opt/tscsi/dist/$b/main.js /usr/local/bin/tscsi-$b; done \
+RUN ln -s /opt/tscsi/dist/controller/main.js /usr/local/bin/tscsi-controller \
+ && ln -s /opt/tscsi/dist/node/main.js /usr/local/bin/tscsi-node \
+ && ln -s /opt/tscsi/dist/sidecar/main.js /usr/local/bin/tscsi-metrics \
  && ln -s /opt/tscsi/dist/tools/call.js /usr/local/bin/tscsi-call \
  && chmod +x dist/*/main.js dist/tools/call.js
 # The controller and the metrics sidecar run as this user; the node plugin's pod runs privileged.

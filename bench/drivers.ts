@@ -37,7 +37,7 @@ export interface TscsiOptions {
   /** Extra node.js flags for every tscsi process (e.g. --cpu-prof --cpu-prof-dir=DIR). */
   nodeFlags: string[]
   logLevel: string
-  /** Also start the metrics sidecar (dist/metrics/main.js) for the node plugin. */
+  /** Also start the metrics sidecar (dist/sidecar/main.js) for the node plugin. */
   sidecar: boolean
   /** The folder the harness's staging and target paths live in (the node's --co-path-prefix, where it has one). */
   coPaths: string
@@ -107,7 +107,7 @@ export async function startTscsi(o: TscsiOptions): Promise<TscsiDriver> {
     if (o.sidecar) {
       const port = await freePort()
       sidecarProc = spawnProc('tscsi-metrics', process.execPath, [
-        ...node('metrics/main.js'), '--csi-address', nsock, '--http-endpoint', `127.0.0.1:${port}`, '--log-level', o.logLevel,
+        ...node('sidecar/main.js'), '--csi-address', nsock, '--http-endpoint', `127.0.0.1:${port}`, '--log-level', o.logLevel,
       ], path.join(o.dir, 'sidecar.log'))
       procs.push(sidecarProc)
       sidecarUrl = `http://127.0.0.1:${port}`

@@ -2,7 +2,7 @@
 import type { Logger } from '../common/log.js'
 import { Mutexes, TryLocks } from '../common/lock.js'
 import type { Store } from '../common/store/types.js'
-import { noControllerMetrics, type ControllerMetrics } from './metrics.js'
+import { noControllerMetrics, type ControllerMetrics } from './controller-metrics.js'
 
 export interface ControllerDeps {
   store: Store

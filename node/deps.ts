@@ -5,7 +5,7 @@ import type { Layout } from './layout.js'
 import type { Mounter } from './mounter.js'
 import { MountIndex } from './mountindex.js'
 import type { QuotaOps } from './quota.js'
-import { StagingNotes } from './staged.js'
+import { StagingNotes } from './staging-notes.js'
 
 export interface NodeDeps {
   nodeId: string

@@ -12,7 +12,7 @@ import type { Store, VolumeObject } from '../common/store/types.js'
 import { ensureImage, ensureVolumeDir, requireRoom, retire } from './datadir.js'
 import { fillFromSource, removeSnapshot, takeSnapshots } from './snapshots.js'
 import type { NodeDeps } from './deps.js'
-import type { NodeMetrics } from './metrics.js'
+import type { NodeMetrics } from './node-metrics.js'
 import { forgetRetained, noteRetained, type OrphanWatch } from './orphans.js'
 
 export interface RealiserOptions {
@@ -104,7 +104,7 @@ export class Realiser {
     if (!obj || obj.spec.node !== this.o.deps.nodeId) return
     const { spec, status } = obj
     if (status && status.observedGeneration >= spec.generation) return
-    const next = spec.deletionRequestedAt ? await this.remove(obj) : await this.create(obj)
+    const next = spec.deletionRequestedAt ? await this.removeData(obj) : await this.applySpec(obj)
     try {
       await this.o.store.volumes.putStatus(id, next)
     } catch (e) {
@@ -173,7 +173,11 @@ export class Realiser {
     return { observedGeneration: obj.spec.generation, updatedAt: this.clock().toISOString() }
   }
 
-  private async create(obj: VolumeObject): Promise<VolumeStatus> {
+  /**
+   * Brings the disk in line with the spec, whatever it holds now: makes what is missing (filled
+   * from its source), grows what is smaller, re-applies the quota. Safe to repeat.
+   */
+  private async applySpec(obj: VolumeObject): Promise<VolumeStatus> {
     try {
       const d = this.o.deps
       if (!d.layout.pools.has(obj.spec.pool)) throw failedPrecondition(`node ${d.nodeId} does not serve pool ${JSON.stringify(obj.spec.pool)}`)
@@ -220,7 +224,8 @@ export class Realiser {
     return 'enforced'
   }
 
-  private async remove(obj: VolumeObject): Promise<VolumeStatus> {
+  /** Deletes, retains or archives the data as the spec's onDelete says. */
+  private async removeData(obj: VolumeObject): Promise<VolumeStatus> {
     const d = this.o.deps
     // Deleting a mounted volume would pull data from under a running pod: refuse and say where.
     const inUse = d.index.paths(obj.id).filter((p) => d.mounter.inspect(p)?.isMountRoot)

@@ -19,7 +19,7 @@ LOG="${CRASH_LOG:-${TMPDIR:-/tmp}/tscsi-crash-long-$SEED.log}"
 
 BUILD="$(mktemp -d /tmp/tscsi-crash-build.XXXXXX)"
 trap 'rm -rf "$BUILD"' EXIT
-cp -a package.json tsconfig.json common controller node native metrics tools proto "$BUILD"/
+cp -a package.json tsconfig.json common controller node native sidecar tools proto "$BUILD"/
 ln -s "$ROOT/node_modules" "$BUILD/node_modules"
 (cd "$BUILD" && npx tsc -p tsconfig.json)
 

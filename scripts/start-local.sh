@@ -19,9 +19,9 @@ node "$ROOT/dist/node/main.js" --endpoint "unix://$base/node.sock" --state-dir "
 pids+=($!)
 wait_for_socket "$base/controller.sock" && wait_for_socket "$base/node.sock" || stop
 # One metrics/health sidecar per process, as in a cluster (loopback only).
-node "$ROOT/dist/metrics/main.js" --csi-address "$base/controller.sock" --http-endpoint 127.0.0.1:9808 &
+node "$ROOT/dist/sidecar/main.js" --csi-address "$base/controller.sock" --http-endpoint 127.0.0.1:9808 &
 pids+=($!)
-node "$ROOT/dist/metrics/main.js" --csi-address "$base/node.sock" --http-endpoint 127.0.0.1:9809 &
+node "$ROOT/dist/sidecar/main.js" --csi-address "$base/node.sock" --http-endpoint 127.0.0.1:9809 &
 pids+=($!)
 cat <<MSG
 

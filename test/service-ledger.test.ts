@@ -1,7 +1,7 @@
 // The local store's ledger (compare-and-swap over a folder) and create-if-absent, with several
 // writers at once: instances in this process, and separate processes on one folder, as two
 // controller processes sharing a state folder would be. The Kubernetes implementation is held
-// to the same semantics in e2e-controllers.test.ts.
+// to the same semantics in process-controllers.test.ts.
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { readdirSync } from 'node:fs'

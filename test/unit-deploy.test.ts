@@ -2,7 +2,7 @@
 // plugin is privileged; every other container runs as a non-root user with a read-only root
 // filesystem, no privilege escalation, all capabilities dropped and the RuntimeDefault seccomp
 // profile; and the node plugin's host mounts are exactly the kubelet directory, the data
-// roots and the host's /dev. (kubectl apply --dry-run=server of the same kustomization runs in e2e-apiserver-smoke.)
+// roots and the host's /dev. (kubectl apply --dry-run=server of the same kustomization runs in process-apiserver-smoke.)
 import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'

@@ -98,7 +98,7 @@ t.test('--log-level: every program refuses an unknown level with a flag error an
   for (const l of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) t.equal(parseLogLevel(l), l)
   t.throws(() => parseLogLevel('loud'), { message: /--log-level "loud"/ })
   // Once only the metrics sidecar checked it; the others died with pino's stack trace, exit 1.
-  for (const program of ['controller', 'node', 'metrics']) {
+  for (const program of ['controller', 'node', 'sidecar']) {
     const r = spawnSync(process.execPath, [path.join(ROOT, `dist/${program}/main.js`), '--log-level', 'loud'], { encoding: 'utf8' })
     t.equal(r.status, 2, `${program} exits 2`)
     t.match(r.stderr, /--log-level "loud": expected one of fatal, error/, `${program} names the flag and the levels`)

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { scanShell, scanTs, walk, type Use } from './helpers/programs.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const PRODUCT_DIRS = ['controller', 'node', 'common', 'native', 'metrics', 'tools']
+const PRODUCT_DIRS = ['controller', 'node', 'common', 'native', 'sidecar', 'tools']
 const TEST_DIRS = ['test', 'e2e', 'bench']
 // What a machine of this project's kind comes with, outside Debian's packages: Node.js 20 with
 // npm (the README's prerequisites) and Go (which builds csi-sanity, Kubernetes and the sidecars).

@@ -72,17 +72,17 @@ app_layer() {
   mkdir -p "$app/proto" && cp -a "$ROOT"/proto/*.proto "$app/proto/"
   cp "$ROOT/package.json" "$app/package.json"
   # The names package.json declares as bin entries, as the Dockerfile makes them.
-  for b in controller node metrics; do ln -s "/opt/tscsi/dist/$b/main.js" "$stage/usr/local/bin/tscsi-$b"; done
+  for b in controller:controller node:node sidecar:metrics; do ln -s "/opt/tscsi/dist/${b%%:*}/main.js" "$stage/usr/local/bin/tscsi-${b#*:}"; done
   ln -s /opt/tscsi/dist/tools/call.js "$stage/usr/local/bin/tscsi-call"
   chmod -R u+rwX,go+rX,go-w "$stage"
-  chmod 0755 "$app/dist/controller/main.js" "$app/dist/node/main.js" "$app/dist/metrics/main.js" "$app/dist/tools/call.js"
+  chmod 0755 "$app/dist/controller/main.js" "$app/dist/node/main.js" "$app/dist/sidecar/main.js" "$app/dist/tools/call.js"
   layer_tar "$stage" "$out"
   rm -rf "$stage"
 }
 
 # app_inputs_hash: what the app layer is made of, so an unchanged tree skips the build.
 app_inputs_hash() {
-  (cd "$ROOT" && find common controller node native metrics tools proto -type f ! -name '*.test.ts' -print0 |
+  (cd "$ROOT" && find common controller node native sidecar tools proto -type f ! -name '*.test.ts' -print0 |
     sort -z | xargs -0 sha256sum; sha256sum package.json package-lock.json tsconfig.json scripts/image.sh scripts/image/*.sh) |
     sha256sum | cut -c1-16
 }

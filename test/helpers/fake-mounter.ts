@@ -200,7 +200,7 @@ export class FakeMounter implements Mounter {
   }
 
   // Image and block volumes need loop devices and real filesystems: they are tested as root
-  // with the real kernel (test/e2e-image.test.ts), not through this stand-in.
+  // with the real kernel (test/process-image.test.ts), not through this stand-in.
   async mountImage(): Promise<string> {
     throw new Error('fake mounter: image volumes are tested with real loop devices')
   }

@@ -28,7 +28,11 @@ export function walk(root: string, dirs: string[], keep: (name: string) => boole
       for (const n of readdirSync(p).sort()) visit(path.join(p, n))
     } else if (keep(path.basename(p))) out.push(p)
   }
-  for (const d of dirs) visit(path.join(root, d))
+  for (const d of dirs) {
+    // A folder renamed away must not shrink the scan unseen.
+    if (!statSync(path.join(root, d), { throwIfNoEntry: false })?.isDirectory()) throw new Error(`walk: ${d} is not a folder under ${root}`)
+    visit(path.join(root, d))
+  }
   return out
 }
 

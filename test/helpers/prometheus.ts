@@ -10,7 +10,7 @@ import { ROOT } from './driver.js'
 export const PROMETHEUS = '/usr/bin/prometheus'
 export const PROMTOOL = '/usr/bin/promtool'
 export const RULES_FILE = path.join(ROOT, 'deploy/monitoring/prometheus-rules.yaml')
-export const SIDECAR_MAIN = path.join(ROOT, 'dist/metrics/main.js')
+export const SIDECAR_MAIN = path.join(ROOT, 'dist/sidecar/main.js')
 
 interface TapLike {
   teardown(fn: () => unknown): void
@@ -84,11 +84,11 @@ export interface Sidecar extends Child {
 }
 
 /**
- * Starts dist/metrics/main.js with the given flags plus `--http-endpoint 127.0.0.1:0`, and reads
+ * Starts dist/sidecar/main.js with the given flags plus `--http-endpoint 127.0.0.1:0`, and reads
  * the port it got from its "Server listening at" log line (no race for a port picked in advance).
  */
 export async function startSidecar(t: TapLike, args: string[]): Promise<Sidecar> {
-  if (!existsSync(SIDECAR_MAIN)) throw new Error('dist/metrics/main.js is missing: run `npm run build` (npm test does) first')
+  if (!existsSync(SIDECAR_MAIN)) throw new Error('dist/sidecar/main.js is missing: run `npm run build` (npm test does) first')
   const c = run(t, process.execPath, [SIDECAR_MAIN, '--http-endpoint', '127.0.0.1:0', ...args])
   const url = await until('the sidecar to listen', 15_000, async () => {
     if (c.child.exitCode !== null) throw new Error(`the sidecar exited with ${c.child.exitCode}`)

@@ -1,5 +1,5 @@
 // Project quotas, enforced, on a stock kernel (this host's kernel has no QFMT_V2 and no XFS
-// quota, so test/e2e-quota.test.ts can only prove the refusal there). One controller and node
+// quota, so test/process-quota.test.ts can only prove the refusal there). One controller and node
 // plugin serve two pools: default on xfs mounted prjquota (/dev/vda), ext4 on ext4 made with
 // -O project,quota and mounted prjquota (/dev/vdb); scripts/vm/guest.sh mounts both.
 // Writers run as a pod's processes do, without CAP_SYS_RESOURCE (see asPod). A full project

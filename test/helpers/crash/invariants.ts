@@ -129,7 +129,7 @@ function checkDisk(data: string, model: Model, bad: string[]): void {
   const images = model.vols.filter((v) => !isDir(v))
   expect('images', new Map(images.map((v) => [`${v.id}.img`, 'file'])), new Map(images.map((v) => [`${v.id}.img`, v.capacity])))
   expect('snapshots', new Map(model.snaps.map((s) => (isDir(s) ? [s.id, 'dir'] : [`${s.id}.img`, 'file']))), new Map())
-  // The node's notes of where each volume is staged (node/staged.ts): one per staged volume. A
+  // The node's notes of where each volume is staged (node/staging-notes.ts): one per staged volume. A
   // crash can leave one behind an unmount, but the CO's repeated NodeUnstageVolume drops it.
   const note = (v: Vol): string => `${v.id}@${createHash('sha256').update(v.staging).digest('hex')}`
   expect('staged', new Map(model.vols.filter((v) => v.staged).map((v) => [note(v), 'file'])), new Map())

@@ -1,6 +1,7 @@
 // Prometheus metrics of a driver process (prom-client): what every process records (RPCs,
 // process defaults), and the unix-socket endpoint the metrics sidecar relays them from.
 import { createServer, type Server } from 'node:http'
+import path from 'node:path'
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { CallObserver } from './grpc.js'
 import { removeStaleSocket } from './grpc.js'
@@ -65,4 +66,15 @@ export async function serveMetrics(registry: Registry, socketPath: string, log: 
   return {
     close: () => new Promise<void>((resolve) => server.close(() => { removeStaleSocket(socketPath); resolve() })),
   }
+}
+
+// Where a driver process serves its metrics: a unix socket beside its CSI socket, so the
+// privileged node plugin opens no TCP port and the sidecar (which shares the socket folder, as the
+// livenessprobe sidecar does) can relay them.
+
+/** `/csi/csi.sock` → `/csi/csi-metrics.sock`; `/run/csi/socket` → `/run/csi/socket-metrics.sock`. */
+export function metricsSocketFor(csiSocketPath: string): string {
+  const dir = path.dirname(csiSocketPath)
+  const base = path.basename(csiSocketPath).replace(/\.sock$/, '')
+  return path.join(dir, `${base}-metrics.sock`)
 }

@@ -105,13 +105,8 @@ if (process.getuid?.() !== 0) {
   })
 
   t.test('a node plugin killed during a long copy: never ready while incomplete, finished after restart', async (t) => {
-    const rig = testRig(t)
-    const dir = rig.dir
-    const ctl = await start('controller', dir)
-    let node = await start('node', dir)
-    rig.procs.push(ctl, node)
-    const c = client('Controller', ctl.socket)
-    t.teardown(() => c.close())
+    const { rig, dir, ctl, c, ...started } = await startDriver(t)
+    let node = started.node
     // A raw image on ext4 (no reflink here): the copy of its data takes a while.
     const { volume } = await c.CreateVolume({ name: 'long', volume_capabilities: [blockCap], capacity_range: { required_bytes: String(768 * MiB) } })
     const image = path.join(dir, 'data/images', `${volume.volume_id}.img`)

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { existsSync, mkdirSync, readdirSync, writeFileSync, readFileSync } from 'node:fs'
 import path from 'node:path'
-import { client, kill9, mountCap, mountsUnder, start, testRig } from './helpers/driver.js'
+import { client, kill9, mountCap, mountsUnder, start, startDriver, testRig } from './helpers/driver.js'
 
 const MiB = 1 << 20
 
@@ -13,13 +13,8 @@ if (process.getuid?.() !== 0) {
   // Process starts dominate; on a loaded 2-core machine the file needs more than .taprc's 120 s.
   t.setTimeout(360_000)
   t.test('node plugin killed between NodeStageVolume and NodePublishVolume: restart, finish, nothing leaked', async (t) => {
-    const rig = testRig(t)
-    const dir = rig.dir
-    const ctl = await start('controller', dir)
-    let node = await start('node', dir)
-    rig.procs.push(ctl, node)
-    const c = client('Controller', ctl.socket)
-    t.teardown(() => c.close())
+    const { rig, dir, ctl, c, ...started } = await startDriver(t)
+    let node = started.node
     const { volume } = await c.CreateVolume({ name: 'pvc-crash-node', volume_capabilities: [mountCap()], capacity_range: { required_bytes: String(8 * MiB) } })
     const staging = path.join(dir, 'globalmount')
     mkdirSync(staging)
@@ -50,13 +45,8 @@ if (process.getuid?.() !== 0) {
   })
 
   t.test('a restarted node plugin knows what its predecessor mounted (deletion is still refused)', async (t) => {
-    const rig = testRig(t)
-    const dir = rig.dir
-    const ctl = await start('controller', dir)
-    let node = await start('node', dir)
-    rig.procs.push(ctl, node)
-    const c = client('Controller', ctl.socket)
-    t.teardown(() => c.close())
+    const { rig, dir, ctl, c, ...started } = await startDriver(t)
+    let node = started.node
     const { volume } = await c.CreateVolume({ name: 'pvc-crash-index', volume_capabilities: [mountCap()] })
     const staging = path.join(dir, 'globalmount')
     mkdirSync(staging)

@@ -7,7 +7,7 @@ import t from 'tap'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
-import { metricsSocketFor } from '../common/metricsock.js'
+import { metricsSocketFor } from '../common/process-metrics.js'
 import { client, kill9, mountCap, start, testRig, type Proc } from './helpers/driver.js'
 
 const root = process.getuid?.() === 0

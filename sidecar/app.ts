@@ -4,7 +4,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { createLogger, type Logger } from '../common/log.js'
 import { driverProber } from './probe.js'
-import { sidecarMetrics, type SidecarMetrics } from './own.js'
+import { sidecarMetrics, type SidecarMetrics } from './own-metrics.js'
 import { fetchDriverMetrics, withoutFamilies } from './relay.js'
 
 export interface MetricsAppOptions {

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js'
 import { csiPackage } from '../common/grpc.js'
 import { codeName } from '../common/errors.js'
 import { formatDuration } from './flags.js'
-import type { FailureReason, SidecarMetrics } from './own.js'
+import type { FailureReason, SidecarMetrics } from './own-metrics.js'
 
 export type ProbeResult =
   | { ok: true; seconds: number }

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { csiPackage } from '../common/grpc.js'
 import { silentLogger } from '../common/log.js'
-import { buildMetricsApp, type MetricsApp, type MetricsAppOptions } from '../metrics/app.js'
+import { buildMetricsApp, type MetricsApp, type MetricsAppOptions } from '../sidecar/app.js'
 import { haveTools, promtool, startSidecar, SIDECAR_MAIN } from './helpers/prometheus.js'
 
 type TT = Parameters<Parameters<typeof t.test>[0]>[0]
@@ -221,7 +221,7 @@ t.test("promtool check metrics finds nothing in the sidecar's own metrics", asyn
 })
 
 const built = existsSync(SIDECAR_MAIN)
-t.test('the sidecar process: livenessprobe flags, JSON logs, clean SIGTERM', { skip: built ? false : 'dist/metrics/main.js is missing: run `npm run build` first' }, async (t) => {
+t.test('the sidecar process: livenessprobe flags, JSON logs, clean SIGTERM', { skip: built ? false : 'dist/sidecar/main.js is missing: run `npm run build` first' }, async (t) => {
   const dir = socketDir(t)
   const id = fakeIdentity(t, path.join(dir, 'csi.sock'))
   await id.start()
@@ -243,7 +243,7 @@ t.test('the sidecar process: livenessprobe flags, JSON logs, clean SIGTERM', { s
   t.ok(parsed.some((l) => l?.['msg'] === 'closing'))
 })
 
-t.test('the sidecar process refuses bad flags with exit 2', { skip: built ? false : 'dist/metrics/main.js is missing' }, async (t) => {
+t.test('the sidecar process refuses bad flags with exit 2', { skip: built ? false : 'dist/sidecar/main.js is missing' }, async (t) => {
   const { spawnSync } = await import('node:child_process')
   const bad = spawnSync(process.execPath, [SIDECAR_MAIN, '--health-port=1', '--http-endpoint=:2'], { encoding: 'utf8' })
   t.equal(bad.status, 2)

@@ -5,7 +5,7 @@
 // image must be the only change a pod spec needs.
 import path from 'node:path'
 import { FlagError, LOG_LEVEL_FLAG, metricsSocketFlag, parseDuration, parseFlags, parseLogLevel } from '../common/flags.js'
-import { metricsSocketFor } from '../common/metricsock.js'
+import { metricsSocketFor } from '../common/process-metrics.js'
 
 export const DEFAULT_HEALTH_PORT = '9808'
 

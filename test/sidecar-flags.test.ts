@@ -3,7 +3,7 @@
 import t from 'tap'
 import { FlagError } from '../common/flags.js'
 import { parseDuration } from '../common/flags.js'
-import { formatDuration, parseCsiAddress, parseListenAddress, parseSidecarArgs, splitGoFlags } from '../metrics/flags.js'
+import { formatDuration, parseCsiAddress, parseListenAddress, parseSidecarArgs, splitGoFlags } from '../sidecar/flags.js'
 
 type TT = Parameters<Parameters<typeof t.test>[0]>[0]
 

@@ -2,7 +2,7 @@
 // can never drift), time for a node to act, and operations waiting on nodes.
 import { Gauge, Histogram, type Registry } from 'prom-client'
 import type { Store } from '../common/store/types.js'
-import { LATENCY_BUCKETS } from '../common/metrics.js'
+import { LATENCY_BUCKETS } from '../common/process-metrics.js'
 
 export interface ControllerMetrics {
   /** Wraps a wait for a node: counts it as pending and times it. */

@@ -5,7 +5,7 @@ import t from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { loadAllYaml, loadYaml } from '@kubernetes/client-node'
-import { sidecarMetrics } from '../metrics/own.js'
+import { sidecarMetrics } from '../sidecar/own-metrics.js'
 import { ROOT } from './helpers/driver.js'
 import { haveTools, promtool, RULES_FILE } from './helpers/prometheus.js'
 

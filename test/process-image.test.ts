@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { closeSync, mkdirSync, openSync, readFileSync, statfsSync, statSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { blockDeviceSize, listLoopDevices } from '../native/index.js'
-import { client, kill9, mountsUnder, start, startDriver, testRig } from './helpers/driver.js'
+import { client, kill9, mountsUnder, start, startDriver } from './helpers/driver.js'
 import type { VolumeCapability } from '../proto/gen/csi/v1/VolumeCapability.js'
 
 const MiB = 1 << 20
@@ -98,13 +98,8 @@ if (process.getuid?.() !== 0) {
   })
 
   t.test('node plugin killed in a stream of stage/publish/unpublish/unstage: no loop device left that no volume owns', async (t) => {
-    const rig = testRig(t)
-    const dir = rig.dir
-    const ctl = await start('controller', dir)
-    let node = await start('node', dir)
-    rig.procs.push(ctl, node)
-    const c = client('Controller', ctl.socket)
-    t.teardown(() => c.close())
+    const { rig, dir, ctl, c, ...started } = await startDriver(t)
+    let node = started.node
     const vols = []
     for (const [name, capability] of [['k-img', cap()], ['k-blk', blockCap]] as const) {
       const { volume } = await c.CreateVolume({ name, volume_capabilities: [capability], parameters: { kind: 'image' }, capacity_range: { required_bytes: String(16 * MiB) } })
