@@ -7,7 +7,7 @@
 //
 // Only controllers use it, so it opens lazily: a node plugin never lists or watches ledgers (and
 // its role grants no access to them).
-import type { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node'
+import { Watch, type CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node'
 import { aborted, unavailable } from '../errors.js'
 import type { Logger } from '../log.js'
 import { GROUP, httpCode, KubeCollection, VERSION, type KubeObject } from './kube.js'
@@ -26,7 +26,7 @@ export class KubeLedger<D> implements Ledger<D> {
   private watching = false
 
   constructor(private readonly api: CustomObjectsApi, kc: KubeConfig, log: Logger) {
-    this.cache = new KubeCollection<D, never>(api, kc, { plural: PLURAL, kind: KIND }, log)
+    this.cache = new KubeCollection<D, never>(api, new Watch(kc), { plural: PLURAL, kind: KIND }, log)
   }
 
   /** Answers from a watched cache: a stale answer only misranks nodes, update() decides. */

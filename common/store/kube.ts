@@ -55,6 +55,9 @@ export function httpCode(e: unknown): number | undefined {
   return typeof c === 'number' ? c : undefined
 }
 
+/** The one call of client-node's Watch used here; tests pass a fake that delivers events by hand. */
+export type Watcher = Pick<Watch, 'watch'>
+
 export class KubeCollection<S, T> implements Collection<S, T> {
   private readonly cache = new Map<string, KubeObject<S, T>>()
   private readonly listeners = new Set<(id: string) => void>()
@@ -65,7 +68,7 @@ export class KubeCollection<S, T> implements Collection<S, T> {
 
   constructor(
     private readonly api: CustomObjectsApi,
-    private readonly kc: KubeConfig,
+    private readonly watcher: Watcher,
     private readonly o: KubeCollectionOptions<S, T>,
     private readonly log: Logger,
   ) {}
@@ -257,7 +260,7 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     if (this.closed) return
     const path = `/apis/${GROUP}/${VERSION}/${this.o.plural}`
     const params = { resourceVersion, allowWatchBookmarks: true, ...(this.o.labelSelector && { labelSelector: this.o.labelSelector }) }
-    new Watch(this.kc)
+    this.watcher
       .watch(path, params, (type, obj: KubeObject<S, T>) => {
         this.backoffMs = 1000
         if (type === 'BOOKMARK' || !obj?.metadata?.name) return
@@ -349,9 +352,10 @@ export class KubeStore implements Store {
       releases: (status) => status.phase === 'Deleted',
       onDeleting: (spec, at) => (spec.deletionRequestedAt ? spec : { ...spec, deletionRequestedAt: at, generation: spec.generation + 1 }),
     })
-    const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, kc, heldByNode('tscsivolumes', 'TscsiVolume'), log)
-    const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, kc, { plural: 'tscsinodes', kind: 'TscsiNode', ownerReferences: () => owner }, log)
-    const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, kc, heldByNode('tscsisnapshots', 'TscsiSnapshot'), log)
+    const watcher = new Watch(kc)
+    const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, watcher, heldByNode('tscsivolumes', 'TscsiVolume'), log)
+    const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, watcher, { plural: 'tscsinodes', kind: 'TscsiNode', ownerReferences: () => owner }, log)
+    const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, watcher, heldByNode('tscsisnapshots', 'TscsiSnapshot'), log)
     await volumes.open()
     await nodes.open()
     await snapshots.open()
