@@ -43,15 +43,14 @@ export class KubeLedger<D> implements Ledger<D> {
       if (next === undefined && (attempt > 0 || !this.watching)) return result
       if (next === undefined) continue
       try {
-        let written: unknown
-        if (!cur) {
-          const body: LedgerObject<D> = { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name: id }, spec: next }
-          written = await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, body })
-        } else {
+        await this.cache.track(id, async () => {
+          if (!cur) {
+            const body: LedgerObject<D> = { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name: id }, spec: next }
+            return (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, body })) as LedgerObject<D>
+          }
           // cur.metadata.resourceVersion is the precondition.
-          written = await this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name: id, body: { ...cur, spec: next } })
-        }
-        this.cache.remember(written as KubeObject<D, never>)
+          return (await this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name: id, body: { ...cur, spec: next } })) as LedgerObject<D>
+        })
         return result
       } catch (e) {
         if (httpCode(e) !== 409) throw unavailable(`store: cannot write ${KIND} ${id}: ${(e as Error).message}`)
