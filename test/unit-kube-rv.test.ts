@@ -328,3 +328,63 @@ t.test('a watch that keeps ending with nothing delivered is opened again after a
   await relisted(watch, 2)
   t.equal(watch.starts, 2, 'after the backoff')
 })
+
+t.test('our object deleted by another process: a late DELETED of an older incarnation does not bring ours back', async (t) => {
+  const { api, coll } = await world(t, ['k1', 'k2', 'k3', 'k4', 'k5'], { a: 1 })
+  api.other('a', undefined) // "k2": the old object goes
+  t.equal(await coll.create('a', { n: 2 }), true) // "k3": ours
+  api.other('a', undefined) // "k4": ours goes too
+  t.equal(await coll.refresh('a'), undefined, 'read: gone')
+  const shown: (number | undefined)[] = []
+  for (let i = 0; i < 3; i++) {
+    api.deliver(1) // DELETED k2, ADDED k3, DELETED k4
+    shown.push((await coll.get('a'))?.spec.n)
+  }
+  t.same(shown, [undefined, undefined, undefined], 'neither the old object nor ours shows again')
+  api.other('a', 3)
+  api.deliver()
+  t.equal((await coll.get('a'))?.spec.n, 3, 'an object made again later is seen')
+})
+
+t.test('our new object deleted by another process before the watch sent it: its late ADDED does not bring it back', async (t) => {
+  const { api, coll } = await world(t, ['m1', 'm2'], {})
+  t.equal(await coll.create('a', { n: 1 }), true) // "m1"
+  api.other('a', undefined) // "m2"
+  t.equal(await coll.refresh('a'), undefined, 'read: gone, while the watch has sent nothing of it')
+  api.deliver(1)
+  t.equal(await coll.get('a'), undefined, 'the ADDED of ours that comes after the read does not show')
+  api.deliver()
+  t.equal(await coll.get('a'), undefined)
+})
+
+t.test('a DELETED of an older object arriving while our read is out is not taken for the delete of ours', async (t) => {
+  const { api, coll } = await world(t, ['d1', 'd2', 'd3', 'd4'], { a: 1 })
+  api.other('a', undefined) // "d2": the old object goes
+  t.equal(await coll.create('a', { n: 2 }), true) // "d3": ours
+  api.other('a', undefined) // "d4": ours goes too
+  api.reads.close()
+  const reading = coll.refresh('a')
+  await tick()
+  api.deliver(1) // DELETED d2, while the read is out
+  api.reads.open()
+  t.equal(await reading, undefined)
+  api.deliver(1) // ADDED d3
+  t.equal(await coll.get('a'), undefined, 'ours does not show again')
+  api.deliver()
+  t.equal(await coll.get('a'), undefined)
+})
+
+t.test('the events of our object and of its delete arriving while our read is out: a later object shows', async (t) => {
+  const { api, coll } = await world(t, ['e1', 'e2', 'e3'], {})
+  t.equal(await coll.create('a', { n: 1 }), true) // "e1"
+  api.other('a', undefined) // "e2"
+  api.reads.close()
+  const reading = coll.refresh('a')
+  await tick()
+  api.deliver() // ADDED e1, DELETED e2, while the read is out
+  api.reads.open()
+  t.equal(await reading, undefined)
+  api.other('a', 2) // "e3": made again
+  api.deliver()
+  t.equal((await coll.get('a'))?.spec.n, 2, 'the read is not left waiting for a delete the watch already sent')
+})

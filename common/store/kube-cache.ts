@@ -28,6 +28,11 @@ interface Overlay<O> {
   obj: O | undefined
   /** The version whose watch event ends the overlay; undefined: the next DELETED event. */
   until: string | undefined
+  /**
+   * For an answer that the object is gone, given while the watch had yet to send the object an
+   * earlier answer of ours created: that version. DELETED events before it are of an older object.
+   */
+  after?: string | undefined
   /** The count of answers (`answered`) when this one came, to place it against a relist. */
   at: number
   /** False when it came in while a relist was under way: the watch may never send `until`. */
@@ -42,7 +47,7 @@ interface InFlight {
   seen: Set<string>
   /** True when the watch (or a relist) has shown the object gone since. */
   gone: boolean
-  /** True when an overlay of an existing object was waiting for its watch event when sent. */
+  /** True while an overlay of an existing object, there when sent, waits for its watch event. */
   ahead: boolean
   /** True when a relist came in while the request was out. */
   relisted: boolean
@@ -107,13 +112,19 @@ export class KubeCache<O extends Versioned> {
     const shown = this.get(id)
     const flight = this.inFlight.get(id)
     if (flight && rv !== undefined) flight.seen.add(rv)
-    if (flight && type === 'DELETED') flight.gone = true
+    // While our answer's object is still to come, a DELETED event is of an older one.
+    if (flight && type === 'DELETED' && !flight.ahead) flight.gone = true
     if (type === 'DELETED') this.watched.delete(id)
     else this.watched.set(id, obj)
-    // A DELETED event ends an overlay by its version too: an update that drops the last
-    // finalizer of a deleting object is answered with the deleted object, at the delete's version.
     const over = this.overlays.get(id)
-    if (over && (over.until === undefined ? type === 'DELETED' : over.until === rv)) this.overlays.delete(id)
+    if (over?.after !== undefined) {
+      if (over.after === rv) over.after = undefined
+    } else if (over && (over.until === undefined ? type === 'DELETED' : over.until === rv)) {
+      // A DELETED event ends an overlay by its version too: an update that drops the last
+      // finalizer of a deleting object is answered with the deleted object at the delete's version.
+      this.overlays.delete(id)
+      if (flight) flight.ahead = false
+    }
     this.tell(id, shown)
   }
 
@@ -163,7 +174,8 @@ export class KubeCache<O extends Versioned> {
       // The watch has this answer or a newer one; any older overlay was ended on the way there.
       this.overlays.delete(id)
     } else {
-      this.overlays.set(id, { obj: answer, until: rv, at: this.answered, placed: !flight.relisted })
+      const after = !answer && flight.ahead ? this.overlays.get(id)?.until : undefined
+      this.overlays.set(id, { obj: answer, until: rv, after, at: this.answered, placed: !flight.relisted })
       if (flight.relisted) this.reread(id)
     }
     this.tell(id, shown)
