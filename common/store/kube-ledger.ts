@@ -7,7 +7,7 @@
 //
 // Only controllers use it, so it opens lazily: a node plugin never lists or watches ledgers (and
 // its role grants no access to them).
-import type { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node'
+import { Watch, type CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node'
 import { aborted, unavailable } from '../errors.js'
 import type { Logger } from '../log.js'
 import { GROUP, httpCode, KubeCollection, VERSION, type KubeObject } from './kube.js'
@@ -26,7 +26,7 @@ export class KubeLedger<D> implements Ledger<D> {
   private watching = false
 
   constructor(private readonly api: CustomObjectsApi, kc: KubeConfig, log: Logger) {
-    this.cache = new KubeCollection<D, never>(api, kc, { plural: PLURAL, kind: KIND }, log)
+    this.cache = new KubeCollection<D, never>(api, new Watch(kc), { plural: PLURAL, kind: KIND }, log)
   }
 
   /** Answers from a watched cache: a stale answer only misranks nodes, update() decides. */
@@ -43,15 +43,14 @@ export class KubeLedger<D> implements Ledger<D> {
       if (next === undefined && (attempt > 0 || !this.watching)) return result
       if (next === undefined) continue
       try {
-        let written: unknown
-        if (!cur) {
-          const body: LedgerObject<D> = { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name: id }, spec: next }
-          written = await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, body })
-        } else {
+        await this.cache.track(id, async () => {
+          if (!cur) {
+            const body: LedgerObject<D> = { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name: id }, spec: next }
+            return (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, body })) as LedgerObject<D>
+          }
           // cur.metadata.resourceVersion is the precondition.
-          written = await this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name: id, body: { ...cur, spec: next } })
-        }
-        this.cache.remember(written as KubeObject<D, never>)
+          return (await this.api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name: id, body: { ...cur, spec: next } })) as LedgerObject<D>
+        })
         return result
       } catch (e) {
         if (httpCode(e) !== 409) throw unavailable(`store: cannot write ${KIND} ${id}: ${(e as Error).message}`)

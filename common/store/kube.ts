@@ -5,13 +5,21 @@
 // which cannot lose an update because each part has one writer.
 //
 // Each collection lists once, then watches from that list's resourceVersion, keeping a cache
-// that get() and list() answer from; a watch that ends or fails is re-established with a fresh
-// list after a backoff (1 s doubling to 30 s). A node plugin passes a label selector so it only
-// sees its own node's volumes.
+// (kube-cache.ts) that get() and list() answer from and that our own requests' answers go into.
+// A watch that ends or fails is re-established with a fresh list, after a backoff (1 s doubling
+// to 30 s) unless it had delivered something. A node plugin passes a label selector so it only
+// sees its own node's volumes. The fresh list each time also bounds how long an answer can stay
+// laid over the watch's object.
+//
+// client-node's informer (ListWatch in 1.4) would replace only that list/watch/backoff code, and
+// it does not serve: on any error but 410 (a failed list, a refused or broken watch) it reports
+// 'error' and stops for good, and it re-opens a watch the server ended at once however often that
+// happens, so a server that ends every watch straight away (or with an ERROR event) is hammered.
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node'
 import { failedPrecondition, unavailable } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
+import { KubeCache } from './kube-cache.js'
 import { KubeLedger } from './kube-ledger.js'
 import type { Collection, EventSink, Store, StoredObject } from './types.js'
 
@@ -55,8 +63,11 @@ export function httpCode(e: unknown): number | undefined {
   return typeof c === 'number' ? c : undefined
 }
 
+/** The one call of client-node's Watch used here; tests pass a fake that delivers events by hand. */
+export type Watcher = Pick<Watch, 'watch'>
+
 export class KubeCollection<S, T> implements Collection<S, T> {
-  private readonly cache = new Map<string, KubeObject<S, T>>()
+  private readonly cache = new KubeCache<KubeObject<S, T>>((id) => this.tell(id), (id) => this.reread(id))
   private readonly listeners = new Set<(id: string) => void>()
   private abort: AbortController | undefined
   private closed = false
@@ -65,7 +76,7 @@ export class KubeCollection<S, T> implements Collection<S, T> {
 
   constructor(
     private readonly api: CustomObjectsApi,
-    private readonly kc: KubeConfig,
+    private readonly watcher: Watcher,
     private readonly o: KubeCollectionOptions<S, T>,
     private readonly log: Logger,
   ) {}
@@ -86,9 +97,7 @@ export class KubeCollection<S, T> implements Collection<S, T> {
   }
 
   async refresh(id: string): Promise<StoredObject<S, T> | undefined> {
-    const fresh = await this.fetch(id)
-    this.apply(id, fresh)
-    return this.view(fresh)
+    return this.view(await this.cache.run(id, () => this.fetch(id)))
   }
 
   /** The cached object as the API server sent it, resourceVersion included. */
@@ -96,13 +105,16 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     return this.cache.get(id)
   }
 
-  /** Takes in an object one of our writes returned, ahead of its watch event. */
-  remember(obj: KubeObject<S, T>): void {
-    this.apply(obj.metadata.name, obj)
+  /**
+   * Sends one write (or read) of object `id` and takes its answer into the cache, ahead of its
+   * watch event; one at a time per object, so answers come back in the order they were made.
+   */
+  track<R extends KubeObject<S, T> | undefined>(id: string, call: () => Promise<R>): Promise<R> {
+    return this.cache.run(id, call)
   }
 
   async list(): Promise<StoredObject<S, T>[]> {
-    return [...this.cache.keys()].sort().map((id) => this.view(this.cache.get(id))).filter((v): v is StoredObject<S, T> => v !== undefined)
+    return this.cache.ids().sort().map((id) => this.view(this.cache.get(id))).filter((v): v is StoredObject<S, T> => v !== undefined)
   }
 
   async putSpec(id: string, spec: S): Promise<void> {
@@ -115,12 +127,11 @@ export class KubeCollection<S, T> implements Collection<S, T> {
 
   async create(id: string, spec: S): Promise<boolean> {
     try {
-      const made = await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, body: this.newObject(id, spec) })
-      this.apply(id, made as KubeObject<S, T>)
+      await this.cache.run(id, async () => (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: this.o.plural, body: this.newObject(id, spec) })) as KubeObject<S, T>)
       return true
     } catch (e) {
       if (httpCode(e) !== 409) throw unavailable(`store: cannot create ${this.o.kind} ${id}: ${(e as Error).message}`)
-      this.apply(id, await this.fetch(id))
+      await this.cache.run(id, () => this.fetch(id))
       return false
     }
   }
@@ -145,12 +156,11 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     // The node releases the finalizer right after it reports the data gone, possibly a moment
     // after we asked for the delete: wait (bounded) so that a finished DeleteVolume means the
     // object is gone too.
-    let left = await this.fetch(id)
+    let left = await this.cache.run(id, () => this.fetch(id))
     for (let i = 0; left && i < 100; i++) {
       await new Promise((r) => setTimeout(r, 50))
-      left = await this.fetch(id)
+      left = await this.cache.run(id, () => this.fetch(id))
     }
-    this.apply(id, left)
   }
 
   watch(listener: (id: string) => void): () => void {
@@ -194,7 +204,7 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     let cur = this.cache.get(id) ?? (await this.fetch(id))
     for (let attempt = 0; ; attempt++) {
       try {
-        this.apply(id, await write(cur))
+        await this.cache.run(id, () => write(cur))
         return
       } catch (e) {
         const code = httpCode(e)
@@ -220,13 +230,7 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     })
   }
 
-  /** Applies a newer object (or its absence) to the cache and tells listeners. */
-  private apply(id: string, obj: KubeObject<S, T> | undefined): void {
-    const before = this.cache.get(id)
-    if (obj && before && Number(before.metadata.resourceVersion) > Number(obj.metadata.resourceVersion)) return
-    if (obj) this.cache.set(id, obj)
-    else if (!this.cache.delete(id)) return
-    if (before?.metadata.resourceVersion === obj?.metadata.resourceVersion && obj) return
+  private tell(id: string): void {
     for (const l of this.listeners) {
       try {
         l(id)
@@ -236,17 +240,19 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     }
   }
 
+  /** For an answer a relist left unplaceable (see kube-cache.ts). */
+  private reread(id: string): void {
+    if (this.closed) return
+    this.refresh(id).catch((err: unknown) => this.log.warn({ err, id, plural: this.o.plural }, 'store re-read failed; the next relist settles it'))
+  }
+
   private async relist(): Promise<string> {
+    const asked = this.cache.listing()
     try {
       const res = (await this.api.listClusterCustomObject({
         group: GROUP, version: VERSION, plural: this.o.plural, ...(this.o.labelSelector && { labelSelector: this.o.labelSelector }),
       })) as { items: KubeObject<S, T>[]; metadata: { resourceVersion: string } }
-      const seen = new Set<string>()
-      for (const item of res.items) {
-        seen.add(item.metadata.name)
-        this.apply(item.metadata.name, item)
-      }
-      for (const id of [...this.cache.keys()]) if (!seen.has(id)) this.apply(id, undefined)
+      this.cache.listed(asked, res.items)
       return res.metadata.resourceVersion
     } catch (e) {
       throw unavailable(`store: cannot list ${this.o.plural}: ${(e as Error).message}`)
@@ -257,22 +263,27 @@ export class KubeCollection<S, T> implements Collection<S, T> {
     if (this.closed) return
     const path = `/apis/${GROUP}/${VERSION}/${this.o.plural}`
     const params = { resourceVersion, allowWatchBookmarks: true, ...(this.o.labelSelector && { labelSelector: this.o.labelSelector }) }
-    new Watch(this.kc)
+    let delivered = false
+    this.watcher
       .watch(path, params, (type, obj: KubeObject<S, T>) => {
+        // ERROR carries a Status (410 Gone: too old to resume); the watch ends after it.
+        if (type === 'ERROR') return
+        delivered = true
         this.backoffMs = 1000
-        if (type === 'BOOKMARK' || !obj?.metadata?.name) return
-        this.apply(obj.metadata.name, type === 'DELETED' ? undefined : obj)
-      }, (err) => this.restart(err))
-      .then((ac) => { this.abort = ac }, (err) => this.restart(err))
+        if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') return
+        if (obj?.metadata?.name) this.cache.event(type, obj)
+      }, (err) => this.restart(err, delivered))
+      .then((ac) => { this.abort = ac }, (err) => this.restart(err, false))
   }
 
-  private restart(err: unknown): void {
+  /** A watch that failed, or ended having delivered nothing, is re-established after the backoff. */
+  private restart(err: unknown, delivered: boolean): void {
     if (this.closed) return
     if (err) this.log.warn({ err, plural: this.o.plural, retryMs: this.backoffMs }, 'store watch ended; relisting')
-    const delay = err ? this.backoffMs : 0
+    const delay = err || !delivered ? this.backoffMs : 0
     this.backoffMs = Math.min(this.backoffMs * 2, 30_000)
     this.retryTimer = setTimeout(() => {
-      this.relist().then((rv) => this.startWatch(rv), (e) => this.restart(e))
+      this.relist().then((rv) => this.startWatch(rv), (e) => this.restart(e, false))
     }, delay)
     this.retryTimer.unref()
   }
@@ -349,9 +360,10 @@ export class KubeStore implements Store {
       releases: (status) => status.phase === 'Deleted',
       onDeleting: (spec, at) => (spec.deletionRequestedAt ? spec : { ...spec, deletionRequestedAt: at, generation: spec.generation + 1 }),
     })
-    const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, kc, heldByNode('tscsivolumes', 'TscsiVolume'), log)
-    const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, kc, { plural: 'tscsinodes', kind: 'TscsiNode', ownerReferences: () => owner }, log)
-    const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, kc, heldByNode('tscsisnapshots', 'TscsiSnapshot'), log)
+    const watcher = new Watch(kc)
+    const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, watcher, heldByNode('tscsivolumes', 'TscsiVolume'), log)
+    const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, watcher, { plural: 'tscsinodes', kind: 'TscsiNode', ownerReferences: () => owner }, log)
+    const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, watcher, heldByNode('tscsisnapshots', 'TscsiSnapshot'), log)
     await volumes.open()
     await nodes.open()
     await snapshots.open()
