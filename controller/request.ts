@@ -92,6 +92,10 @@ export function checkSupported(field: string, caps: Capability[], kind: VolumeKi
 // rounded up), and 1 MiB for a raw block image.
 export const MIN_IMAGE_BYTES: Record<string, bigint> = { '': MiB, ext4: 8n * MiB, xfs: 300n * MiB, btrfs: 128n * MiB }
 
+// Own keys only: `in` would also accept "constructor" or "toString", and an image of that
+// filesystem would then get past here.
+const isImageFsType = (v: string): boolean => Object.hasOwn(MIN_IMAGE_BYTES, v)
+
 export interface Shape {
   kind: VolumeKind
   fsType: string | undefined
@@ -114,7 +118,7 @@ export function planShape(params: Parameters, caps: Capability[], range: Range):
     throw invalid('volume_capabilities', `fs_type ${capFs} contradicts parameters[fsType] ${params.fsType}`)
   }
   const fsType = block ? '' : (params.fsType ?? capFs ?? 'ext4')
-  if (!(fsType in MIN_IMAGE_BYTES)) throw invalid('volume_capabilities', `fs_type ${JSON.stringify(fsType)} is not one of ${FS_TYPES.join(', ')}`)
+  if (!isImageFsType(fsType)) throw invalid('volume_capabilities', `fs_type ${JSON.stringify(fsType)} is not one of ${FS_TYPES.join(', ')}`)
   const min = MIN_IMAGE_BYTES[fsType]!
   let size = planSize(range)
   size = wholeMiB(size)
