@@ -12,6 +12,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # The generator is TypeScript: build dist/ first (node 20 runs no .ts itself).
-node_modules/.bin/tsc -p tsconfig.json
+npx tsc -p tsconfig.json
 node dist/tools/gen-crds.js deploy/helm/tscsi/crds
 bash scripts/render-manifests.sh
