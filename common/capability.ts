@@ -10,7 +10,9 @@ export interface CsiVolumeCapability {
   access_type?: 'mount' | 'block'
 }
 
-export type AccessType = 'mount' | 'block'
+/** How a volume is used: mount, a filesystem; block, a raw block device. */
+export const ACCESS_TYPES = ['mount', 'block'] as const
+export type AccessType = (typeof ACCESS_TYPES)[number]
 
 export interface Capability {
   accessType: AccessType

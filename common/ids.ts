@@ -17,7 +17,14 @@ export const KIND_NAMES: Readonly<Record<IdKind, string>> = { v: 'volume', s: 's
 /** Persistent and ephemeral inline volumes live side by side in a pool's volumes and images folders. */
 export const VOLUME_KINDS: readonly IdKind[] = ['v', 'e']
 
-const ID = /^([vsge])-[0-9a-f]{32}$/
+// 128 bits in lower-case hex: the part after the kind letter and the dash.
+const HEX128 = '[0-9a-f]{32}'
+const ID = new RegExp(`^([vsge])-${HEX128}$`)
+
+/** The shape of every id of one kind, for schemas that check ids (the CRDs). */
+export function idShape(kind: IdKind): RegExp {
+  return new RegExp(`^${kind}-${HEX128}$`)
+}
 
 function mint(kind: IdKind, salted: string): string {
   return `${kind}-` + createHash('sha256').update(salted).digest('hex').slice(0, 32)

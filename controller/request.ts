@@ -3,7 +3,7 @@
 import type { Capability } from '../common/capability.js'
 import { unsupportedReason } from '../common/capability.js'
 import { aborted, invalid, outOfRange } from '../common/errors.js'
-import { DEFAULT_POOL, FS_TYPES, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
+import { DEFAULT_POOL, FS_TYPES, type ImageFsType, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { idKind, type IdKind } from '../common/ids.js'
 import { CO_KEY_PREFIX, CONTEXT, topologyOf } from '../common/keys.js'
@@ -90,11 +90,15 @@ export function checkSupported(field: string, caps: Capability[], kind: VolumeKi
 
 // The smallest image each filesystem's mkfs accepts (measured with this machine's tools,
 // rounded up), and 1 MiB for a raw block image.
-export const MIN_IMAGE_BYTES: Record<string, bigint> = { '': MiB, ext4: 8n * MiB, xfs: 300n * MiB, btrfs: 128n * MiB }
+export const MIN_IMAGE_BYTES: Record<ImageFsType, bigint> = { '': MiB, ext4: 8n * MiB, xfs: 300n * MiB, btrfs: 128n * MiB }
+
+// Own keys only: `in` would also accept "constructor" or "toString", and an image of that
+// filesystem would then get past here.
+const isImageFsType = (v: string): v is ImageFsType => Object.hasOwn(MIN_IMAGE_BYTES, v)
 
 export interface Shape {
   kind: VolumeKind
-  fsType: string | undefined
+  fsType: ImageFsType | undefined
   size: bigint
 }
 
@@ -114,8 +118,8 @@ export function planShape(params: Parameters, caps: Capability[], range: Range):
     throw invalid('volume_capabilities', `fs_type ${capFs} contradicts parameters[fsType] ${params.fsType}`)
   }
   const fsType = block ? '' : (params.fsType ?? capFs ?? 'ext4')
-  if (!(fsType in MIN_IMAGE_BYTES)) throw invalid('volume_capabilities', `fs_type ${JSON.stringify(fsType)} is not one of ${FS_TYPES.join(', ')}`)
-  const min = MIN_IMAGE_BYTES[fsType]!
+  if (!isImageFsType(fsType)) throw invalid('volume_capabilities', `fs_type ${JSON.stringify(fsType)} is not one of ${FS_TYPES.join(', ')}`)
+  const min = MIN_IMAGE_BYTES[fsType]
   let size = planSize(range)
   size = wholeMiB(size)
   if (size < min) size = min

@@ -32,7 +32,7 @@ export interface SourcedPlacement {
   node: string
   pool: string
   kind: VolumeSpec['kind']
-  fsType: string | undefined
+  fsType: VolumeSpec['fsType']
   size: bigint
 }
 

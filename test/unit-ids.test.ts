@@ -2,7 +2,7 @@
 // every volume, snapshot and ephemeral volume made before it. Each minting function is pinned to
 // a value computed once, by hand, when it was written; these values must never change.
 import t from 'tap'
-import { ephemeralIdFor, groupIdFor, idInName, idKind, isId, memberIdFor, snapshotIdFor, VOLUME_KINDS, volumeIdFor } from '../common/ids.js'
+import { ephemeralIdFor, groupIdFor, idInName, idKind, idShape, isId, memberIdFor, snapshotIdFor, VOLUME_KINDS, volumeIdFor } from '../common/ids.js'
 
 t.test('every id function is pinned', async (t) => {
   t.equal(volumeIdFor('pvc-1'), 'v-a6e1b97f35f15e735b4e2ed14ffcd254', 'volume')
@@ -28,6 +28,13 @@ t.test('idKind: the kind of every id we mint, and nothing for anything else', as
   const hex = '0'.repeat(32)
   for (const near of ['', `v-${hex.slice(1)}`, `v-${hex}0`, `V-${hex}`, `x-${hex}`, `v-${'A'.repeat(32)}`, `v_${hex}`, ` v-${hex}`, `v-${hex}\n`, `v-${hex}/..`, 'pvc-1']) {
     t.equal(idKind(near), undefined, JSON.stringify(near))
+  }
+})
+
+t.test('idShape: the pattern the CRDs check ids with agrees with idKind', async (t) => {
+  const hex = '0'.repeat(32)
+  for (const id of [volumeIdFor('a'), snapshotIdFor('a'), groupIdFor('a'), ephemeralIdFor('a'), `v-${hex.slice(1)}`, `v-${hex}0`, `V-${hex}`, `v-${hex}\n`, 'pvc-1']) {
+    for (const kind of ['v', 's', 'g', 'e'] as const) t.equal(idShape(kind).test(id), idKind(id) === kind, `${JSON.stringify(id)} ${kind}`)
   }
 })
 

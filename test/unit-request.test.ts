@@ -9,7 +9,7 @@ import type { VolumeSpec } from '../common/store/model.js'
 import { requireId } from '../common/validate.js'
 import { volumeIdFor } from '../common/ids.js'
 import {
-  capabilitiesMatch, checkSupported, csiVolume, DEFAULT_SIZE, fitsRange, parseParameters, parseRange, parseRequirements, planSize,
+  capabilitiesMatch, checkSupported, csiVolume, DEFAULT_SIZE, fitsRange, parseParameters, parseRange, parseRequirements, planShape, planSize,
   publishedNodes, volumeCondition,
 } from '../controller/request.js'
 import { blockCap, mountCap, codeOf } from './helpers/csi.js'
@@ -98,6 +98,16 @@ t.test('parseParameters: Object.prototype names are unknown parameters too', asy
       got = e instanceof CsiError ? e.code : (e as Error).name
     }
     t.equal(got, status.INVALID_ARGUMENT, `${key}: INVALID_ARGUMENT (got ${String(got)})`)
+  }
+})
+
+t.test('planShape: an image takes only the filesystems it knows, not Object.prototype names', async (t) => {
+  const params = parseParameters({ kind: 'image' })
+  const range = parseRange({ required_bytes: String(GiB) })
+  t.match(planShape(params, [parseCapability('c', mountCap('SINGLE_NODE_WRITER', [], 'xfs'))], range), { kind: 'image', fsType: 'xfs', size: GiB })
+  for (const fs of ['zfs', 'constructor', 'toString', '__proto__']) {
+    const cap = parseCapability('c', mountCap('SINGLE_NODE_WRITER', [], fs))
+    t.throws(() => planShape(params, [cap], range), { code: status.INVALID_ARGUMENT, message: /is not one of ext4, xfs, btrfs/ }, fs)
   }
 })
 

@@ -1,0 +1,93 @@
+// Stored objects with every optional field set, one or more per kind, and two walks over a CRD
+// schema: which of its fields some sample leaves unset (so "every field is set" is checked, not
+// promised), and which fields of a value it does not declare (what the API server would prune).
+// test/unit-crds.test.ts checks the samples; test/process-kube-schema.test.ts round-trips them
+// through a real API server.
+import { groupIdFor, memberIdFor, snapshotIdFor, volumeIdFor } from '../../common/ids.js'
+import type { LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from '../../common/store/model.js'
+import type { JsonSchema } from '../../common/store/schema.js'
+
+const AT = '2026-01-02T03:04:05Z'
+const LATER = '2026-01-02T04:05:06Z'
+
+const restored: VolumeSpec = {
+  name: 'pvc-restored', node: 'node-a', kind: 'image', pool: 'fast', fsType: 'xfs', projectId: 7, capacityBytes: '1073741824',
+  accessType: 'mount', parameters: { kind: 'image', fsType: 'xfs', pool: 'fast' }, createdAt: AT, generation: 3, deletionRequestedAt: LATER,
+  publications: { 'node-a': { readonly: true, mode: 'SINGLE_NODE_READER_ONLY' }, 'node-b': { readonly: false, mode: 'SINGLE_NODE_WRITER' } },
+  contentSource: { snapshotId: snapshotIdFor('snap-1') },
+}
+const volumeStatus: VolumeStatus = {
+  phase: 'Failed', observedGeneration: 2, code: 'RESOURCE_EXHAUSTED', message: 'the pool is full', deleteBlocked: 'still mounted at /mnt/x',
+  quota: 'unenforced: no project quota on tmpfs', updatedAt: LATER,
+}
+
+const groupMembers = [volumeIdFor('pvc-restored'), volumeIdFor('pvc-cloned')].sort()
+const snapshotSpec: SnapshotSpec = {
+  name: 'group-1/member', sourceVolumeId: volumeIdFor('pvc-restored'), node: 'node-a', pool: 'fast', kind: 'image', fsType: 'btrfs',
+  sizeBytes: '1073741824', accessType: 'block', createdAt: AT, generation: 2, deletionRequestedAt: LATER, groupId: groupIdFor('group-1'),
+  groupMembers,
+}
+
+/** Objects by CRD kind; their ids are the object names. */
+export const SAMPLES = {
+  TscsiVolume: [
+    { id: volumeIdFor('pvc-restored'), spec: restored, status: volumeStatus },
+    // The other member of contentSource's choice.
+    { id: volumeIdFor('pvc-cloned'), spec: { ...restored, name: 'pvc-cloned', contentSource: { volumeId: volumeIdFor('pvc-source') } }, status: volumeStatus },
+  ] satisfies { id: string; spec: VolumeSpec; status: VolumeStatus }[],
+  TscsiSnapshot: [{
+    id: memberIdFor(groupIdFor('group-1'), volumeIdFor('pvc-restored')),
+    spec: snapshotSpec,
+    status: { phase: 'Failed', observedGeneration: 1, code: 'INTERNAL', message: 'copy failed', deleteBlocked: 'a restore is reading it', updatedAt: LATER },
+  }] satisfies { id: string; spec: SnapshotSpec; status: SnapshotStatus }[],
+  TscsiNode: [{
+    id: 'node-a',
+    spec: { topology: { 'topology.tscsi.dev/node': 'node-a' }, maxVolumes: 100, kinds: ['dir', 'image'], pools: ['default', 'fast'] },
+    status: { pools: { default: { totalBytes: '68719476736', availableBytes: '1048576' }, fast: { totalBytes: '2', availableBytes: '0' } }, updatedAt: LATER },
+  }] satisfies { id: string; spec: NodeSpec; status: NodeStatus }[],
+  TscsiLedger: [{
+    id: 'node.node-a',
+    spec: {
+      claims: { [volumeIdFor('pvc-restored')]: { pool: 'fast', bytes: '1073741824', projectId: 7, at: AT } },
+      reported: { [volumeIdFor('pvc-lost')]: { node: 'node-gone', at: AT } },
+      reporter: { id: 'tscsi-controller-7d9f-abcde', renewedAt: LATER },
+      projectIds: { default: 3, fast: 7 },
+    },
+  }] satisfies { id: string; spec: LedgerDoc }[],
+}
+
+/** Every field path the schema declares: `.a.b`, `.*` for any key of a map, `[]` for list items. */
+export function schemaPaths(schema: JsonSchema, at = ''): string[] {
+  const props = Object.entries(schema.properties ?? {}).flatMap(([k, sub]) => [`${at}.${k}`, ...schemaPaths(sub, `${at}.${k}`)])
+  const values = schema.additionalProperties ? [`${at}.*`, ...schemaPaths(schema.additionalProperties, `${at}.*`)] : []
+  const items = schema.items ? schemaPaths(schema.items, `${at}[]`) : []
+  return [...props, ...values, ...items]
+}
+
+/** The field paths a value sets, named as schemaPaths names them. */
+export function valuePaths(schema: JsonSchema, value: unknown, at = ''): string[] {
+  if (Array.isArray(value)) return schema.items ? value.flatMap((v) => valuePaths(schema.items!, v, `${at}[]`)) : []
+  if (value === null || typeof value !== 'object') return []
+  return Object.entries(value).flatMap(([k, v]) => {
+    const declared = schema.properties?.[k]
+    const sub = declared ?? schema.additionalProperties
+    const path = declared ? `${at}.${k}` : `${at}.*`
+    return sub ? [path, ...valuePaths(sub, v, path)] : []
+  })
+}
+
+/** The schema's fields that none of the samples sets. */
+export function unset(schema: JsonSchema, samples: unknown[]): string[] {
+  const set = new Set(samples.flatMap((v) => valuePaths(schema, v)))
+  return schemaPaths(schema).filter((p) => !set.has(p))
+}
+
+/** The fields of value the schema does not declare: what the API server prunes. */
+export function undeclared(schema: JsonSchema, value: unknown, at = ''): string[] {
+  if (Array.isArray(value)) return schema.items ? value.flatMap((v, i) => undeclared(schema.items!, v, `${at}[${i}]`)) : []
+  if (value === null || typeof value !== 'object') return []
+  return Object.entries(value).flatMap(([k, v]) => {
+    const sub = schema.properties?.[k] ?? schema.additionalProperties
+    return sub ? undeclared(sub, v, `${at}.${k}`) : [`${at}.${k}`]
+  })
+}
