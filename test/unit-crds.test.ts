@@ -19,9 +19,9 @@ import { SAMPLES, undeclared, unset } from './helpers/stored-objects.js'
 
 const CHART_CRDS = path.join(ROOT, 'deploy/helm/tscsi/crds')
 
-// The YAML parser client-node itself uses (resolved from its folder, not ours): a real parser
-// reading the writer's output.
-const yaml = createRequire(createRequire(import.meta.url).resolve('@kubernetes/client-node'))('js-yaml') as { load(text: string): unknown }
+// A real YAML parser reading the writer's output: js-yaml, the one client-node uses, declared as
+// our dev dependency (its types are not, hence require).
+const yaml = createRequire(import.meta.url)('js-yaml') as { load(text: string): unknown }
 const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v))
 
 t.test('deploy/helm/tscsi/crds is what `npm run gen:crds` makes of the model now', async (t) => {
