@@ -15,7 +15,7 @@ import * as grpc from '@grpc/grpc-js'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { buildCanary, detachUnder, diffSnapshots, isUnder, snapshotTree } from './helpers/canary.js'
-import { client, mountCap, testRig } from './helpers/driver.js'
+import { client, mountCap, nodeSeen, testRig } from './helpers/driver.js'
 import { encode, lenField, loadCsi, mutate, randomBytes, randomMessage, varint, type Method, type Pools } from './helpers/fuzz-proto.js'
 import { codeName, isRoot, outcome, prng, startIn } from './helpers/rpc-outcome.js'
 import { readMountInfo } from '../native/index.js'
@@ -85,6 +85,7 @@ if (!isRoot()) {
     const c = client('Controller', ctl.socket)
     const n = client('Node', node.socket)
     t.teardown(() => { c.close(); n.close() })
+    await nodeSeen(c)
 
     // Real volumes, so valid-looking messages reach the handlers' effects.
     const R1 = (await c.CreateVolume({ name: 'fuzz-real-1', volume_capabilities: [mountCap()] })).volume

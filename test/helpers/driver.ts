@@ -182,5 +182,22 @@ export async function startDriver(t: Parameters<typeof testRig>[0], nodeFlags: s
   const c = client('Controller', ctl.socket)
   const n = client('Node', node.socket)
   t.teardown(() => { c.close(); n.close() })
+  await nodeSeen(c)
   return { rig, dir, ctl, node, c, n }
+}
+
+/**
+ * Waits until the controller has seen a node's capacity. A node is ready once it has written its
+ * status, but the controller learns of it through its store's watch a moment later (inotify, a
+ * read), so a CreateVolume sent at once can meet RESOURCE_EXHAUSTED "none has reported its
+ * capacity yet" on a loaded machine. A CO retries that; a test must not depend on the race.
+ */
+export async function nodeSeen(c: CsiClient<'Controller'>, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const res = await c.GetCapacity({ volume_capabilities: [mountCap()], parameters: { kind: 'dir' } })
+    if (BigInt(res.available_capacity || '0') > 0n) return
+    if (Date.now() > until) throw new Error(`the controller saw no node's capacity within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
 }
