@@ -6,7 +6,7 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { crdFiles } from '../common/store/crds.js'
-import { GROUP } from '../common/store/kube.js'
+import { GROUP } from '../common/store/resources.js'
 
 // dist/tools/gen-crds.js -> the checkout's root.
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')

@@ -3,7 +3,7 @@
 // test/unit-crds.test.ts fails while the committed files differ from what this makes. Printer
 // columns are checked by tsc against the model, so a column cannot name a field that is not there.
 import { toYaml, type YamlValue } from '../yaml.js'
-import { GROUP, VERSION } from './kube.js'
+import { GROUP, KINDS, pluralOf, VERSION } from './resources.js'
 import { ledgerDoc, nodeSpec, nodeStatus, snapshotSpec, snapshotStatus, volumeSpec, volumeStatus } from './model.js'
 import * as s from './schema.js'
 
@@ -26,7 +26,7 @@ interface Column<Spec, Status> {
 }
 
 interface Definition<Spec, Status> {
-  /** The kind; its lower case is the singular name, and that plus "s" the plural. */
+  /** The kind; its lower case is the singular name, and that plus "s" the plural (resources.ts). */
   kind: string
   shortName: string
   /** What the resource is for and who writes which part: its schema's description and its file's header. */
@@ -51,7 +51,7 @@ export interface Crd {
 /** One CRD from its definition; exported for the type tests of test/unit-crds.test.ts. */
 export function defineCrd<Spec, Status = never>(d: Definition<Spec, Status>): Crd {
   const singular = d.kind.toLowerCase()
-  const plural = `${singular}s`
+  const plural = pluralOf(d.kind)
   const root = d.status ? s.object({ spec: d.spec, status: s.optional(d.status) }, { description: d.about }) : s.object({ spec: d.spec }, { description: d.about })
   const version = {
     name: VERSION,
@@ -84,7 +84,7 @@ const age = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp'
 
 export const CRDS: readonly Crd[] = [
   defineCrd({
-    kind: 'TscsiLedger',
+    kind: KINDS.ledger,
     shortName: 'tsl',
     about: 'What controllers decide on together, changed only by compare-and-swap (a replace carrying the resourceVersion it read). ' +
       "`node.<node id>`: every volume's claim on that node's pools (bytes and project id), so two controller replicas never promise " +
@@ -94,7 +94,7 @@ export const CRDS: readonly Crd[] = [
     columns: [{ name: 'Reporter', type: 'string', jsonPath: '.spec.reporter.id' }, age],
   }),
   defineCrd({
-    kind: 'TscsiNode',
+    kind: KINDS.node,
     shortName: 'tsn',
     about: "A node plugin's registration and capacity report. The node plugin writes both parts; the controller reads them to place " +
       'volumes and answer GetCapacity.',
@@ -107,7 +107,7 @@ export const CRDS: readonly Crd[] = [
     ],
   }),
   defineCrd({
-    kind: 'TscsiSnapshot',
+    kind: KINDS.snapshot,
     shortName: 'tss',
     about: 'A snapshot of a volume, kept on the node that holds the volume. The controller writes spec; that node copies the data ' +
       '(reflink where the filesystem can) and writes status. The finalizer keeps the object until the node has removed the copy.',
@@ -123,7 +123,7 @@ export const CRDS: readonly Crd[] = [
     ],
   }),
   defineCrd({
-    kind: 'TscsiVolume',
+    kind: KINDS.volume,
     shortName: 'tsv',
     about: 'A volume tscsi manages. The controller writes spec; the node plugin on spec.node realises it and writes status. The ' +
       'finalizer keeps the object until that node has removed the data, so deleting the object (even with kubectl) never strands ' +

@@ -10,11 +10,12 @@
 import { Watch, type CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node'
 import { aborted, unavailable } from '../errors.js'
 import type { Logger } from '../log.js'
-import { GROUP, httpCode, KubeCollection, VERSION, type KubeObject } from './kube.js'
+import { httpCode, KubeCollection, type KubeObject } from './kube.js'
+import { GROUP, KINDS, pluralOf, VERSION } from './resources.js'
 import type { Ledger, LedgerChange } from './types.js'
 
-const PLURAL = 'tscsiledgers'
-const KIND = 'TscsiLedger'
+const KIND = KINDS.ledger
+const PLURAL = pluralOf(KIND)
 /** Conflicts tolerated before ABORTED; each one means another controller's write went through. */
 const MAX_ATTEMPTS = 100
 

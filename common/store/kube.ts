@@ -21,10 +21,9 @@ import type { Logger } from '../log.js'
 import type { LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
 import { KubeCache } from './kube-cache.js'
 import { KubeLedger } from './kube-ledger.js'
+import { GROUP, KINDS, pluralOf, VERSION } from './resources.js'
 import type { Collection, EventSink, Store, StoredObject } from './types.js'
 
-export const GROUP = 'tscsi.dev'
-export const VERSION = 'v1alpha1'
 export const NODE_LABEL = 'tscsi.dev/node'
 /** Held by every volume object until its node has removed the data. */
 export const DATA_FINALIZER = 'tscsi.dev/data'
@@ -361,9 +360,9 @@ export class KubeStore implements Store {
       onDeleting: (spec, at) => (spec.deletionRequestedAt ? spec : { ...spec, deletionRequestedAt: at, generation: spec.generation + 1 }),
     })
     const watcher = new Watch(kc)
-    const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, watcher, heldByNode('tscsivolumes', 'TscsiVolume'), log)
-    const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, watcher, { plural: 'tscsinodes', kind: 'TscsiNode', ownerReferences: () => owner }, log)
-    const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, watcher, heldByNode('tscsisnapshots', 'TscsiSnapshot'), log)
+    const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, watcher, heldByNode(pluralOf(KINDS.volume), KINDS.volume), log)
+    const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, watcher, { plural: pluralOf(KINDS.node), kind: KINDS.node, ownerReferences: () => owner }, log)
+    const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, watcher, heldByNode(pluralOf(KINDS.snapshot), KINDS.snapshot), log)
     await volumes.open()
     await nodes.open()
     await snapshots.open()
@@ -372,7 +371,7 @@ export class KubeStore implements Store {
 
   async healthy(): Promise<boolean> {
     try {
-      await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'tscsinodes', limit: 1 })
+      await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: pluralOf(KINDS.node), limit: 1 })
       return true
     } catch {
       return false
