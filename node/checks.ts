@@ -1,5 +1,6 @@
 // Checks shared by the node RPCs: the volume's directory, paths handed over by the CO, and
 // taking down a mount only after proving it is the volume's.
+import type { VolumeKind } from '../common/store/model.js'
 import { realpathSync } from 'node:fs'
 import path from 'node:path'
 import { failedPrecondition, invalid } from '../common/errors.js'
@@ -10,13 +11,13 @@ import { belongsTo, type Located } from './locate.js'
 import type { PathInfo } from './mounter.js'
 
 /** The volume kind from the volume context (set by CreateVolume); dir when absent. */
-export function volumeKind(ctx: Record<string, string> | undefined): 'dir' | 'image' {
+export function volumeKind(ctx: Record<string, string> | undefined): VolumeKind {
   const kind = ctx?.[CONTEXT.kind] ?? 'dir'
   if (kind !== 'dir' && kind !== 'image') throw invalid(`volume_context[${CONTEXT.kind}]`, `${JSON.stringify(kind)} is not a volume kind this node serves`)
   return kind
 }
 
-export function checkCapability(field: string, cap: Capability, kind: 'dir' | 'image' = 'dir'): void {
+export function checkCapability(field: string, cap: Capability, kind: VolumeKind = 'dir'): void {
   const why = unsupportedReason(cap, kind === 'image')
   if (why) throw invalid(field, why)
 }

@@ -2,6 +2,7 @@
 // NodePublishVolume from the attributes, removed at NodeUnpublishVolume, never seen by the
 // controller or the store. kubelet's volume id is an arbitrary string, so the data lives under
 // an id of ours derived from it (common/ids.ts ephemeralIdFor), in the default pool.
+import type { VolumeKind } from '../common/store/model.js'
 import { promises as fsp } from 'node:fs'
 import type { Capability } from '../common/capability.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
@@ -30,7 +31,7 @@ export function parseQuantity(field: string, v: string): bigint {
 }
 
 export interface EphemeralPlan {
-  kind: 'dir' | 'image'
+  kind: VolumeKind
   size: bigint
   fsType: string
 }

@@ -5,7 +5,7 @@
 import { realpathSync } from 'node:fs'
 import path from 'node:path'
 
-import { DEFAULT_POOL } from '../common/store/model.js'
+import { DEFAULT_POOL, type VolumeKind } from '../common/store/model.js'
 
 export { DEFAULT_POOL }
 
@@ -46,7 +46,7 @@ export class Layout {
   }
 
   /** Where a snapshot's copy lives: a directory tree (dir volumes) or an image file. */
-  snapshotPath(id: string, pool: string, kind: 'dir' | 'image'): string {
+  snapshotPath(id: string, pool: string, kind: VolumeKind): string {
     return path.join(this.snapshotsDirOf(pool), kind === 'image' ? `${id}.img` : id)
   }
 

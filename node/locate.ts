@@ -1,5 +1,6 @@
 // Finding a volume's data on this node and proving that a mount belongs to it, from the disk
 // and the kernel alone (no volume context, no store), each in a few O(1) syscalls.
+import type { VolumeKind } from '../common/store/model.js'
 import { failedPrecondition, notFound } from '../common/errors.js'
 import type { NodeDeps } from './deps.js'
 import { loopBackedBy } from './loops.js'
@@ -7,7 +8,7 @@ import { sameObject, type PathInfo } from './mounter.js'
 
 export interface Located {
   id: string
-  kind: 'dir' | 'image'
+  kind: VolumeKind
   /** The directory (dir) or the image file (image). */
   path: string
   info: PathInfo
