@@ -54,8 +54,7 @@ export interface NfsMountPlan {
   exportPath: string
   /**
    * How long one RPC may take before a soft mount fails it or a hard one reports "server not
-   * responding": the kernel's TCP back-off (timeo grows by timeo a retry, capped at 60 s) over
-   * retrans retries. The caller's own deadline for a mount or statfs should be at least this.
+   * responding" (see majorTimeoutMs). A caller's own deadline for a mount should exceed it.
    */
   majorTimeoutMs: number
 }
@@ -69,8 +68,8 @@ export const OPTIONS_FIELD = 'volume_capability.mount.mount_flags'
 // a short bound keeps hostile input from reaching the kernel at all.
 const MAX_PATH = 1024
 // Defaults: hard (no silent data loss: the NFS default and what a database on a share expects),
-// 10 s per try and 3 retries, so a dead server is reported within about a minute rather than
-// mount.nfs's default of 600 deciseconds.
+// 10 s for the first try and 3 retries: a silent server fails a mount after 60 s (majorTimeoutMs),
+// inside kubelet's 2-minute call timeout; mount.nfs's timeo=600,retrans=2 would take 6 minutes.
 const DEFAULT_TIMEO = 100
 const DEFAULT_RETRANS = 3
 const BOUNDS = {
@@ -237,9 +236,16 @@ export function planNfsMount(req: NfsMountRequest, optionsField = OPTIONS_FIELD)
   return { source: `${host}:${exportPath}`, fsType: 'nfs4', flags, data, version, exportPath, majorTimeoutMs: majorTimeoutMs(timeo, retrans) }
 }
 
-/** Linux's TCP retransmit schedule (xprt_reset_majortimeo): linear back-off, each wait capped at 60 s. */
+/**
+ * When the kernel gives up on one RPC over TCP (net/sunrpc/xprt.c, fs/nfs/client.c's
+ * nfs_init_timeout_values): each try waits timeo longer than the last (linear, capped at
+ * timeo * (retrans + 1) and at 600 s), and the major timeout falls at the end of the first try
+ * that ends past timeo * (retrans + 1). A soft RPC fails there; mount(2) pings the server with a
+ * soft RPC even on a hard mount, so a silent server fails a mount within this time.
+ */
 export function majorTimeoutMs(timeo: number, retrans: number): number {
-  let total = 0
-  for (let i = 0; i <= retrans; i++) total += Math.min(timeo * (i + 1), 600)
-  return total * 100
+  const major = Math.min(timeo * (retrans + 1), 6000)
+  let elapsed = 0
+  for (let k = 0; elapsed < major; k++) elapsed += Math.min(timeo * (k + 1), major)
+  return elapsed * 100
 }

@@ -16,7 +16,7 @@ t.test('the plan for a plain IPv4 server: source, fs type, flags and every drive
   t.equal(p.flags, MS.NOSUID | MS.NODEV)
   t.equal(p.data, 'vers=4.1,addr=127.0.0.1,clientaddr=0.0.0.0,proto=tcp,hard,timeo=100,retrans=3')
   t.equal(p.exportPath, '/export/sub')
-  t.equal(p.majorTimeoutMs, (100 + 200 + 300 + 400) * 100, 'linear back-off over 1 + 3 tries')
+  t.equal(p.majorTimeoutMs, (100 + 200 + 300) * 100, 'tries of 10, 20 and 30 s: the third ends past 4 x 10 s')
 })
 
 t.test('IPv6: brackets in the source, tcp6, the client address of the same family', async (t) => {
@@ -39,11 +39,14 @@ t.test('user options: versions, recovery, bounded numbers, VFS flags', async (t)
   t.equal(p.version, '4.2')
   t.equal(p.data, 'vers=4.2,addr=127.0.0.1,clientaddr=0.0.0.0,proto=tcp,soft,timeo=50,retrans=1,nconnect=4,port=2049,lookupcache=positive,noresvport,sec=sys')
   t.equal(p.flags, MS.NOSUID | MS.NODEV | MS.NOATIME | MS.RDONLY)
-  t.equal(p.majorTimeoutMs, (50 + 100) * 100)
+  t.equal(p.majorTimeoutMs, (50 + 100) * 100, 'tries of 5 and 10 s reach 2 x 5 s')
   t.equal(planNfsMount({ ...base, mountOptions: ['vers=4.1', 'hard'] }).version, '4.1')
   t.equal(planNfsMount({ ...base, mountOptions: ['ro', 'rw'] }).flags & MS.RDONLY, 0, 'a later rw undoes ro')
   t.equal(planNfsMount({ ...base, mountOptions: ['nosuid', 'nodev'] }).flags, MS.NOSUID | MS.NODEV, 'nosuid and nodev are on anyway')
-  t.equal(majorTimeoutMs(600, 2), 3 * 600 * 100, 'each wait is capped at 60 s')
+  t.equal(majorTimeoutMs(600, 2), (600 + 1200) * 100, 'tries of 60 and 120 s reach 3 x 60 s')
+  t.equal(majorTimeoutMs(600, 10), 6000 * 100 + 0, 'never past 600 s: the cap is the whole major timeout')
+  t.equal(majorTimeoutMs(10, 0), 1000, 'no retries: one try')
+  t.equal(majorTimeoutMs(10, 1), 3000, 'tries of 1 and 2 s reach 2 x 1 s')
 })
 
 t.test('hostile servers: option injection and anything but a host name or an address', async (t) => {
