@@ -124,11 +124,16 @@ const WORDS: Record<string, readonly string[]> = {
   sec: ['sys'],
 }
 
+/** 4 or 6 for an IP address written with digits, dots and colons only (so no IPv6 zone), else 0. */
+function ipFamily(value: string): 0 | 4 | 6 {
+  return /^[0-9a-fA-F:.]+$/.test(value) ? (isIP(value) as 0 | 4 | 6) : 0
+}
+
 /** A server as a user may write it: a DNS name, an IPv4 address, or an IPv6 one (brackets allowed). */
 export function parseServer(value: string, field = SERVER_FIELD): string {
   if (typeof value !== 'string' || value === '') throw invalid(field, 'must name the NFS server')
   const bare = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value
-  if (isIP(bare) === 4 || (isIP(bare) === 6 && /^[0-9a-fA-F:.]+$/.test(bare))) return bare
+  if (ipFamily(bare) !== 0) return bare
   // RFC 1123 host names only: this also refuses ',', '=', ':', '/', whitespace, NUL and the rest.
   const label = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/
   const name = value.endsWith('.') ? value.slice(0, -1) : value
@@ -155,7 +160,7 @@ export function checkSubDir(value: string, field = SUBDIR_FIELD): string {
 }
 
 function checkSegments(rel: string, field: string, shown: string): void {
-  if (rel.length > MAX_PATH) throw invalid(field, `longer than ${MAX_PATH} bytes`)
+  if (Buffer.byteLength(rel) > MAX_PATH) throw invalid(field, `longer than ${MAX_PATH} bytes`)
   // Control characters (newline, NUL, ...), DEL, and the option separators.
   if (/[\x00-\x1f\x7f,=\\]/.test(rel)) throw invalid(field, `${JSON.stringify(shown)} holds a control character, ',', '=' or '\\'`)
   for (const seg of rel.split('/')) {
@@ -167,16 +172,16 @@ function checkSegments(rel: string, field: string, shown: string): void {
 
 /** Plans the mount; throws INVALID_ARGUMENT naming the field for anything it will not pass on. */
 export function planNfsMount(req: NfsMountRequest, optionsField = OPTIONS_FIELD): NfsMountPlan {
-  const family = isIP(req.serverAddress)
-  if (family === 0 || !/^[0-9a-fA-F:.]+$/.test(req.serverAddress)) {
+  const family = ipFamily(req.serverAddress)
+  if (family === 0) {
     throw invalid('server address', `${JSON.stringify(req.serverAddress)} is not a resolved IP address`)
   }
   const share = checkShare(req.share)
   const subDir = checkSubDir(req.subDir)
   const exportPath = subDir === '' ? share : `${share === '/' ? '' : share}/${subDir}`
-  if (exportPath.length > MAX_PATH) throw invalid(SUBDIR_FIELD, `the share and subDir together are longer than ${MAX_PATH} bytes`)
+  if (Buffer.byteLength(exportPath) > MAX_PATH) throw invalid(SUBDIR_FIELD, `the share and subDir together are longer than ${MAX_PATH} bytes`)
   const client = req.clientAddress ?? (family === 4 ? '0.0.0.0' : '::')
-  if (isIP(client) !== family || !/^[0-9a-fA-F:.]+$/.test(client)) {
+  if (ipFamily(client) !== family) {
     throw invalid('client address', `${JSON.stringify(client)} is not an IPv${family} address like the server's`)
   }
 

@@ -77,6 +77,7 @@ t.test('hostile subDirs (CVE-2026-3864/3865): traversal, absolute, non-normal, i
   }
   t.equal(checkSubDir('...'), '...', 'three dots is a name, not a parent')
   t.equal(checkSubDir('a..b/c'), 'a..b/c')
+  t.throws(() => checkSubDir('é'.repeat(600)), INVALID(/longer than 1024 bytes/), 'the bound is in bytes, not characters')
   t.throws(() => planNfsMount({ ...base, share: '/' + 'a'.repeat(600), subDir: 'b'.repeat(600) }), INVALID(/^parameters\.subDir: .*together/))
 })
 
