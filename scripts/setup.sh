@@ -46,6 +46,7 @@ python3-minimal             test   python3
 python3-venv                test
 qemu-system-x86             test   qemu-system-x86_64
 kmod                        test   depmod
+nfs-kernel-server           test   rpc.nfsd exportfs rpc.mountd
 '
 scope=all list_only=0
 for a in "$@"; do
@@ -80,8 +81,9 @@ for p in "${missing[@]}"; do
   if ! apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]'; then apt-get update -q >&2; break; fi
 done
 
-# Several of these packages (containerd, etcd-server, prometheus) start a system daemon from their
-# maintainer scripts unless policy-rc.d forbids it (exit 101). The tests start their own private
+# Several of these packages (containerd, etcd-server, prometheus, nfs-kernel-server and the
+# rpcbind it pulls in) start a system daemon from their maintainer scripts unless policy-rc.d
+# forbids it (exit 101). The tests start their own private
 # instances, so forbid it for the length of this install; an existing policy is left as it is.
 policy=/usr/sbin/policy-rc.d made=0
 if ! [ -e "$policy" ]; then

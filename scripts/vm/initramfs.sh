@@ -12,7 +12,10 @@ here="$ROOT/scripts/vm"
 # loop, ext4, xfs, btrfs: what the driver mounts. quota_v2: ext4's project quotas (QFMT_V2);
 # xfs quotas are built into xfs.ko. crc32c is what ext4/xfs checksums ask the crypto API for;
 # nothing in the guest could load it on demand (no modprobe behind the kernel's request_module).
-MODULES="virtio_pci 9pnet_virtio 9p virtio_blk loop crc32c_generic crc32c_intel ext4 xfs btrfs quota_v2"
+# nfsd and nfsv4 (with sunrpc, lockd, grace, auth_rpcgss, nfs, ...): the NFS suite's server and
+# client, which this project's host kernel lacks; mount(2) of type nfs4 would be ENODEV without
+# them, for the same reason.
+MODULES="virtio_pci 9pnet_virtio 9p virtio_blk loop crc32c_generic crc32c_intel ext4 xfs btrfs quota_v2 nfsd nfsv4"
 # Debian's busybox-static: the guest has no libc of its own before it reaches the host's.
 busybox=/bin/busybox
 stamp="$(cat "$0" "$here/init.sh" | sha256sum | cut -c1-16)"
