@@ -18,6 +18,7 @@ function immutable(p: Record<string, string>): Record<string, string> {
 import { checkMap, ownIdOrUndefined, requireId, requireName, requireString, sameMap } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { claimRoom, createClaimed, onlyNode, releaseClaim, type Pick } from './claims.js'
+import { holdingsFor } from './holdings.js'
 import { chooseNode, claimsId, matches, roomOf, type ClaimsByNode } from './placement.js'
 import {
   capabilitiesMatch, checkSupported, csiVolume, fitsRange, paginate, parseParameters, parseRange, parseRequirements, planShape, publishedNodes,
@@ -193,7 +194,7 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     if (req.volume_capabilities?.length) checkSupported('volume_capabilities', parseCapabilities('volume_capabilities', req.volume_capabilities), params.kind)
     const segments = checkMap('accessible_topology.segments', req.accessible_topology?.segments)
     const topo = Object.keys(segments).length > 0 ? { segments } : undefined
-    const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
+    const [nodes, volumes] = await Promise.all([d.store.nodes.list(), holdingsFor(d.store.volumes)])
     const claims: ClaimsByNode = new Map(await Promise.all(nodes.map(async (n) => [n.id, await d.store.ledger.get(claimsId(n.id))] as const)))
     const rooms = roomOf(nodes, volumes, params.pool, params.kind ?? 'dir', claims).filter((r) => !topo || matches(r.topology, topo))
     // A volume cannot span nodes: the total is what the segment holds, the maximum is what one
