@@ -7,6 +7,7 @@ import { volumeIdFor } from '../common/ids.js'
 import { topologyOf } from '../common/keys.js'
 import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import type { VolumeSpec } from '../common/store/model.js'
+import type { VolumeObject } from '../common/store/types.js'
 import { awaitNodeAct, type Outcome } from './await.js'
 import { MUTABLE_PARAMETERS, parseMutable } from './modify.js'
 import { parseContentSource, placeFromSource, sameSource } from './sources.js'
@@ -25,6 +26,8 @@ import {
   volumeCondition,
 } from './request.js'
 
+
+type ListEntry = NonNullable<ResponseOf<'Controller', 'ListVolumes'>['entries']>[number]
 
 export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'CreateVolume' | 'DeleteVolume' | 'ValidateVolumeCapabilities' | 'ListVolumes' | 'ControllerGetVolume' | 'GetCapacity'> {
   const awaitNode = (id: string, what: 'create' | 'delete'): Promise<Outcome> => awaitNodeAct(d, id, what)
@@ -165,17 +168,25 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     }
   }
 
+  // Each volume's entry, kept while the store hands out the same (unchanged) object for it: the
+  // answer's encoder then reuses the entry's bytes (list-encoding.ts). Never mutated.
+  const entries = new WeakMap<VolumeObject, { nodeKnown: boolean; entry: ListEntry }>()
+  const entryOf = (v: VolumeObject, nodeKnown: boolean): ListEntry => {
+    const had = entries.get(v)
+    if (had?.nodeKnown === nodeKnown) return had.entry
+    const entry = {
+      volume: csiVolume(v),
+      status: { published_node_ids: publishedNodes(v.spec), volume_condition: volumeCondition(v.status, nodeKnown) },
+    }
+    entries.set(v, { nodeKnown, entry })
+    return entry
+  }
+
   async function ListVolumes(req: RequestOf<'Controller', 'ListVolumes'>): Promise<ResponseOf<'Controller', 'ListVolumes'>> {
     const all = (await d.store.volumes.list()).filter((v) => !v.spec.deletionRequestedAt)
     const { page, next } = paginate(all, req, 'v')
     const nodeIds = new Set((await d.store.nodes.list()).map((n) => n.id))
-    return {
-      entries: page.map((v) => ({
-        volume: csiVolume(v),
-        status: { published_node_ids: publishedNodes(v.spec), volume_condition: volumeCondition(v.status, nodeIds.has(v.spec.node)) },
-      })),
-      next_token: next,
-    }
+    return { entries: page.map((v) => entryOf(v, nodeIds.has(v.spec.node))), next_token: next }
   }
 
   async function ControllerGetVolume(req: RequestOf<'Controller', 'ControllerGetVolume'>): Promise<ResponseOf<'Controller', 'ControllerGetVolume'>> {
