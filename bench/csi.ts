@@ -1,7 +1,10 @@
 // CSI clients for the benchmark: common/client.ts's, one gRPC channel per service and socket (as
 // a CO keeps one connection per driver socket). They speak only the wire protocol, so the same
 // clients drive tscsi and hostpathplugin.
+import * as grpc from '@grpc/grpc-js'
 import { csiClient, type CsiClient, type CsiService } from '../common/client.js'
+import { csiPackage } from '../common/grpc.js'
+import type { ListVolumesRequest } from '../proto/gen/csi/v1/ListVolumesRequest.js'
 import type { VolumeCapability } from '../proto/gen/csi/v1/VolumeCapability.js'
 import type { Volume__Output } from '../proto/gen/csi/v1/Volume.js'
 
@@ -44,4 +47,18 @@ export const MOUNT_CAP = {
 export function volumeOf(created: { volume: Volume__Output | null }): Volume__Output {
   if (!created.volume) throw new Error('CreateVolume answered without a volume')
   return created.volume
+}
+
+/**
+ * ListVolumes whose answer arrives as bytes, not decoded: what the driver and the transport take
+ * for a listing, without this client's protobuf decoding (which, for 10,000 entries, costs more
+ * than the driver does).
+ */
+export function rawListVolumes(socket: string): { call(req: ListVolumesRequest): Promise<Buffer>; close(): void } {
+  const def = csiPackage().Controller.service.ListVolumes
+  const client = new grpc.Client(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 })
+  const call = (req: ListVolumesRequest): Promise<Buffer> => new Promise((resolve, reject) => {
+    client.makeUnaryRequest(def.path, def.requestSerialize, (b: Buffer) => b, req, { deadline: Date.now() + 60_000 }, (e, b) => (e || !b ? reject(e ?? new Error('no answer')) : resolve(b)))
+  })
+  return { call, close: () => client.close() }
 }

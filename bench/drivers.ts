@@ -17,6 +17,8 @@ export interface Driver {
   name: DriverName
   controller: CsiClient<'Controller'>
   node: CsiClient<'Node'>
+  /** Identity on the node plugin's socket (Probe is the round-trip floor, bench/floors.ts). */
+  identity: CsiClient<'Identity'>
   /** The processes that serve CSI (their CPU time is the driver's cost). */
   servers: Proc[]
   /** Every process started for this driver, sidecar included. */
@@ -59,6 +61,7 @@ export interface TscsiDriver extends Driver {
   options: TscsiOptions
   stateDir: string
   dataRoot: string
+  controllerSocket: string
   controllerProc: Proc
   nodeProc: Proc
   sidecarProc?: Proc
@@ -115,9 +118,10 @@ export async function startTscsi(o: TscsiOptions): Promise<TscsiDriver> {
     }
     const controller = benchClient('Controller', csock)
     const nodeClient = benchClient('Node', nsock)
-    clients.push(controller, nodeClient)
+    const identity = benchClient('Identity', nsock)
+    clients.push(controller, nodeClient, identity)
     return {
-      name: 'tscsi', controller, node: nodeClient, servers: [controllerProc, nodeProc], procs, options: o, stateDir: state, dataRoot: data,
+      name: 'tscsi', controller, node: nodeClient, identity, servers: [controllerProc, nodeProc], procs, options: o, stateDir: state, dataRoot: data, controllerSocket: csock,
       controllerProc, nodeProc, ...(sidecarProc && { sidecarProc }), ...(sidecarUrl && { sidecarUrl }),
       volumePath: (id) => path.join(data, 'volumes', id),
       nodeLog: nodeProc.logFile,
@@ -168,9 +172,10 @@ export async function startHostpath(o: HostpathOptions): Promise<HostpathDriver>
     await waitReady(sock, 30_000, proc.alive)
     const controller = benchClient('Controller', sock)
     const nodeClient = benchClient('Node', sock)
-    clients.push(controller, nodeClient)
+    const identity = benchClient('Identity', sock)
+    clients.push(controller, nodeClient, identity)
     return {
-      name: 'hostpath', controller, node: nodeClient, servers: [proc], procs: [proc], proc,
+      name: 'hostpath', controller, node: nodeClient, identity, servers: [proc], procs: [proc], proc,
       volumePath: (id) => path.join(state, id),
       nodeLog: proc.logFile,
       rpcLogs: [],

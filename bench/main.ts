@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // npm run bench (scripts/bench.sh): tscsi against kubernetes-csi's hostpathplugin on this machine,
-// same harness, interleaved rounds. Prints the table and the issue's targets (PASS/MISS), and
-// writes the results as JSON and Markdown to .tools/bench/. It never asserts timings: numbers only.
+// same harness, interleaved rounds, and against the floors of this machine (floors.ts). Prints the
+// tables and issue 17's targets (targets.ts: measured / target / PASS or MISS), and writes the
+// results as JSON and Markdown to .tools/bench/. It never asserts timings: numbers only. Without
+// the hostpathplugin binary everything else runs, tscsi alone, and the comparisons say so.
 //
 // Environment:
 //   BENCH_QUICK=1            a smoke run of about a minute (short rounds, fewer volumes and mounts)
@@ -20,92 +22,27 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from 'node:os'
 import path from 'node:path'
 import { lifecycle, runRound, STEPS, type RoundResult } from './lifecycle.js'
-import { NODE_ID, startHostpath, startTscsi, type Driver, type HostpathDriver, type TscsiDriver } from './drivers.js'
+import { startHostpath, startTscsi, type Driver, type HostpathDriver, type TscsiDriver } from './drivers.js'
 import { BackgroundMounts, detachAllUnder, mountsUnder } from './mounts.js'
 import { formatSummary, ownInclusive, summarise } from './profile.js'
 import { OUT_DIR, ROOT } from './paths.js'
 import { foreignLoad, memoryMiB } from './procs.js'
-import { judge, render } from './report.js'
+import { config, type Config } from './config.js'
+import { measureFloors } from './floors.js'
+import { render } from './report.js'
+import { judge } from './targets.js'
+import { storePhase } from './store-phase.js'
 import { summariseRound, stepStats, type LifecycleResult, type MemSample, type Results, type RoundSummary, type ScaleDriverStats, type ScaleLevel } from './results.js'
-import { logOffset, mountInfoScanMs, populateStore, publishLoop, serverTimes, storeScale, type PublishResult } from './scale.js'
+import { logOffset, mountInfoScanMs, publishLoop, serverTimes, type PublishResult } from './scale.js'
 import { haveStrace, syscallsPerPublish } from './syscalls.js'
 import { msSince, percentile, Recorder } from './stats.js'
-
-const PHASES = ['memory', 'lifecycle', 'scale', 'syscalls', 'store', 'stall'] as const
-type Phase = (typeof PHASES)[number]
-
-interface Config {
-  quick: boolean
-  phases: Set<Phase>
-  rounds: number
-  roundSeconds: number
-  memoryBatch: number
-  scaleLevels: number[]
-  scaleIterations: number
-  scaleIterationsHostpath: number
-  straceIterations: number
-  floorCalls: number
-  waitQuietSeconds: number
-  storeVolumes: number
-  storeSamples: number
-  nodeFlags: string[]
-  profileDir?: string
-  logLevel: string
-  hostpathBin: string
-  keep: boolean
-}
-
-function envInt(name: string, dflt: number): number {
-  const v = process.env[name]
-  if (v === undefined || v === '') return dflt
-  const n = Number(v)
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v}: expected a number ≥ 0`)
-  return n
-}
-
-function config(): Config {
-  const quick = process.env['BENCH_QUICK'] === '1'
-  const phases = new Set<Phase>()
-  for (const p of (process.env['BENCH_PHASES'] || PHASES.join(',')).split(',').map((s) => s.trim()).filter(Boolean)) {
-    if (!(PHASES as readonly string[]).includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(p)} (known: ${PHASES.join(', ')})`)
-    phases.add(p as Phase)
-  }
-  const nodeFlags = (process.env['BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean)
-  let profileDir: string | undefined
-  if (process.env['BENCH_PROFILE'] === '1') {
-    profileDir = path.join(OUT_DIR, 'profiles', new Date().toISOString().replace(/[:.]/g, '-'))
-    mkdirSync(profileDir, { recursive: true })
-    nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`)
-  }
-  const hostpathBin = process.env['BENCH_HOSTPATH_BIN'] || path.join(ROOT, '.tools/bin/hostpathplugin')
-  return {
-    quick,
-    phases,
-    rounds: Math.max(1, Math.round(envInt('BENCH_ROUNDS', 3))),
-    roundSeconds: Math.max(0.2, envInt('BENCH_ROUND_SECONDS', quick ? 1 : 5)),
-    memoryBatch: quick ? 200 : 1000,
-    scaleLevels: quick ? [10, 1000] : [10, 1000, 5000],
-    scaleIterations: quick ? 50 : 300,
-    scaleIterationsHostpath: quick ? 10 : 40,
-    straceIterations: quick ? 20 : 100,
-    floorCalls: quick ? 200 : 1000,
-    waitQuietSeconds: envInt('BENCH_WAIT_QUIET', quick ? 0 : 20),
-    storeVolumes: quick ? 1000 : 10_000,
-    storeSamples: quick ? 20 : 100,
-    nodeFlags,
-    ...(profileDir && { profileDir }),
-    logLevel: process.env['BENCH_LOG_LEVEL'] || 'info',
-    hostpathBin,
-    keep: process.env['BENCH_KEEP'] === '1',
-  }
-}
 
 const say = (msg: string): void => {
   process.stderr.write(`bench: ${msg}\n`)
 }
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-function machine(hostpathBin: string): Record<string, string | number> {
+function machine(hostpathBin: string, haveHostpath: boolean): Record<string, string | number> {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU'
   let osName = os.type()
   try {
@@ -113,8 +50,8 @@ function machine(hostpathBin: string): Record<string, string | number> {
   } catch {
     /* keep os.type() */
   }
-  let hostpath = 'unknown'
-  try {
+  let hostpath = haveHostpath ? 'unknown' : 'missing (comparisons skipped)'
+  if (haveHostpath) try {
     hostpath = execFileSync(hostpathBin, ['--version'], { encoding: 'utf8' }).trim().split(/\s+/).pop() ?? hostpath
   } catch {
     /* reported as unknown */
@@ -183,9 +120,11 @@ function scaleStats(p: PublishResult): ScaleDriverStats {
 
 async function main(): Promise<void> {
   const c = config()
+  // Without the comparison driver (its source could not be had) everything else still runs, and
+  // the rows that need it say they were skipped.
+  const haveHostpath = existsSync(c.hostpathBin)
   const started = process.hrtime.bigint()
   if (process.getuid?.() !== 0) throw new Error('the benchmark mounts and unmounts: run it as root (npm run bench does so through scripts/bench.sh)')
-  if (!existsSync(c.hostpathBin)) throw new Error(`${c.hostpathBin} is missing: run bash scripts/hostpath-tools.sh (npm run bench does)`)
   const ns = readFileSync('/proc/self/mountinfo', 'utf8') !== readFileSync('/proc/1/mountinfo', 'utf8') ? 'private mount namespace' : 'host mount namespace'
   say(`${c.quick ? 'quick' : 'full'} run; phases ${[...c.phases].join(', ')}; ${ns}`)
 
@@ -216,20 +155,20 @@ async function main(): Promise<void> {
 
   const results: Results = {
     meta: {
-      ...machine(c.hostpathBin), mode: c.quick ? 'BENCH_QUICK=1' : 'full', logLevel: c.logLevel, nodeFlags: c.nodeFlags.join(' '), roundSeconds: c.roundSeconds,
+      ...machine(c.hostpathBin, haveHostpath), mode: c.quick ? 'BENCH_QUICK=1' : 'full', logLevel: c.logLevel, nodeFlags: c.nodeFlags.join(' '), roundSeconds: c.roundSeconds,
       namespace: ns, loadavgAtStart: os.loadavg().map((x) => x.toFixed(2)).join(' '),
     },
     targets: [],
     runtimeSeconds: 0,
   }
   try {
-    say('starting tscsi (controller, node plugin, metrics sidecar) and hostpathplugin')
+    say(`starting tscsi (controller, node plugin, metrics sidecar)${haveHostpath ? ' and hostpathplugin' : `; no hostpathplugin (${c.hostpathBin} is missing): its comparisons are skipped`}`)
     const tscsi: TscsiDriver = await startTscsi({ dir: path.join(tmp, 'tscsi'), nodeFlags: c.nodeFlags, logLevel: c.logLevel, sidecar: true, coPaths: tmp })
     drivers.push(tscsi)
-    const hostpath: HostpathDriver = await startHostpath({ dir: path.join(tmp, 'hostpath'), bin: c.hostpathBin })
-    drivers.push(hostpath)
+    const hostpath: HostpathDriver | undefined = haveHostpath ? await startHostpath({ dir: path.join(tmp, 'hostpath'), bin: c.hostpathBin }) : undefined
+    if (hostpath) drivers.push(hostpath)
     const pids: Record<string, number> = {
-      'tscsi-node': tscsi.nodeProc.pid, 'tscsi-controller': tscsi.controllerProc.pid, 'tscsi-metrics': tscsi.sidecarProc!.pid, hostpathplugin: hostpath.proc.pid,
+      'tscsi-node': tscsi.nodeProc.pid, 'tscsi-controller': tscsi.controllerProc.pid, 'tscsi-metrics': tscsi.sidecarProc!.pid, ...(hostpath && { hostpathplugin: hostpath.proc.pid }),
     }
     for (const [name, pid] of Object.entries(pids)) pidNames.set(pid, name)
     await sleep(3000)
@@ -237,7 +176,9 @@ async function main(): Promise<void> {
 
     // One checked lifecycle each: the write must land in the volume, the target must go away.
     for (const d of drivers) await lifecycle(d, 0, new Recorder(), { podsDir, tag: 'verify', verify: true })
-    say('both drivers pass a checked lifecycle (write lands in the volume, target removed)')
+    say(`${hostpath ? 'both drivers pass' : 'tscsi passes'} a checked lifecycle (write lands in the volume, target removed)`)
+    say(`floors: ${c.floorCalls} Probes, durable commits in the state dir's filesystem, bind mount + umount2 pairs`)
+    results.floor = await measureFloors({ probe: tscsi.identity, ...(hostpath && { probeHostpath: hostpath.identity }), stateFs: path.dirname(tscsi.stateDir), work: tmp, calls: c.floorCalls })
 
     if (c.phases.has('memory')) {
       say(`memory: 2 × ${c.memoryBatch} lifecycles on tscsi at concurrency 16, sidecar scraped every second`)
@@ -268,34 +209,19 @@ async function main(): Promise<void> {
       const lc: LifecycleResult[] = []
       for (const concurrency of [1, 16]) {
         say(`lifecycle: concurrency ${concurrency}, warm-up then ${c.rounds} rounds A B A B of ${c.roundSeconds} s`)
-        for (const d of [tscsi, hostpath]) await runRound(d, { concurrency, durationMs: Math.min(1000, c.roundSeconds * 500), maxLifecycles: 1_000_000, podsDir, tag: `warm${concurrency}` })
+        for (const d of drivers) await runRound(d, { concurrency, durationMs: Math.min(1000, c.roundSeconds * 500), maxLifecycles: 1_000_000, podsDir, tag: `warm${concurrency}` })
         const rounds: LifecycleResult['rounds'] = []
         for (let i = 0; i < c.rounds; i++) {
           const allPids = (): number[] => drivers.flatMap((d) => d.procs.map((p) => p.pid))
           await waitQuiet(c.waitQuietSeconds, allPids)
           const a = await round(tscsi, concurrency, c, podsDir, `c${concurrency}r${i}`, allPids)
-          const b = await round(hostpath, concurrency, c, podsDir, `c${concurrency}r${i}`, allPids)
-          say(`  round ${i + 1}: tscsi ${a.perSecond.toFixed(1)}/s, hostpath ${b.perSecond.toFixed(1)}/s; other processes used ${a.foreignCores.toFixed(2)} / ${b.foreignCores.toFixed(2)} cores`)
-          rounds.push({ tscsi: a, hostpath: b })
+          const b = hostpath && (await round(hostpath, concurrency, c, podsDir, `c${concurrency}r${i}`, allPids))
+          say(`  round ${i + 1}: tscsi ${a.perSecond.toFixed(1)}/s${b ? `, hostpath ${b.perSecond.toFixed(1)}/s` : ''}; other processes used ${a.foreignCores.toFixed(2)}${b ? ` / ${b.foreignCores.toFixed(2)}` : ''} cores`)
+          rounds.push({ tscsi: a, ...(b && { hostpath: b }) })
         }
         lc.push({ concurrency, rounds })
       }
       results.lifecycle = lc
-      // The cost of the transport alone (gRPC over a unix socket, this harness's client included).
-      const floor = new Map<string, Recorder>()
-      const offsets = tscsi.rpcLogs.map(logOffset)
-      for (let i = 0; i < c.floorCalls; i++) {
-        for (const d of [tscsi, hostpath]) {
-          const rec = floor.get(d.name) ?? new Recorder()
-          floor.set(d.name, rec)
-          await rec.time('rpc', () => d.node.NodeGetCapabilities({}))
-        }
-      }
-      await sleep(50)
-      results.floor = {
-        tscsi: stepStats(floor.get('tscsi')!, 'rpc'), hostpath: stepStats(floor.get('hostpath')!, 'rpc'),
-        tscsiServerP50: serverP50Since(tscsi, offsets)['NodeGetCapabilities'] ?? NaN,
-      }
     }
 
     if (c.phases.has('scale')) {
@@ -308,8 +234,8 @@ async function main(): Promise<void> {
           say(`scale: ${n} unrelated bind mounts (made in ${msSince(t0).toFixed(0)} ms); publish+unpublish ×${c.scaleIterations} tscsi, ×${c.scaleIterationsHostpath} hostpath`)
           const scanMs = mountInfoScanMs()
           const ts = await publishLoop(tscsi, podsDir, `m${n}`, c.scaleIterations)
-          const hp = await publishLoop(hostpath, podsDir, `m${n}`, c.scaleIterationsHostpath)
-          levels.push({ mounts: n, tableLines: ts.tableLines, scanMs, tscsi: scaleStats(ts), hostpath: scaleStats(hp) })
+          const hp = hostpath && (await publishLoop(hostpath, podsDir, `m${n}`, c.scaleIterationsHostpath))
+          levels.push({ mounts: n, tableLines: ts.tableLines, scanMs, tscsi: scaleStats(ts), ...(hp && { hostpath: scaleStats(hp) }) })
         }
       } finally {
         const t0 = process.hrtime.bigint()
@@ -324,7 +250,7 @@ async function main(): Promise<void> {
         say(`syscalls: strace -f -c over ${c.straceIterations} publishes and unpublishes each`)
         results.syscalls = [
           await syscallsPerPublish(tscsi, tscsi.nodeProc.pid, path.join(tmp, 'strace'), c.straceIterations).catch((e) => { throw new Error(`strace of tscsi: ${(e as Error).message}`) }),
-          await syscallsPerPublish(hostpath, hostpath.proc.pid, path.join(tmp, 'strace'), Math.min(c.straceIterations, 40)),
+          ...(hostpath ? [await syscallsPerPublish(hostpath, hostpath.proc.pid, path.join(tmp, 'strace'), Math.min(c.straceIterations, 40))] : []),
         ]
       } else {
         say('syscalls: strace is not installed; skipped (scripts/bench.sh installs it with apt when it can)')
@@ -337,29 +263,8 @@ async function main(): Promise<void> {
     }
 
     if (c.phases.has('store')) {
-      // Last phase: it leaves the store full. tscsi is stopped, the store filled through its own
-      // implementation (filling it with CreateVolume takes minutes, as each create is O(store)),
-      // and tscsi started again on it, as after a restart.
-      say(`store: stopping tscsi, writing ${c.storeVolumes} volumes into its store, starting it again`)
-      await tscsi.stop()
-      drivers.splice(drivers.indexOf(tscsi), 1)
-      const populateSeconds = await populateStore(tscsi.stateDir, tscsi.dataRoot, NODE_ID, c.storeVolumes)
-      const t0 = process.hrtime.bigint()
-      const again = await startTscsi({ ...tscsi.options, sidecar: false })
-      const restartSeconds = msSince(t0) / 1000
-      drivers.push(again)
-      pidNames.set(again.nodeProc.pid, 'tscsi-node (restarted on the full store)')
-      pidNames.set(again.controllerProc.pid, 'tscsi-controller (restarted on the full store)')
-      say(`  written in ${populateSeconds.toFixed(1)} s; controller and node ready ${restartSeconds.toFixed(1)} s after start; timing CreateVolume, DeleteVolume, ListVolumes`)
-      await sleep(2000)
-      const s = await storeScale(again, c.storeVolumes, c.storeSamples)
-      const rss = mem({ 'tscsi-node': again.nodeProc.pid, 'tscsi-controller': again.controllerProc.pid }).rss
-      results.store = {
-        volumes: s.volumes, populateSeconds, restartSeconds, rss,
-        create: stepStats(s.create, 'CreateVolume'), delete: stepStats(s.deleteAtSize, 'DeleteVolume'),
-        listAll: { ...stepStats(s.listAll, 'ListVolumes'), entries: s.listAllEntries, jsonBytes: s.listAllBytes },
-        listPage: { ...stepStats(s.listPage, 'ListVolumes'), pages: s.pages }, listWalkMs: percentile(s.listWalk.samples.get('walk') ?? [], 50),
-      }
+      // Last phase: it leaves the store full and restarts tscsi on it (bench/store-phase.ts).
+      results.store = (await storePhase(tscsi, { sizes: c.storeSizes, samples: c.storeSamples, drivers, pidNames, say })).store
     }
   } finally {
     say('stopping the drivers and cleaning up')

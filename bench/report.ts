@@ -1,7 +1,8 @@
-// Turns results into the printed tables (Markdown, aligned for a terminal too) and judges the
-// targets of the benchmark issue.
+// Turns results into the printed tables (Markdown, aligned for a terminal too); the targets are
+// judged in targets.ts.
+import { FLOOR_BINDS, FLOOR_COMMITS, FLOOR_RTTS } from './floors.js'
 import { STEPS } from './lifecycle.js'
-import { med, pairedRatio, type LifecycleResult, type Results, type Target } from './results.js'
+import { med, pairedRatio, type LifecycleResult, type Results, type StoreSummary } from './results.js'
 import { fmt, fmtRatio } from './stats.js'
 
 function table(head: string[], rows: string[][]): string {
@@ -19,15 +20,15 @@ function lifecycleTables(lc: LifecycleResult[]): string {
     lc.map((l) => [
       String(l.concurrency),
       fmt(med(l.rounds, (r) => r.tscsi.perSecond)),
-      fmt(med(l.rounds, (r) => r.hostpath.perSecond)),
-      range(pairedRatio(l.rounds, (r) => r.tscsi.perSecond, (r) => r.hostpath.perSecond)),
+      fmt(med(l.rounds, (r) => (r.hostpath?.perSecond ?? NaN))),
+      range(pairedRatio(l.rounds, (r) => r.tscsi.perSecond, (r) => (r.hostpath?.perSecond ?? NaN))),
       fmt(med(l.rounds, (r) => r.tscsi.cpuMsPerLifecycle)),
-      fmt(med(l.rounds, (r) => r.hostpath.cpuMsPerLifecycle)),
-      fmt(Math.max(...l.rounds.flatMap((r) => [r.tscsi.foreignCores, r.hostpath.foreignCores])), 2),
+      fmt(med(l.rounds, (r) => (r.hostpath?.cpuMsPerLifecycle ?? NaN))),
+      fmt(Math.max(...l.rounds.flatMap((r) => [r.tscsi.foreignCores, (r.hostpath?.foreignCores ?? 0)])), 2),
     ]),
   ))
   for (const l of lc) {
-    const errs = l.rounds.reduce((s, r) => s + r.tscsi.errors + r.hostpath.errors, 0)
+    const errs = l.rounds.reduce((s, r) => s + r.tscsi.errors + (r.hostpath?.errors ?? 0), 0)
     out.push('')
     out.push(`Per step at concurrency ${l.concurrency}, ms (client side; medians of ${l.rounds.length} rounds' p50/p99${errs ? `; ${errs} failed lifecycles` : ''}):`)
     out.push('')
@@ -38,57 +39,34 @@ function lifecycleTables(lc: LifecycleResult[]): string {
         fmt(med(l.rounds, (r) => r.tscsi.steps[s]!.p50)),
         fmt(med(l.rounds, (r) => r.tscsi.steps[s]!.p99)),
         fmt(med(l.rounds, (r) => r.tscsi.serverP50[s] ?? NaN)),
-        fmt(med(l.rounds, (r) => r.hostpath.steps[s]!.p50)),
-        fmt(med(l.rounds, (r) => r.hostpath.steps[s]!.p99)),
-        fmtRatio(pairedRatio(l.rounds, (r) => r.hostpath.steps[s]!.p50, (r) => r.tscsi.steps[s]!.p50).median),
+        fmt(med(l.rounds, (r) => (r.hostpath?.steps[s]!.p50 ?? NaN))),
+        fmt(med(l.rounds, (r) => (r.hostpath?.steps[s]!.p99 ?? NaN))),
+        fmtRatio(pairedRatio(l.rounds, (r) => (r.hostpath?.steps[s]!.p50 ?? NaN), (r) => r.tscsi.steps[s]!.p50).median),
       ]),
     ))
   }
   return out.join('\n')
 }
 
-export function judge(r: Results): Target[] {
-  const t: Target[] = []
-  for (const l of r.lifecycle ?? []) {
-    const ratio = pairedRatio(l.rounds, (x) => x.tscsi.perSecond, (x) => x.hostpath.perSecond)
-    t.push({ name: `Lifecycle throughput at concurrency ${l.concurrency}`, goal: '≥ 10× hostpathplugin', measured: range(ratio), pass: ratio.median >= 10 })
-  }
-  const c1 = r.lifecycle?.find((l) => l.concurrency === 1)
-  if (c1) {
-    const p50 = med(c1.rounds, (x) => x.tscsi.steps['NodePublishVolume']!.p50)
-    const server = med(c1.rounds, (x) => x.tscsi.serverP50['NodePublishVolume'] ?? NaN)
-    const floor = r.floor ? `; empty RPC ${fmt(r.floor.tscsi.p50)} ms` : ''
-    t.push({ name: 'NodePublishVolume p50 (concurrency 1)', goal: '≤ 0.5 ms', measured: `${fmt(p50)} ms client side (handler ${fmt(server)} ms${floor})`, pass: p50 <= 0.5 })
-    const ratio = pairedRatio(c1.rounds, (x) => x.hostpath.steps['NodePublishVolume']!.p50, (x) => x.tscsi.steps['NodePublishVolume']!.p50)
-    t.push({ name: 'NodePublishVolume p50 vs hostpathplugin', goal: '≥ 20× faster', measured: range(ratio), pass: ratio.median >= 20 })
-  }
-  if (r.scale && r.scale.length >= 2) {
-    const lo = r.scale[0]!
-    const hi = r.scale[r.scale.length - 1]!
-    const ratio = hi.tscsi.publishP50 / lo.tscsi.publishP50
-    t.push({
-      name: `Publish p50 with ${hi.mounts} other mounts vs ${lo.mounts}`, goal: '≤ 2×',
-      measured: `${fmtRatio(ratio)} (${fmt(hi.tscsi.publishP50)} vs ${fmt(lo.tscsi.publishP50)} ms)`, pass: ratio <= 2,
-    })
-  }
-  if (r.memory) {
-    const s = r.memory.samples
-    const idle = s[0]!.rss['tscsi-node']!
-    t.push({ name: 'Node plugin idle RSS', goal: '≤ 80 MB', measured: `${fmt(idle)} MB`, pass: idle <= 80 })
-  }
-  if (r.memory && r.memory.batch > 0 && r.memory.samples.length >= 3) {
-    const s = r.memory.samples
-    const idle = s[0]!.rss['tscsi-node']!
-    const a = s[s.length - 2]!
-    const b = s[s.length - 1]!
-    const growth = b.rss['tscsi-node']! - a.rss['tscsi-node']!
-    const noise = Math.max(5, 0.05 * a.rss['tscsi-node']!)
-    t.push({
-      name: `Node plugin RSS growth, ${a.lifecycles} → ${b.lifecycles} lifecycles`, goal: `none beyond noise (≤ ${fmt(noise)} MB)`,
-      measured: `${growth >= 0 ? '+' : ''}${fmt(growth)} MB (idle ${fmt(idle)} → ${fmt(a.rss['tscsi-node']!)} → ${fmt(b.rss['tscsi-node']!)} MB)`, pass: growth <= noise,
-    })
-  }
-  return t
+function storeTable(s: StoreSummary): string {
+  const out: string[] = []
+  out.push(`### Controller with ${s.volumes} volumes in the local store (ms, client side)`)
+  out.push('')
+  out.push(table(
+    ['operation', 'p50', 'p99', 'samples', 'note'],
+    [
+      ['CreateVolume', fmt(s.create.p50), fmt(s.create.p99), String(s.create.n), 'one at a time, new names, each deleted before the next'],
+      ['DeleteVolume', fmt(s.delete.p50), fmt(s.delete.p99), String(s.delete.n), 'the volume just created'],
+      ['ListVolumes (all)', fmt(s.listAll.p50), fmt(s.listAll.p99), String(s.listAll.n), `${s.listAll.entries} entries, ~${fmt(s.listAll.jsonBytes / 1e6)} MB as JSON`],
+      ['ListVolumes (all), undecoded', fmt(s.listRaw.p50), fmt(s.listRaw.p99), String(s.listRaw.n), 'the same, received as bytes: without the client\'s protobuf decoding'],
+      ['ListVolumes (max_entries 500)', fmt(s.listPage.p50), fmt(s.listPage.p99), String(s.listPage.n), `per page; a walk of ${s.listPage.pages} pages takes ${fmt(s.listWalkMs)} ms`],
+    ],
+  ))
+  out.push('')
+  out.push(`The volumes were written into the store folder through the store's own code (${fmt(s.populateSeconds)} s), then the controller and node plugin ` +
+    `were started on it: both answered Probe after ${fmt(s.restartSeconds)} s. RSS with the store loaded: controller ${fmt(s.rss['tscsi-controller'] ?? NaN)} MB, ` +
+    `node plugin ${fmt(s.rss['tscsi-node'] ?? NaN)} MB.`)
+  return out.join('\n')
 }
 
 export function render(r: Results): string {
@@ -104,16 +82,24 @@ export function render(r: Results): string {
     out.push('')
     out.push(`${r.lifecycle[0]!.rounds.length} interleaved rounds (tscsi, hostpath, tscsi, hostpath, ...) of ${m['roundSeconds']} s per concurrency; every number is the median across rounds. ` +
       '"Other load" is the most CPU that processes outside the benchmark used in any round (0 on a quiet machine).')
-    const busy = Math.max(...r.lifecycle.flatMap((l) => l.rounds.flatMap((x) => [x.tscsi.foreignCores, x.hostpath.foreignCores])))
+    const busy = Math.max(...r.lifecycle.flatMap((l) => l.rounds.flatMap((x) => [x.tscsi.foreignCores, (x.hostpath?.foreignCores ?? 0)])))
     if (busy > 0.2) out.push('', `**Warning: other processes used up to ${fmt(busy, 2)} cores during the rounds; these numbers are disturbed. Re-run on a quiet machine.**`)
     out.push('')
     out.push(lifecycleTables(r.lifecycle))
-    if (r.floor) {
-      out.push('')
-      out.push(`Round trip of an RPC that does no work (NodeGetCapabilities, one at a time, ${r.floor.tscsi.n} calls; the harness's grpc-js client included): ` +
-        `tscsi p50 ${fmt(r.floor.tscsi.p50)} ms (handler ${fmt(r.floor.tscsiServerP50)} ms), hostpath p50 ${fmt(r.floor.hostpath.p50)} ms. ` +
-        'Every client-side number above contains this floor.')
-    }
+  }
+  if (r.floor) {
+    const f = r.floor
+    out.push('')
+    out.push('### Floors (measured in this run)')
+    out.push('')
+    out.push(table(['floor', 'p50', 'p99', 'samples', 'what'], [
+      ['rtt', fmt(f.rtt.p50), fmt(f.rtt.p99), String(f.rtt.n), `Identity.Probe to tscsi's node plugin, grpc-js over a unix socket${f.rttHostpath ? ` (hostpathplugin: ${fmt(f.rttHostpath.p50)} ms)` : ''}`],
+      ['commit', fmt(f.commit.p50), fmt(f.commit.p99), String(f.commit.n), 'durable write in the state dir\'s filesystem (temp file, fsync, rename, fsync of the directory)'],
+      ['bind', fmt(f.bind.p50), fmt(f.bind.p99), String(f.bind.n), 'bind mount(2) + umount2(2) through native/ (koffi)'],
+    ]))
+    out.push('')
+    out.push(`Lifecycle floor = ${FLOOR_RTTS} × rtt + ${FLOOR_COMMITS} × commit + ${FLOOR_BINDS} × bind = ${FLOOR_RTTS} × ${fmt(f.rtt.p50)} + ${FLOOR_COMMITS} × ${fmt(f.commit.p50)} + ` +
+      `${FLOOR_BINDS} × ${fmt(f.bind.p50)} = **${fmt(f.lifecycle)} ms** (p50s, ms): six RPCs, the two commits a crash-safe lifecycle needs (creation and deletion), stage's and publish's binds.`)
   }
   if (r.scale?.length) {
     out.push('')
@@ -132,25 +118,7 @@ export function render(r: Results): string {
     out.push('')
     out.push(`${it.tscsi.iterations} publish+unpublish pairs per level for tscsi${it.hostpath ? `, ${it.hostpath.iterations} for hostpath` : ''}, each to a fresh target.`)
   }
-  if (r.store) {
-    const s = r.store
-    out.push('')
-    out.push(`### Controller with ${s.volumes} volumes in the local store (ms)`)
-    out.push('')
-    out.push(table(
-      ['operation', 'p50', 'p99', 'samples', 'note'],
-      [
-        ['CreateVolume', fmt(s.create.p50), fmt(s.create.p99), String(s.create.n), 'one at a time, new names'],
-        ['DeleteVolume', fmt(s.delete.p50), fmt(s.delete.p99), String(s.delete.n), 'the volumes just created'],
-        ['ListVolumes (all)', fmt(s.listAll.p50), fmt(s.listAll.p99), String(s.listAll.n), `${s.listAll.entries} entries, ~${fmt(s.listAll.jsonBytes / 1e6)} MB as JSON`],
-        ['ListVolumes (max_entries 500)', fmt(s.listPage.p50), fmt(s.listPage.p99), String(s.listPage.n), `per page; a walk of ${s.listPage.pages} pages takes ${fmt(s.listWalkMs)} ms`],
-      ],
-    ))
-    out.push('')
-    out.push(`The volumes were written into the store folder through the store's own code (${fmt(s.populateSeconds)} s), then the controller and node plugin ` +
-      `were started on it: both answered Probe after ${fmt(s.restartSeconds)} s. RSS with the store loaded: controller ${fmt(s.rss['tscsi-controller'] ?? NaN)} MB, ` +
-      `node plugin ${fmt(s.rss['tscsi-node'] ?? NaN)} MB.`)
-  }
+  for (const st of r.store ?? []) out.push('', storeTable(st))
   if (r.memory) {
     const procs = Object.keys(r.memory.samples[0]!.rss)
     out.push('')
@@ -176,6 +144,6 @@ export function render(r: Results): string {
   out.push('')
   out.push('### Targets')
   out.push('')
-  out.push(table(['target', 'goal', 'measured', 'result'], r.targets.map((t) => [t.name, t.goal, t.measured, t.pass === undefined ? 'n/a' : t.pass ? 'PASS' : 'MISS'])))
+  out.push(table(['measure', 'measured', 'target', 'result'], r.targets.map((t) => [t.name, t.measured, t.goal, t.pass === undefined ? 'n/a' : t.pass ? 'PASS' : 'MISS'])))
   return out.join('\n')
 }

@@ -1,5 +1,6 @@
 // The shape of a benchmark run's results (written as JSON beside the printed table), and the
 // reductions from raw rounds to what the table shows.
+import type { FloorResult } from './floors.js'
 import type { RoundResult } from './lifecycle.js'
 import type { SyscallResult } from './syscalls.js'
 import { median, minMax, percentile, type Recorder } from './stats.js'
@@ -26,15 +27,8 @@ export interface RoundSummary {
 
 export interface LifecycleResult {
   concurrency: number
-  rounds: { tscsi: RoundSummary; hostpath: RoundSummary }[]
-}
-
-/** Round trip of an RPC that does no work (Node.NodeGetCapabilities), one at a time, ms. */
-export interface FloorResult {
-  tscsi: StepStats
-  hostpath: StepStats
-  /** tscsi only: the handler's own time for it (from the log), ms. */
-  tscsiServerP50: number
+  /** hostpath is missing when the comparison driver could not be built. */
+  rounds: { tscsi: RoundSummary; hostpath?: RoundSummary }[]
 }
 
 export interface MemSample {
@@ -83,6 +77,8 @@ export interface StoreSummary {
   create: StepStats
   delete: StepStats
   listAll: StepStats & { entries: number; jsonBytes: number }
+  /** The full listing received undecoded: without the harness client's protobuf decoding. */
+  listRaw: StepStats
   listPage: StepStats & { pages: number }
   listWalkMs: number
 }
@@ -101,7 +97,8 @@ export interface Results {
   floor?: FloorResult
   scale?: ScaleLevel[]
   syscalls?: SyscallResult[]
-  store?: StoreSummary
+  /** One per store size, ascending. */
+  store?: StoreSummary[]
   profiles?: string[]
   targets: Target[]
   runtimeSeconds: number

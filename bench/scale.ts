@@ -8,8 +8,8 @@ import { DEFAULT_POOL, type VolumeSpec, type VolumeStatus } from '../common/stor
 import { FIRST_PROJECT_ID } from '../controller/placement.js'
 import { volumeIdFor } from '../common/ids.js'
 import { readMountInfo } from '../native/index.js'
-import { MOUNT_CAP, volumeOf } from './csi.js'
-import type { Driver } from './drivers.js'
+import { MOUNT_CAP, rawListVolumes, volumeOf } from './csi.js'
+import type { Driver, TscsiDriver } from './drivers.js'
 import { mountTableSize } from './mounts.js'
 import { median, msSince, percentile, Recorder } from './stats.js'
 
@@ -114,24 +114,26 @@ export interface StoreResult {
   listAll: Recorder
   listAllEntries: number
   listAllBytes: number
+  /** The same full listing received as bytes, undecoded (the driver's and the transport's share). */
+  listRaw: Recorder
   listPage: Recorder
   listWalk: Recorder
   pages: number
 }
 
 /**
- * Writes `volumes` ready dir volumes placed on nodeId straight into a local store folder, through
+ * Writes ready dir volumes number `from` to `volumes` - 1, placed on nodeId, straight into a local store folder, through
  * the store's own implementation (atomic writes, as the controller and node write them), and
  * makes their directories under dataRoot. Run it while no tscsi process is using the folder; the
  * processes started afterwards load it as they would after a restart. Returns seconds taken.
  */
-export async function populateStore(stateDir: string, dataRoot: string, nodeId: string, volumes: number, concurrency = 64): Promise<number> {
+export async function populateStore(stateDir: string, dataRoot: string, nodeId: string, volumes: number, from = 0, concurrency = 64): Promise<number> {
   const t0 = process.hrtime.bigint()
   const store = await LocalStore.open(path.join(stateDir, 'store'), silentLogger(), 3_600_000)
   const volumesDir = path.join(dataRoot, 'volumes')
   await fsp.mkdir(volumesDir, { recursive: true, mode: 0o700 })
   const now = new Date().toISOString()
-  let next = 0
+  let next = from
   const worker = async (): Promise<void> => {
     while (next < volumes) {
       const i = next++
@@ -159,19 +161,19 @@ export async function populateStore(stateDir: string, dataRoot: string, nodeId: 
 }
 
 /**
- * With the store already holding many volumes: times CreateVolume (and DeleteVolume of the same)
- * one at a time, ListVolumes of everything, and a paged walk with max_entries 500.
+ * With the store already holding its volumes: times CreateVolume and DeleteVolume of the same,
+ * one pair at a time, ListVolumes of everything, and a paged walk with max_entries 500.
  */
-export async function storeScale(d: Driver, volumes: number, samples: number): Promise<StoreResult> {
+export async function storeScale(d: TscsiDriver, volumes: number, samples: number): Promise<StoreResult> {
   const caps = { capacity_range: { required_bytes: String(1 << 20) }, volume_capabilities: [MOUNT_CAP], parameters: {} }
   const create = new Recorder()
-  const ids: string[] = []
+  const deleteAtSize = new Recorder()
+  // Each create is deleted before the next, so the store stays at its size (10 stays 10, not 110).
   for (let i = 0; i < samples; i++) {
     const res = await create.time('CreateVolume', () => d.controller.CreateVolume({ name: `probe-${i}`, ...caps }))
-    ids.push(volumeOf(res).volume_id)
+    const id = volumeOf(res).volume_id
+    await deleteAtSize.time('DeleteVolume', () => d.controller.DeleteVolume({ volume_id: id }))
   }
-  const deleteAtSize = new Recorder()
-  for (const id of ids) await deleteAtSize.time('DeleteVolume', () => d.controller.DeleteVolume({ volume_id: id }))
 
   const listAll = new Recorder()
   let listAllEntries = 0
@@ -180,6 +182,13 @@ export async function storeScale(d: Driver, volumes: number, samples: number): P
     const res = await listAll.time('ListVolumes', () => d.controller.ListVolumes({ max_entries: 0, starting_token: '' }))
     listAllEntries = res.entries.length
     listAllBytes = Buffer.byteLength(JSON.stringify(res))
+  }
+  const listRaw = new Recorder()
+  const raw = rawListVolumes(d.controllerSocket)
+  try {
+    for (let i = 0; i < 5; i++) await listRaw.time('ListVolumes', () => raw.call({ max_entries: 0, starting_token: '' }))
+  } finally {
+    raw.close()
   }
   const listPage = new Recorder()
   const listWalk = new Recorder()
@@ -195,5 +204,5 @@ export async function storeScale(d: Driver, volumes: number, samples: number): P
     } while (token)
     listWalk.add('walk', msSince(s))
   }
-  return { volumes, create, deleteAtSize, listAll, listAllEntries, listAllBytes, listPage, listWalk, pages }
+  return { volumes, create, deleteAtSize, listAll, listAllEntries, listAllBytes, listRaw, listPage, listWalk, pages }
 }

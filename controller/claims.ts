@@ -20,8 +20,8 @@
 // create that would land after that is refused instead (see checkClaimFresh).
 import { aborted, type CsiError } from '../common/errors.js'
 import type { LedgerDoc, VolumeSpec } from '../common/store/model.js'
-import type { VolumeObject } from '../common/store/types.js'
 import type { ControllerDeps } from './deps.js'
+import { holdingsFor, type SpecHoldings } from './holdings.js'
 import { claimsId, planClaim, roomOf, type ClaimRequest, type NodeRoom } from './placement.js'
 
 export const CLAIM_GRACE_MS = 10 * 60_000
@@ -55,7 +55,8 @@ export function onlyNode(node: string, bytes: bigint, refuse: (free: bigint) => 
 export async function claimRoom(d: ControllerDeps, req: ClaimRequest, pick: Pick): Promise<Claimed> {
   const seen = new Map<string, LedgerDoc>()
   for (let round = 0; round < MAX_REPLANS; round++) {
-    const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
+    // The live index, not a list of every volume: placement asks only about the nodes it ranks.
+    const [nodes, volumes] = await Promise.all([d.store.nodes.list(), holdingsFor(d.store.volumes)])
     // Orphans are left out of the ranking too: a node full only of them has room.
     const claims = new Map<string, LedgerDoc | undefined>()
     const orphans = new Map<string, Set<string>>()
@@ -103,12 +104,11 @@ export async function createClaimed(d: ControllerDeps, id: string, spec: VolumeS
  * Claims on node whose volume does not exist there (read fresh), and old enough that no create
  * can still be on its way: they hold room for nothing.
  */
-async function orphanClaims(d: ControllerDeps, node: string, doc: LedgerDoc | undefined, volumes: VolumeObject[]): Promise<Set<string>> {
-  const known = new Set(volumes.filter((v) => v.spec.node === node).map((v) => v.id))
+async function orphanClaims(d: ControllerDeps, node: string, doc: LedgerDoc | undefined, volumes: SpecHoldings): Promise<Set<string>> {
   const cutoff = d.clock().getTime() - CLAIM_GRACE_MS
   const out = new Set<string>()
   for (const [id, c] of Object.entries(doc?.claims ?? {})) {
-    if (known.has(id) || Date.parse(c.at) > cutoff) continue
+    if (volumes.has(node, id) || Date.parse(c.at) > cutoff) continue
     const v = await d.store.volumes.refresh(id)
     if (!v || v.spec.node !== node) out.add(id)
   }

@@ -3,6 +3,15 @@
 import { exhausted, outOfRange } from '../common/errors.js'
 import type { NodeObject, VolumeObject } from '../common/store/types.js'
 import type { LedgerDoc, VolumeKind } from '../common/store/model.js'
+import { holdingsOf, type SpecHoldings } from './holdings.js'
+
+/**
+ * The volumes placement counts: a list (tests, one-off callers) or the controller's live index of
+ * them (holdings.ts), which answers per node and pool without walking every volume.
+ */
+export type KnownVolumes = readonly VolumeObject[] | SpecHoldings
+
+const asHoldings = (v: KnownVolumes): SpecHoldings => ('total' in v ? v : holdingsOf(v as readonly VolumeObject[]))
 
 /** Each node's ledger (its claims), by node id; a node missing from the map has no claims known. */
 export type ClaimsByNode = ReadonlyMap<string, LedgerDoc | undefined>
@@ -54,19 +63,27 @@ export function allocatedByNode(volumes: VolumeObject[], claims?: ClaimsByNode, 
  * room that volume sees: what it already holds on a node counts as room there (a repeated create
  * whose claim is recorded, or an expansion that needs only the difference).
  */
-export function roomOf(nodes: NodeObject[], volumes: VolumeObject[], pool: string, kind?: VolumeKind, claims?: ClaimsByNode, forVolume?: string): NodeRoom[] {
-  const held = heldByNode(volumes, claims, pool)
-  const allocated = allocatedByNode(volumes, claims, pool)
+export function roomOf(nodes: NodeObject[], volumes: KnownVolumes, pool: string, kind?: VolumeKind, claims?: ClaimsByNode, forVolume?: string): NodeRoom[] {
+  const specs = asHoldings(volumes)
   const out: NodeRoom[] = []
   for (const n of nodes) {
     const p = n.status?.pools[pool]
     if (!p) continue // the pool is missing there, or the node never reported: promise nothing
     if (kind && !n.spec.kinds.includes(kind)) continue
+    // As heldByNode: each volume holds the larger of its spec's size and its claim's, once.
+    let allocated = specs.total(n.id, pool)
+    let own = forVolume === undefined ? 0n : specs.bytesOf(n.id, pool, forVolume)
+    for (const [id, c] of Object.entries(claims?.get(n.id)?.claims ?? {})) {
+      if (c.pool !== pool) continue
+      const bytes = BigInt(c.bytes)
+      const spec = specs.bytesOf(n.id, pool, id)
+      if (bytes > spec) allocated += bytes - spec
+      if (id === forVolume && bytes > own) own = bytes
+    }
     const total = BigInt(p.totalBytes)
-    const unpromised = total - (allocated.get(n.id) ?? 0n)
+    const unpromised = total - allocated
     const available = BigInt(p.availableBytes)
     const free = unpromised < available ? unpromised : available
-    const own = forVolume === undefined ? 0n : held.get(n.id)?.get(forVolume) ?? 0n
     out.push({ id: n.id, topology: n.spec.topology, total, free: (free < 0n ? 0n : free) + own })
   }
   return out
@@ -81,9 +98,8 @@ export const FIRST_PROJECT_ID = 1_000_000
  * retained or archived leaves data the kernel still counts against its id. A ledger from before
  * the high mark starts above the ids in use, which is the best it can know.
  */
-export function freeProjectId(volumes: VolumeObject[], node: string, pool: string, doc?: LedgerDoc): number {
-  let top = Math.max(FIRST_PROJECT_ID - 1, doc?.projectIds?.[pool] ?? 0)
-  for (const v of volumes) if (v.spec.node === node && v.spec.pool === pool && v.spec.projectId !== undefined) top = Math.max(top, v.spec.projectId)
+export function freeProjectId(volumes: KnownVolumes, node: string, pool: string, doc?: LedgerDoc): number {
+  let top = Math.max(FIRST_PROJECT_ID - 1, doc?.projectIds?.[pool] ?? 0, asHoldings(volumes).topProjectId(node, pool))
   for (const c of Object.values(doc?.claims ?? {})) if (c.pool === pool && c.projectId !== undefined) top = Math.max(top, c.projectId)
   return top + 1
 }
@@ -147,16 +163,17 @@ export type ClaimOutcome = { claimed: true; projectId?: number } | { claimed: fa
  * even when the claim does not fit, so the next decision sees what this one saw. Pure, because
  * the ledger may call it again on a newer document.
  */
-export function planClaim(doc: LedgerDoc | undefined, node: NodeObject, volumes: VolumeObject[], req: ClaimRequest, orphans: ReadonlySet<string>, now: Date): { next?: LedgerDoc; result: ClaimOutcome } {
+export function planClaim(doc: LedgerDoc | undefined, node: NodeObject, volumes: KnownVolumes, req: ClaimRequest, orphans: ReadonlySet<string>, now: Date): { next?: LedgerDoc; result: ClaimOutcome } {
   const claims = Object.fromEntries(Object.entries(doc?.claims ?? {}).filter(([id]) => !orphans.has(id)))
   const current: LedgerDoc = { ...doc, claims }
   const dropped = Object.keys(claims).length !== Object.keys(doc?.claims ?? {}).length
-  const [room] = roomOf([node], volumes, req.pool, req.kind, new Map([[node.id, current]]), req.volumeId)
+  const specs = asHoldings(volumes)
+  const [room] = roomOf([node], specs, req.pool, req.kind, new Map([[node.id, current]]), req.volumeId)
   if (!room || room.free < req.bytes) return { ...(dropped && { next: current }), result: { claimed: false, doc: current } }
   const prior = claims[req.volumeId]
   const projectId = typeof req.projectId === 'number'
     ? req.projectId
-    : req.projectId === 'new' ? prior?.projectId ?? freeProjectId(volumes, node.id, req.pool, current) : undefined
+    : req.projectId === 'new' ? prior?.projectId ?? freeProjectId(specs, node.id, req.pool, current) : undefined
   const claim = { pool: req.pool, bytes: req.bytes.toString(), ...(projectId !== undefined && { projectId }), at: now.toISOString() }
   const high = current.projectIds?.[req.pool] ?? 0
   const projectIds = projectId !== undefined && projectId > high ? { ...current.projectIds, [req.pool]: projectId } : current.projectIds

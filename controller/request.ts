@@ -167,11 +167,22 @@ export function paginate<T extends { id: string }>(all: T[], req: { max_entries?
   if (!Number.isInteger(max) || max < 0) throw invalid('max_entries', 'must not be negative')
   const token = typeof req.starting_token === 'string' ? req.starting_token : ''
   if (token !== '' && idKind(token) !== kind) throw aborted(`starting_token ${JSON.stringify(token)} is not a token this driver issued`)
-  const start = token === '' ? 0 : all.findIndex((o) => o.id > token)
-  const from = start === -1 ? all.length : start
+  const from = token === '' ? 0 : firstAfter(all, token)
   const page = max > 0 ? all.slice(from, from + max) : all.slice(from)
   const more = from + page.length < all.length
   return { page, next: more && page.length > 0 ? page[page.length - 1]!.id : '' }
+}
+
+/** Index of the first object whose id sorts after token in a list sorted by id (binary search: a page is O(page), not O(list)). */
+function firstAfter(all: readonly { id: string }[], token: string): number {
+  let lo = 0
+  let hi = all.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (all[mid]!.id > token) hi = mid
+    else lo = mid + 1
+  }
+  return lo
 }
 
 export function volumeCondition(status: VolumeStatus | undefined, nodeKnown: boolean): { abnormal: boolean; message: string } {

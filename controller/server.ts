@@ -5,6 +5,7 @@ import { identityHandlers } from '../common/identity.js'
 import type { ControllerDeps } from './deps.js'
 import { expandHandlers } from './expand.js'
 import { groupHandlers } from './groups.js'
+import { reusingEntryBytes } from './list-encoding.js'
 import { modifyHandlers } from './modify.js'
 import { snapshotHandlers } from './snapshots.js'
 import { publishHandlers } from './publish.js'
@@ -39,9 +40,13 @@ export function buildController(d: ControllerDeps, opts: ControllerOptions): grp
     }), boundary),
   )
   const caps = controllerCapabilities(d.enableAttach)
+  // A copy of the definition (csiPackage() is shared with clients in this process), whose
+  // ListVolumes answers reuse unchanged entries' bytes (list-encoding.ts).
+  const list = csi.Controller.service.ListVolumes
+  const controller = { ...csi.Controller.service, ListVolumes: { ...list, responseSerialize: reusingEntryBytes(list.responseSerialize) } }
   server.addService(
-    csi.Controller.service,
-    implement('Controller', csi.Controller.service, {
+    controller,
+    implement('Controller', controller, {
       ...volumeHandlers(d),
       ...expandHandlers(d),
       ...modifyHandlers(d),

@@ -7,6 +7,7 @@ import { volumeIdFor } from '../common/ids.js'
 import { topologyOf } from '../common/keys.js'
 import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import type { VolumeSpec } from '../common/store/model.js'
+import type { VolumeObject } from '../common/store/types.js'
 import { awaitNodeAct, type Outcome } from './await.js'
 import { MUTABLE_PARAMETERS, parseMutable } from './modify.js'
 import { parseContentSource, placeFromSource, sameSource } from './sources.js'
@@ -18,12 +19,15 @@ function immutable(p: Record<string, string>): Record<string, string> {
 import { checkMap, ownIdOrUndefined, requireId, requireName, requireString, sameMap } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
 import { claimRoom, createClaimed, onlyNode, releaseClaim, type Pick } from './claims.js'
+import { holdingsFor } from './holdings.js'
 import { chooseNode, claimsId, matches, roomOf, type ClaimsByNode } from './placement.js'
 import {
   capabilitiesMatch, checkSupported, csiVolume, fitsRange, paginate, parseParameters, parseRange, parseRequirements, planShape, publishedNodes,
   volumeCondition,
 } from './request.js'
 
+
+type ListEntry = NonNullable<ResponseOf<'Controller', 'ListVolumes'>['entries']>[number]
 
 export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'CreateVolume' | 'DeleteVolume' | 'ValidateVolumeCapabilities' | 'ListVolumes' | 'ControllerGetVolume' | 'GetCapacity'> {
   const awaitNode = (id: string, what: 'create' | 'delete'): Promise<Outcome> => awaitNodeAct(d, id, what)
@@ -164,17 +168,25 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     }
   }
 
+  // Each volume's entry, kept while the store hands out the same (unchanged) object for it: the
+  // answer's encoder then reuses the entry's bytes (list-encoding.ts). Never mutated.
+  const entries = new WeakMap<VolumeObject, { nodeKnown: boolean; entry: ListEntry }>()
+  const entryOf = (v: VolumeObject, nodeKnown: boolean): ListEntry => {
+    const had = entries.get(v)
+    if (had?.nodeKnown === nodeKnown) return had.entry
+    const entry = {
+      volume: csiVolume(v),
+      status: { published_node_ids: publishedNodes(v.spec), volume_condition: volumeCondition(v.status, nodeKnown) },
+    }
+    entries.set(v, { nodeKnown, entry })
+    return entry
+  }
+
   async function ListVolumes(req: RequestOf<'Controller', 'ListVolumes'>): Promise<ResponseOf<'Controller', 'ListVolumes'>> {
     const all = (await d.store.volumes.list()).filter((v) => !v.spec.deletionRequestedAt)
     const { page, next } = paginate(all, req, 'v')
     const nodeIds = new Set((await d.store.nodes.list()).map((n) => n.id))
-    return {
-      entries: page.map((v) => ({
-        volume: csiVolume(v),
-        status: { published_node_ids: publishedNodes(v.spec), volume_condition: volumeCondition(v.status, nodeIds.has(v.spec.node)) },
-      })),
-      next_token: next,
-    }
+    return { entries: page.map((v) => entryOf(v, nodeIds.has(v.spec.node))), next_token: next }
   }
 
   async function ControllerGetVolume(req: RequestOf<'Controller', 'ControllerGetVolume'>): Promise<ResponseOf<'Controller', 'ControllerGetVolume'>> {
@@ -193,7 +205,7 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     if (req.volume_capabilities?.length) checkSupported('volume_capabilities', parseCapabilities('volume_capabilities', req.volume_capabilities), params.kind)
     const segments = checkMap('accessible_topology.segments', req.accessible_topology?.segments)
     const topo = Object.keys(segments).length > 0 ? { segments } : undefined
-    const [nodes, volumes] = await Promise.all([d.store.nodes.list(), d.store.volumes.list()])
+    const [nodes, volumes] = await Promise.all([d.store.nodes.list(), holdingsFor(d.store.volumes)])
     const claims: ClaimsByNode = new Map(await Promise.all(nodes.map(async (n) => [n.id, await d.store.ledger.get(claimsId(n.id))] as const)))
     const rooms = roomOf(nodes, volumes, params.pool, params.kind ?? 'dir', claims).filter((r) => !topo || matches(r.topology, topo))
     // A volume cannot span nodes: the total is what the segment holds, the maximum is what one

@@ -9,7 +9,7 @@ import type { VolumeSpec } from '../common/store/model.js'
 import { requireId } from '../common/validate.js'
 import { volumeIdFor } from '../common/ids.js'
 import {
-  capabilitiesMatch, checkSupported, csiVolume, DEFAULT_SIZE, fitsRange, parseParameters, parseRange, parseRequirements, planShape, planSize,
+  capabilitiesMatch, checkSupported, csiVolume, DEFAULT_SIZE, fitsRange, paginate, parseParameters, parseRange, parseRequirements, planShape, planSize,
   publishedNodes, volumeCondition,
 } from '../controller/request.js'
 import { blockCap, mountCap, codeOf } from './helpers/csi.js'
@@ -151,4 +151,23 @@ t.test('volumeCondition and publishedNodes', async (t) => {
   t.same(volumeCondition({ ...ready, phase: 'Failed', message: 'disk full' }, true), { abnormal: true, message: 'disk full' })
   t.same(publishedNodes({ ...spec, publications: { b: { readonly: false, mode: 'm' }, a: { readonly: true, mode: 'm' } } }), ['a', 'b'])
   t.same(publishedNodes(spec), [])
+})
+
+t.test('paginate: a page starts after its token, also when the token\'s object is gone', async (t) => {
+  const all = ['a', 'b', 'c', 'd', 'e'].map((n) => ({ id: volumeIdFor(n) })).sort((x, y) => (x.id < y.id ? -1 : 1))
+  const ids = all.map((o) => o.id)
+  const walk = (max: number): string[] => {
+    const seen: string[] = []
+    let token = ''
+    do {
+      const { page, next } = paginate(all, { max_entries: max, starting_token: token }, 'v')
+      seen.push(...page.map((o) => o.id))
+      token = next
+    } while (token)
+    return seen
+  }
+  for (const max of [0, 1, 2, 5, 9]) t.same(walk(max), ids, `pages of ${max} walk every id once, in order`)
+  const without = all.filter((o) => o.id !== ids[2])
+  t.same(paginate(without, { max_entries: 2, starting_token: ids[2] }, 'v').page.map((o) => o.id), ids.slice(3, 5), 'after a deleted token: the next ids')
+  t.same(paginate(all, { max_entries: 2, starting_token: ids[4] }, 'v'), { page: [], next: '' }, 'after the last id: nothing')
 })

@@ -30,6 +30,12 @@ function assertId(id: string): void {
 export class LocalCollection<S, T> implements Collection<S, T> {
   private readonly cache = new Map<string, Entry<S, T>>()
   private sorted: string[] | undefined
+  // What list() hands out, built once per change instead of once per call (with 10,000 volumes
+  // building them was most of a ListVolumes): the list, dropped on any change, and each object's
+  // view, dropped when that object changes. An unchanged object keeps its view across listings,
+  // so callers can cache what they derive from it (the controller caches ListVolumes entries).
+  private listed: StoredObject<S, T>[] | undefined
+  private readonly views = new Map<string, StoredObject<S, T>>()
   private readonly listeners = new Set<(id: string) => void>()
   private readonly pending = new Set<string>()
   // Own writes and re-reads of one id run one at a time, so a re-read that started before a
@@ -77,7 +83,9 @@ export class LocalCollection<S, T> implements Collection<S, T> {
 
   async list(): Promise<StoredObject<S, T>[]> {
     if (!this.sorted) this.sorted = [...this.cache.keys()].filter((id) => this.cache.get(id)?.spec).sort()
-    return this.sorted.map((id) => this.view(id)).filter((o): o is StoredObject<S, T> => o !== undefined)
+    this.listed ??= this.sorted.map((id) => this.listView(id)).filter((o): o is StoredObject<S, T> => o !== undefined)
+    // A copy of the array: callers may sort or splice what they get.
+    return this.listed.slice()
   }
 
   async putSpec(id: string, spec: S): Promise<void> {
@@ -97,6 +105,7 @@ export class LocalCollection<S, T> implements Collection<S, T> {
       if (!ok) return this.reloadNow(id, true).then(() => false)
       const entry = this.cache.get(id) ?? {}
       if (!entry.spec) this.sorted = undefined
+      this.changed(id)
       this.cache.set(id, { ...entry, spec })
       return true
     })
@@ -141,6 +150,7 @@ export class LocalCollection<S, T> implements Collection<S, T> {
       }
       await syncDir(this.dir)
       if (this.cache.delete(id)) this.sorted = undefined
+      this.changed(id)
     })
     this.notify(id)
   }
@@ -160,6 +170,21 @@ export class LocalCollection<S, T> implements Collection<S, T> {
     return e.status === undefined ? { id, spec: e.spec } : { id, spec: e.spec, status: e.status }
   }
 
+  /** A view shared by every listing until the object changes (list() callers must not mutate it). */
+  private listView(id: string): StoredObject<S, T> | undefined {
+    let v = this.views.get(id)
+    if (!v) {
+      v = this.view(id)
+      if (v) this.views.set(id, v)
+    }
+    return v
+  }
+
+  private changed(id: string): void {
+    this.views.delete(id)
+    this.listed = undefined
+  }
+
   private async write(id: string, part: Part, value: S | T): Promise<void> {
     await this.serial.run(id, async () => {
       try {
@@ -172,6 +197,7 @@ export class LocalCollection<S, T> implements Collection<S, T> {
       if (part === 'spec') entry.spec = value as S
       else entry.status = value as T
       this.cache.set(id, entry)
+      this.changed(id)
     })
     this.notify(id)
   }
@@ -204,6 +230,7 @@ export class LocalCollection<S, T> implements Collection<S, T> {
     const before = this.cache.get(id)
     const changed = JSON.stringify(before?.spec) !== JSON.stringify(spec) || JSON.stringify(before?.status) !== JSON.stringify(status)
     if (!changed) return false
+    this.changed(id)
     if (Boolean(before?.spec) !== Boolean(spec)) this.sorted = undefined
     if (spec === undefined && status === undefined) this.cache.delete(id)
     else this.cache.set(id, { ...(spec !== undefined && { spec }), ...(status !== undefined && { status }) })
