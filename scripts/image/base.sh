@@ -33,7 +33,7 @@ upgrade_root() {
   printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' "$2" "$2" "$3" >"$r/etc/apt/sources.list"
   printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d" && chmod 755 "$r/usr/sbin/policy-rc.d"
   mkdir -p "$r/etc/ssl/certs"
-  unshare -m --propagation private sh -c 'mount -t proc proc "$1/proc" && mount --bind -o ro /etc/ssl/certs "$1/etc/ssl/certs" &&
+  unshare -m --propagation private bash "$HERE/../own-mounts.sh" "$r" sh -c 'mount -t proc proc "$1/proc" && mount --bind -o ro /etc/ssl/certs "$1/etc/ssl/certs" &&
     chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive sh -c \
       "apt-get update -q && apt-get -y -q --no-install-recommends upgrade && apt-get clean"' sh "$r" >>"$r.log" 2>&1 ||
     { log "apt-get upgrade in the base root failed; last lines of $r.log:"; tail -20 "$r.log" >&2; return 1; }
@@ -95,8 +95,8 @@ ensure_base() {
   root="$dir/root"
   log "debootstrap bookworm from $mirror with ${pkgs[*]} ..."
   # debootstrap mounts /proc and /sys inside the root; in a private mount namespace a failure
-  # half-way cannot leave them mounted on the host.
-  unshare -m --propagation private debootstrap --variant=minbase --include="$(IFS=,; echo "${pkgs[*]}")" \
+  # half-way cannot leave them mounted on the host (and own-mounts.sh lets go of the host's).
+  unshare -m --propagation private bash "$HERE/../own-mounts.sh" "$dir" debootstrap --variant=minbase --include="$(IFS=,; echo "${pkgs[*]}")" \
     bookworm "$root" "$mirror" >"$root.log" 2>&1 ||
     { log "debootstrap failed; last lines of $root.log:"; tail -20 "$root.log" >&2; return 1; }
   log "debootstrap done in $(elapsed "$t0")s; apt-get upgrade from bookworm-updates and bookworm-security ..."

@@ -57,7 +57,9 @@ export function inImage(root: string, script: string, user = '0:0'): SpawnSyncRe
 export function execInImage(root: string, argv: string[], user = '0:0'): SpawnSyncReturns<string> {
   const setup = 'mkdir -p "$1/proc" "$1/dev" && mount --rbind "$1" "$1" && mount -t proc proc "$1/proc" && mount --rbind /dev "$1/dev" && ' +
     'r="$1" u="$2" && shift 2 && exec chroot --userspec="$u" "$r" "$@"'
-  return spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', setup, 'in-image', root, user, ...argv],
+  // own-mounts.sh first: the namespace must not hold copies of other tests' mounts (their loop
+  // devices would stay attached after those tests unmount them).
+  return spawnSync('unshare', ['-m', '--propagation', 'private', 'bash', path.join(ROOT, 'scripts/own-mounts.sh'), root, 'sh', '-c', setup, 'in-image', root, user, ...argv],
     { encoding: 'utf8', timeout: 120_000 })
 }
 
