@@ -23,13 +23,15 @@ export interface Capability {
 }
 
 // A node-local volume can be used by pods on one node only; the multi-node modes would promise
-// sharing across nodes that a local disk cannot give.
+// sharing across nodes that a local disk cannot give. A volume on an NFS export is reachable from
+// every node, so it takes them too.
 export const SUPPORTED_MODES = new Set([
   'SINGLE_NODE_WRITER',
   'SINGLE_NODE_READER_ONLY',
   'SINGLE_NODE_SINGLE_WRITER',
   'SINGLE_NODE_MULTI_WRITER',
 ])
+export const SHARED_MODES = new Set([...SUPPORTED_MODES, 'MULTI_NODE_READER_ONLY', 'MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER'])
 
 const READ_ONLY_MODES = new Set(['SINGLE_NODE_READER_ONLY', 'MULTI_NODE_READER_ONLY'])
 
@@ -52,11 +54,22 @@ export function parseCapabilities(field: string, raw: CsiVolumeCapability[] | nu
   return raw.map((c, i) => parseCapability(`${field}[${i}]`, c))
 }
 
-/** Why a capability cannot be served by a volume of the given access types, or undefined. */
-export function unsupportedReason(cap: Capability, supportsBlock: boolean): string | undefined {
-  if (!SUPPORTED_MODES.has(cap.mode)) return `access mode ${cap.mode} is not supported by node-local volumes; they accept ${[...SUPPORTED_MODES].join(', ')}`
+/**
+ * Why a capability cannot be served by a volume that takes block access or not, and is shared
+ * across nodes (nfs) or node-local; undefined when it can.
+ */
+export function unsupportedReason(cap: Capability, supportsBlock: boolean, shared = false): string | undefined {
+  if (shared && !SHARED_MODES.has(cap.mode)) return `access mode ${cap.mode} is not supported; nfs volumes accept ${[...SHARED_MODES].join(', ')}`
+  if (!shared && !SUPPORTED_MODES.has(cap.mode)) {
+    return `access mode ${cap.mode} is not supported by node-local volumes; they accept ${[...SUPPORTED_MODES].join(', ')} (kind: nfs takes the MULTI_NODE modes too)`
+  }
   if (cap.accessType === 'block' && !supportsBlock) return 'block access is not supported by this volume kind'
   return undefined
+}
+
+/** unsupportedReason for a volume of this kind. */
+export function unsupportedFor(cap: Capability, kind: 'dir' | 'image' | 'nfs'): string | undefined {
+  return unsupportedReason(cap, kind === 'image', kind === 'nfs')
 }
 
 export function isReadOnlyMode(mode: string): boolean {

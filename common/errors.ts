@@ -22,7 +22,22 @@ export class CsiError extends Error {
 
 // Shorthands keep call sites readable: `throw invalid('volume_id', 'must not be empty')`.
 export const invalid = (field: string, reason: string): CsiError =>
-  new CsiError(status.INVALID_ARGUMENT, `${field}: ${reason}`)
+  Object.assign(new CsiError(status.INVALID_ARGUMENT, `${field}: ${reason}`), { reason })
+
+/**
+ * What an input check that throws invalid() says about a value, without the field it named:
+ * undefined when the value passes. For tables of checks that answer with reasons.
+ */
+export function invalidReason(check: () => unknown): string | undefined {
+  try {
+    check()
+    return undefined
+  } catch (e) {
+    const reason = (e as { reason?: unknown }).reason
+    if (e instanceof CsiError && e.code === status.INVALID_ARGUMENT && typeof reason === 'string') return reason
+    throw e
+  }
+}
 export const notFound = (message: string): CsiError => new CsiError(status.NOT_FOUND, message)
 export const alreadyExists = (message: string): CsiError => new CsiError(status.ALREADY_EXISTS, message)
 export const failedPrecondition = (message: string): CsiError =>

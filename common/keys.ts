@@ -22,6 +22,11 @@ export const CONTEXT = {
   pool: 'tscsi.dev/pool',
   fsType: 'tscsi.dev/fsType',
   quota: 'tscsi.dev/quota',
+  // nfs volumes: what the node mounts, checked there again (node/nfs-options.ts), because a
+  // PersistentVolume can be written by hand.
+  server: 'tscsi.dev/server',
+  share: 'tscsi.dev/share',
+  subDir: 'tscsi.dev/subDir',
 } as const
 
 /** Keys the CO adds to parameters and volume context on its own (external-provisioner, kubelet). */

@@ -27,6 +27,11 @@ export function expandHandlers(d: ControllerDeps): Implemented<'Controller', 'Co
       let want = range.required > 0n ? range.required : cur
       if (image) want = wholeMiB(want)
       if (range.limit > 0n && want > range.limit) throw outOfRange(`an image grows in whole MiB: ${want} bytes exceeds limit_bytes ${range.limit}`)
+      if (s.kind === 'nfs') {
+        // Nothing on a node or the export changes: the size is recorded, not enforced (README).
+        if (want > cur) await d.store.volumes.putSpec(id, { ...s, capacityBytes: want.toString() })
+        return { capacity_bytes: (want > cur ? want : cur).toString(), node_expansion_required: false }
+      }
       if (want > cur) {
         // The larger size is claimed first, so no other controller promises the difference.
         const refuse = (free: bigint) => exhausted(`node ${s.node} has ${free - cur} bytes free in pool ${JSON.stringify(s.pool)}; growing volume ${id} by ${want - cur} needs more`)

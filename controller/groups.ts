@@ -1,7 +1,7 @@
 // The GroupController service: a volume group snapshot is a set of member snapshots taken
 // together of volumes on one node (the node freezes the mounted image filesystems of all
 // members before copying any of them, so the set is consistent).
-import { aborted, alreadyExists, CsiError, Code, invalid, notFound } from '../common/errors.js'
+import { aborted, alreadyExists, CsiError, Code, failedPrecondition, invalid, notFound } from '../common/errors.js'
 import { groupIdFor, memberIdFor } from '../common/ids.js'
 import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import type { SnapshotSpec } from '../common/store/model.js'
@@ -42,6 +42,7 @@ export function groupHandlers(d: ControllerDeps): Implemented<'GroupController',
         const vols = await Promise.all(ids.map((id) => d.store.volumes.refresh(id)))
         vols.forEach((v, i) => {
           if (!v || v.spec.deletionRequestedAt) throw notFound(`volume ${ids[i]} does not exist`)
+          if (v.spec.kind === 'nfs') throw failedPrecondition(`volume ${ids[i]} is an nfs volume; snapshots of nfs volumes are not supported yet`)
         })
         const nodes = new Set(vols.map((v) => v!.spec.node))
         if (nodes.size > 1) throw invalid('source_volume_ids', `the volumes live on different nodes (${[...nodes].join(', ')}); a group snapshot is taken on one node`)

@@ -49,7 +49,8 @@ export class Holdings implements SpecHoldings {
   /** Records a volume as it is now (replacing what was known of it); undefined: it is gone. */
   set(id: string, obj: VolumeObject | undefined): void {
     this.drop(id)
-    if (!obj) return
+    // An nfs volume's data is on the export: it holds nothing on the node that made its directory.
+    if (!obj || obj.spec.kind === 'nfs') return
     const h: Held = { node: obj.spec.node, pool: obj.spec.pool, bytes: BigInt(obj.spec.capacityBytes), ...(obj.spec.projectId !== undefined && { projectId: obj.spec.projectId }) }
     this.byId.set(id, h)
     const k = key(h.node, h.pool)

@@ -20,7 +20,8 @@ export const LOST_REPORT_ID = 'lost-volumes'
 
 export async function lostVolumes(store: Store): Promise<VolumeObject[]> {
   const nodes = new Set((await store.nodes.list()).map((n) => n.id))
-  return (await store.volumes.list()).filter((v) => !nodes.has(v.spec.node))
+  // An nfs volume's data is on the export, not on the node that made its directory.
+  return (await store.volumes.list()).filter((v) => v.spec.kind !== 'nfs' && !nodes.has(v.spec.node))
 }
 
 export interface LostReport {

@@ -44,7 +44,7 @@ export function heldByNode(volumes: VolumeObject[], claims: ClaimsByNode = new M
     if (!m) out.set(node, (m = new Map()))
     if ((m.get(id) ?? -1n) < bytes) m.set(id, bytes)
   }
-  for (const v of volumes) if (pool === undefined || v.spec.pool === pool) hold(v.spec.node, v.id, BigInt(v.spec.capacityBytes))
+  for (const v of volumes) if (v.spec.kind !== 'nfs' && (pool === undefined || v.spec.pool === pool)) hold(v.spec.node, v.id, BigInt(v.spec.capacityBytes))
   for (const [node, doc] of claims) {
     for (const [id, c] of Object.entries(doc?.claims ?? {})) if (pool === undefined || c.pool === pool) hold(node, id, BigInt(c.bytes))
   }

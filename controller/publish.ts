@@ -1,7 +1,8 @@
 // ControllerPublishVolume / ControllerUnpublishVolume, served only with --enable-attach. A local
 // volume is usable on its own node only, so "attaching" is bookkeeping: it records which node
 // may use the volume, which lets clusters that want VolumeAttachment objects (and the
-// external-attacher) have them, and it refuses every other node with a reason.
+// external-attacher) have them, and it refuses every other node with a reason. An nfs volume
+// may be published to any registered node.
 import { parseCapability } from '../common/capability.js'
 import { alreadyExists, exhausted, failedPrecondition, invalid, notFound } from '../common/errors.js'
 import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
@@ -24,7 +25,7 @@ export function publishHandlers(d: ControllerDeps): Implemented<'Controller', 'C
       if (!node) throw notFound(`node ${JSON.stringify(nodeId)} is not registered with this driver`)
       const why = capabilitiesMatch(obj.spec, [cap])
       if (why) throw invalid('volume_capability', why)
-      if (obj.spec.node !== nodeId) {
+      if (obj.spec.kind !== 'nfs' && obj.spec.node !== nodeId) {
         throw failedPrecondition(`volume ${id} lives on node ${obj.spec.node}; a node-local volume cannot be published to node ${nodeId}`)
       }
       const pubs = obj.spec.publications ?? {}

@@ -1,8 +1,8 @@
 // Pure parsing and planning for controller requests: sizes, parameters, topology, and the
 // response shapes. Kept apart from the handlers so every rule is a table test.
 import type { Capability } from '../common/capability.js'
-import { unsupportedReason } from '../common/capability.js'
-import { aborted, invalid, outOfRange } from '../common/errors.js'
+import { unsupportedFor } from '../common/capability.js'
+import { aborted, invalid, invalidReason, outOfRange } from '../common/errors.js'
 import { DEFAULT_POOL, FS_TYPES, type ImageFsType, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { idKind, type IdKind } from '../common/ids.js'
@@ -12,6 +12,8 @@ import type { Volume } from '../proto/gen/csi/v1/Volume.js'
 import { checkMap, parseBytes, POOL_NAME } from '../common/validate.js'
 import type { Requirements, Topology } from './placement.js'
 import { csiContentSource } from './sources.js'
+import { checkNfsParameters, checkSubDirPattern, DEFAULT_SUBDIR } from './nfs.js'
+import { checkShare, parseServer } from '../common/nfs-paths.js'
 
 /** Size of a volume whose request names no capacity. */
 export const DEFAULT_SIZE = GiB
@@ -48,7 +50,18 @@ const oneOf = (...values: string[]) => ({
 })
 
 export const PARAMETERS: Record<string, { check: (v: string) => string | undefined; values?: string[]; help: string }> = {
-  kind: { ...oneOf('dir', 'image'), help: 'what backs the volume: dir (a directory under the node data root) or image (a sparse file with its own filesystem, attached as a loop device; the size is a hard limit). Block volumes are always images' },
+  kind: {
+    ...oneOf('dir', 'image', 'nfs'),
+    help: 'what backs the volume: dir (a directory under the node data root), image (a sparse file with its own filesystem, attached as a loop device; the size is a hard limit) ' +
+      'or nfs (a directory on an NFS export, usable from every node at once). Block volumes are always images',
+  },
+  server: { check: (v) => invalidReason(() => parseServer(v)), help: 'kind: nfs: the NFS server, a host name or an IP address (resolved by each node)' },
+  share: { check: (v) => invalidReason(() => checkShare(v)), help: 'kind: nfs: the exported path on the server; each volume is a directory below it' },
+  subDir: {
+    check: checkSubDirPattern,
+    help: `kind: nfs: the volume's directory below the share, a relative path that may use \${pv.name}, \${pvc.name} and \${pvc.namespace} (default ${DEFAULT_SUBDIR}); ` +
+      'the last two need external-provisioner\'s --extra-create-metadata',
+  },
   fsType: { ...oneOf(...FS_TYPES), help: 'the filesystem made in an image volume (default: the capability\'s fs_type, else ext4)' },
   pool: {
     check: (v) => (POOL_NAME.test(v) ? undefined : `${JSON.stringify(v)} is not a pool name (lower-case letters, digits, '-', at most 32)`),
@@ -78,12 +91,13 @@ export function parseParameters(rawMap: unknown): Parameters {
     const why = def.check(v)
     if (why) throw invalid(`parameters[${k}]`, why)
   }
+  checkNfsParameters(raw['kind'], raw)
   return { kind: raw['kind'] as VolumeKind | undefined, pool: raw['pool'] ?? DEFAULT_POOL, fsType: raw['fsType'], raw }
 }
 
 export function checkSupported(field: string, caps: Capability[], kind: VolumeKind = 'image'): void {
   caps.forEach((c, i) => {
-    const why = unsupportedReason(c, kind === 'image')
+    const why = unsupportedFor(c, kind)
     if (why) throw invalid(`${field}[${i}]`, kind === 'dir' && c.accessType === 'block' ? `${why} (dir); use kind: image` : why)
   })
 }
@@ -113,7 +127,7 @@ export function planShape(params: Parameters, caps: Capability[], range: Range):
   checkSupported('volume_capabilities', caps, kind)
   if (kind === 'image' && (params.raw['quota'] ?? 'off') !== 'off') throw invalid('parameters[quota]', 'applies to dir volumes; an image is held to its size by its own filesystem')
   const capFs = caps.find((c) => c.fsType !== '')?.fsType
-  if (kind === 'dir') return { kind, fsType: undefined, size: planSize(range) }
+  if (kind === 'dir' || kind === 'nfs') return { kind, fsType: undefined, size: planSize(range) }
   if (capFs !== undefined && params.fsType !== undefined && capFs !== params.fsType) {
     throw invalid('volume_capabilities', `fs_type ${capFs} contradicts parameters[fsType] ${params.fsType}`)
   }
@@ -147,13 +161,17 @@ export function csiVolume(obj: VolumeObject): Volume {
   return {
     volume_id: obj.id,
     capacity_bytes: obj.spec.capacityBytes,
-    volume_context: {
-      [CONTEXT.kind]: obj.spec.kind, [CONTEXT.node]: obj.spec.node, [CONTEXT.pool]: obj.spec.pool,
-      ...(obj.spec.kind === 'image' && { [CONTEXT.fsType]: obj.spec.fsType ?? '' }),
-      ...(obj.status?.quota && { [CONTEXT.quota]: obj.status.quota.slice(0, 128) }),
-    },
+    volume_context: obj.spec.nfs
+      // What every node mounts; no node or pool: the data is on the export, not on a node.
+      ? { [CONTEXT.kind]: 'nfs', [CONTEXT.server]: obj.spec.nfs.server, [CONTEXT.share]: obj.spec.nfs.share, [CONTEXT.subDir]: obj.spec.nfs.subDir }
+      : {
+        [CONTEXT.kind]: obj.spec.kind, [CONTEXT.node]: obj.spec.node, [CONTEXT.pool]: obj.spec.pool,
+        ...(obj.spec.kind === 'image' && { [CONTEXT.fsType]: obj.spec.fsType ?? '' }),
+        ...(obj.status?.quota && { [CONTEXT.quota]: obj.status.quota.slice(0, 128) }),
+      },
     content_source: csiContentSource(obj.spec.contentSource),
-    accessible_topology: [{ segments: topologyOf(obj.spec.node) }],
+    // No topology for nfs: the CO may schedule its pods anywhere (CSI: accessible from all nodes).
+    accessible_topology: obj.spec.kind === 'nfs' ? [] : [{ segments: topologyOf(obj.spec.node) }],
   }
 }
 
@@ -199,7 +217,7 @@ export function publishedNodes(spec: VolumeSpec): string[] {
 /** Why these capabilities do not fit an existing volume, or undefined when they do. */
 export function capabilitiesMatch(spec: VolumeSpec, caps: Capability[]): string | undefined {
   for (const c of caps) {
-    const why = unsupportedReason(c, spec.kind === 'image')
+    const why = unsupportedFor(c, spec.kind)
     if (why) return why
     if (c.accessType !== spec.accessType) return `the volume has access type ${spec.accessType}, not ${c.accessType}`
   }

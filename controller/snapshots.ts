@@ -3,6 +3,7 @@
 // filesystem can). CreateSnapshot waits a little for the copy, then answers; a longer copy goes
 // on in the background with ready_to_use false, and the external-snapshotter polls.
 import { aborted, alreadyExists, CsiError, Code, failedPrecondition, notFound } from '../common/errors.js'
+import { actingNode, snapshotLocation } from './nfs.js'
 import { snapshotIdFor } from '../common/ids.js'
 import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import type { SnapshotSpec, SnapshotStatus } from '../common/store/model.js'
@@ -65,8 +66,12 @@ export function snapshotHandlers(d: ControllerDeps): Implemented<'Controller', '
       } else {
         const vol = await d.store.volumes.refresh(volumeId)
         if (!vol || vol.spec.deletionRequestedAt) throw notFound(`volume ${volumeId} does not exist`)
+        // An nfs volume's copy is made on its export by a node that serves nfs: the one that made
+        // the volume if it is still here, else any.
+        const node = vol.spec.nfs && !(await d.store.nodes.get(vol.spec.node)) ? actingNode(id, await d.store.nodes.list()) : vol.spec.node
         const spec: SnapshotSpec = {
-          name, sourceVolumeId: volumeId, node: vol.spec.node, pool: vol.spec.pool, kind: vol.spec.kind,
+          name, sourceVolumeId: volumeId, node, pool: vol.spec.pool, kind: vol.spec.kind,
+          ...(vol.spec.nfs && { nfs: snapshotLocation(vol.spec.nfs, id) }),
           ...(vol.spec.fsType !== undefined && { fsType: vol.spec.fsType }), sizeBytes: vol.spec.capacityBytes,
           accessType: vol.spec.accessType, createdAt: d.clock().toISOString(), generation: 1,
         }
@@ -112,8 +117,14 @@ export function snapshotHandlers(d: ControllerDeps): Implemented<'Controller', '
 
 /** Asks the node to remove a snapshot's data and drops the object once it has. */
 export async function deleteSnapshot(d: ControllerDeps, id: string): Promise<object> {
-  const obj = await d.store.snapshots.refresh(id)
+  let obj = await d.store.snapshots.refresh(id)
   if (!obj) return {}
+  if (obj.spec.nfs && !(await d.store.nodes.get(obj.spec.node))) {
+    // On the export, any node that serves nfs can remove it: hand the job to one that is here.
+    const spec = { ...obj.spec, node: actingNode(id, await d.store.nodes.list(), obj.spec.node), generation: obj.spec.generation + 1 }
+    await d.store.snapshots.putSpec(id, spec)
+    obj = { ...obj, spec }
+  }
   if (!(await d.store.nodes.get(obj.spec.node))) {
     throw failedPrecondition(`snapshot ${id} lives on node ${obj.spec.node}, which is no longer registered; its data cannot be removed`)
   }

@@ -2,15 +2,15 @@
 // are pure (request.ts, placement.ts); effects are store writes and a bounded wait for the node
 // that holds the volume to report what it did. The controller never touches a node's disk.
 import { parseCapabilities } from '../common/capability.js'
-import { aborted, alreadyExists, exhausted, failedPrecondition, invalid, notFound } from '../common/errors.js'
+import { aborted, alreadyExists, Code, CsiError, exhausted, failedPrecondition, invalid, notFound } from '../common/errors.js'
 import { volumeIdFor } from '../common/ids.js'
 import { topologyOf } from '../common/keys.js'
 import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
-import type { VolumeSpec } from '../common/store/model.js'
+import { DEFAULT_POOL, type VolumeSpec } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { awaitNodeAct, type Outcome } from './await.js'
 import { MUTABLE_PARAMETERS, parseMutable } from './modify.js'
-import { parseContentSource, placeFromSource, sameSource } from './sources.js'
+import { nfsSourceSize, parseContentSource, placeFromSource, sameSource } from './sources.js'
 
 /** The parameters a repeated CreateVolume must match: ModifyVolume may have changed the rest. */
 function immutable(p: Record<string, string>): Record<string, string> {
@@ -21,6 +21,7 @@ import type { ControllerDeps } from './deps.js'
 import { claimRoom, createClaimed, onlyNode, releaseClaim, type Pick } from './claims.js'
 import { holdingsFor } from './holdings.js'
 import { chooseNode, claimsId, matches, roomOf, type ClaimsByNode } from './placement.js'
+import { actingNode, checkNoOverlap, resolveLocation, type NfsLocation } from './nfs.js'
 import {
   capabilitiesMatch, checkSupported, csiVolume, fitsRange, paginate, parseParameters, parseRange, parseRequirements, planShape, publishedNodes,
   volumeCondition,
@@ -49,10 +50,18 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     const accessType = caps[0]!.accessType
     if (caps.some((c) => c.accessType !== accessType)) throw invalid('volume_capabilities', 'mixes mount and block access types')
     const { kind, fsType, size } = planShape(params, caps, range)
+    const where = kind === 'nfs' ? resolveLocation(params.raw, name) : undefined
+    // The class's mountOptions (every capability carries the same): the node that makes the
+    // directory mounts the share with them too.
+    const nfsOptions = caps.find((c) => c.mountFlags.length > 0)?.mountFlags ?? []
     // effects
     return d.locks.run(id, `volume ${JSON.stringify(name)}`, async (): Promise<ResponseOf<'Controller', 'CreateVolume'>> => {
       let obj = await d.store.volumes.refresh(id)
-      if (!obj) {
+      if (!obj && where) {
+        const bytes = source ? await nfsSourceSize(d, source, where, size, range, accessType) : size
+        obj = await createNfs(id, { name, kind, capacityBytes: bytes.toString(), accessType, parameters: params.raw, createdAt: now(), generation: 1, ...(source && { contentSource: source }) },
+          { ...where, ...(nfsOptions.length > 0 && { mountOptions: nfsOptions }) })
+      } else if (!obj) {
         const at = source ? await placeFromSource(d, source, { kind, fsType, size }, range, reqs, accessType, base.kind !== undefined) : undefined
         const shape = at ?? { pool: params.pool, kind, fsType, size }
         const pick: Pick = at
@@ -89,7 +98,9 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
                 ? 'was created with different parameters'
                 : !sameSource(s.contentSource, source)
                   ? 'was made from another content source'
-                : reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches(topologyOf(s.node), t))
+                : where && (s.nfs?.server !== where.server || s.nfs.share !== where.share || s.nfs.subDir !== where.subDir)
+                  ? `lives at ${s.nfs?.server}:${s.nfs?.share} ${JSON.stringify(s.nfs?.subDir)}, not ${where.server}:${where.share} ${JSON.stringify(where.subDir)}`
+                : s.kind !== 'nfs' && reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches(topologyOf(s.node), t))
                   ? `lives on node ${s.node}, outside the requested topology`
                   : undefined
         if (why) throw alreadyExists(`a volume named ${JSON.stringify(name)} already exists and ${why}`)
@@ -106,6 +117,19 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     })
   }
 
+  /**
+   * Writes a new nfs volume, for a node that serves nfs to make its directory on the export. No
+   * claim: it takes no room on any node. Returns the volume another controller wrote first, if so.
+   */
+  async function createNfs(id: string, base: Omit<VolumeSpec, 'node' | 'pool' | 'nfs'>, where: NfsLocation): Promise<VolumeObject | undefined> {
+    checkNoOverlap(id, where, await d.store.volumes.list())
+    const spec: VolumeSpec = { ...base, node: actingNode(id, await d.store.nodes.list()), pool: DEFAULT_POOL, nfs: where }
+    if (await d.store.volumes.create(id, spec)) return undefined
+    const obj = await d.store.volumes.refresh(id)
+    if (!obj) throw aborted(`volume ${JSON.stringify(base.name)} was deleted while being created; retry`)
+    return obj
+  }
+
   async function DeleteVolume(req: RequestOf<'Controller', 'DeleteVolume'>): Promise<ResponseOf<'Controller', 'DeleteVolume'>> {
     const id = ownIdOrUndefined('volume_id', req.volume_id, 'v')
     if (!id) return {} // an id we never minted names no volume: deleting it is a no-op
@@ -114,7 +138,12 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
       if (!obj) return {}
       const nodes = publishedNodes(obj.spec)
       if (nodes.length > 0) throw failedPrecondition(`volume ${id} is still published to node(s) ${nodes.join(', ')}; unpublish it first`)
-      const s = obj.spec
+      let s = obj.spec
+      if (s.kind === 'nfs' && !(await d.store.nodes.get(s.node))) {
+        // Any node that serves nfs can remove the directory: hand the job to one that is here.
+        s = { ...s, node: actingNode(id, await d.store.nodes.list(), s.node), generation: s.generation + 1 }
+        await d.store.volumes.putSpec(id, s)
+      }
       if (!(await d.store.nodes.get(s.node))) {
         // Nobody can remove the data of a node that is gone: waiting would only hang.
         if (s.parameters['onLostNode'] !== 'forget') {
@@ -145,8 +174,9 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
         throw out.err
       }
       await d.store.volumes.remove(id)
-      // Only now: until the volume is gone, its room and project id stay taken.
-      await releaseClaim(d, s.node, id)
+      // Only now: until the volume is gone, its room and project id stay taken. (nfs volumes
+      // never claimed any.)
+      if (s.kind !== 'nfs') await releaseClaim(d, s.node, id)
       return {}
     })
   }
@@ -186,22 +216,24 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     const all = (await d.store.volumes.list()).filter((v) => !v.spec.deletionRequestedAt)
     const { page, next } = paginate(all, req, 'v')
     const nodeIds = new Set((await d.store.nodes.list()).map((n) => n.id))
-    return { entries: page.map((v) => entryOf(v, nodeIds.has(v.spec.node))), next_token: next }
+    return { entries: page.map((v) => entryOf(v, v.spec.kind === 'nfs' || nodeIds.has(v.spec.node))), next_token: next }
   }
 
   async function ControllerGetVolume(req: RequestOf<'Controller', 'ControllerGetVolume'>): Promise<ResponseOf<'Controller', 'ControllerGetVolume'>> {
     const id = requireId('volume_id', req.volume_id, 'v')
     const obj = await d.store.volumes.get(id)
     if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
-    const node = await d.store.nodes.get(obj.spec.node)
+    // An nfs volume's data is on the export: the node that made its directory may come and go.
+    const nodeKnown = obj.spec.kind === 'nfs' || (await d.store.nodes.get(obj.spec.node)) !== undefined
     return {
       volume: csiVolume(obj),
-      status: { published_node_ids: publishedNodes(obj.spec), volume_condition: volumeCondition(obj.status, node !== undefined) },
+      status: { published_node_ids: publishedNodes(obj.spec), volume_condition: volumeCondition(obj.status, nodeKnown) },
     }
   }
 
   async function GetCapacity(req: RequestOf<'Controller', 'GetCapacity'>): Promise<ResponseOf<'Controller', 'GetCapacity'>> {
     const params = parseParameters(req.parameters)
+    if (params.kind === 'nfs') throw new CsiError(Code.UNIMPLEMENTED, 'GetCapacity of kind: nfs (the export\'s free space) is not implemented yet')
     if (req.volume_capabilities?.length) checkSupported('volume_capabilities', parseCapabilities('volume_capabilities', req.volume_capabilities), params.kind)
     const segments = checkMap('accessible_topology.segments', req.accessible_topology?.segments)
     const topo = Object.keys(segments).length > 0 ? { segments } : undefined

@@ -4,7 +4,7 @@ import type { VolumeKind } from '../common/store/model.js'
 import { realpathSync } from 'node:fs'
 import path from 'node:path'
 import { failedPrecondition, invalid } from '../common/errors.js'
-import { unsupportedReason, type Capability } from '../common/capability.js'
+import { unsupportedFor, type Capability } from '../common/capability.js'
 import { CONTEXT } from '../common/keys.js'
 import type { NodeDeps } from './deps.js'
 import { belongsTo, type Located } from './locate.js'
@@ -13,12 +13,12 @@ import type { PathInfo } from './mounter.js'
 /** The volume kind from the volume context (set by CreateVolume); dir when absent. */
 export function volumeKind(ctx: Record<string, string> | undefined): VolumeKind {
   const kind = ctx?.[CONTEXT.kind] ?? 'dir'
-  if (kind !== 'dir' && kind !== 'image') throw invalid(`volume_context[${CONTEXT.kind}]`, `${JSON.stringify(kind)} is not a volume kind this node serves`)
+  if (kind !== 'dir' && kind !== 'image' && kind !== 'nfs') throw invalid(`volume_context[${CONTEXT.kind}]`, `${JSON.stringify(kind)} is not a volume kind this node serves`)
   return kind
 }
 
 export function checkCapability(field: string, cap: Capability, kind: VolumeKind = 'dir'): void {
-  const why = unsupportedReason(cap, kind === 'image')
+  const why = unsupportedFor(cap, kind)
   if (why) throw invalid(field, why)
 }
 

@@ -19,7 +19,8 @@ export function expandHandlers(d: NodeDeps): Implemented<'Node', 'NodeExpandVolu
     const id = requireId('volume_id', req.volume_id, 'v')
     const volumePath = requirePath('volume_path', req.volume_path)
     const vol = locate(d, id)
-    if (vol.kind === 'dir') return { capacity_bytes: '0' }
+    // Nothing to grow on the node: a dir's limit is its quota, an nfs volume's is not enforced.
+    if (vol.kind === 'dir' || vol.kind === 'nfs') return { capacity_bytes: '0' }
     return d.locks.run(`${id}@expand`, `volume ${id}`, async (): Promise<ResponseOf<'Node', 'NodeExpandVolume'>> => {
       const size = BigInt(statSync(vol.path).size)
       if (required > size) throw aborted(`the image of volume ${id} is ${size} bytes, not yet the ${required} asked for; the controller's expansion has not reached the node yet, retry`)

@@ -6,6 +6,7 @@ import { checkString, requireId, requirePath, requireString } from '../common/va
 import { statSync } from 'node:fs'
 import { getProjectId } from '../native/index.js'
 import { belongsTo, locate } from './locate.js'
+import { exportStats } from './nfs.js'
 import type { NodeDeps } from './deps.js'
 import type { _csi_v1_NodeServiceCapability_RPC_Type__Output as NodeRpc } from '../proto/gen/csi/v1/NodeServiceCapability.js'
 import type { VolumeUsage } from '../proto/gen/csi/v1/VolumeUsage.js'
@@ -42,6 +43,7 @@ export function infoHandlers(d: NodeDeps): Implemented<'Node', 'NodeGetVolumeSta
       if (q.limitInodes > 0n) usage.push({ unit: 'INODES', total: q.limitInodes.toString(), available: avail(q.limitInodes, q.usedInodes), used: q.usedInodes.toString() })
       return { usage, volume_condition: condition }
     }
+    if (vol.kind === 'nfs') return mounted ? exportStats(volumePath) : { usage: [], volume_condition: condition }
     const fs = d.mounter.statfs(mounted || vol.kind === 'image' ? volumePath : vol.path)
     const unit = BigInt(fs.fragmentSize || fs.blockSize)
     // Without a quota a directory volume shares its filesystem, so these are the filesystem's

@@ -79,6 +79,23 @@ export class Layout {
     return path.join(this.archiveDir(pool), `${id}-${at.toISOString().replace(/[:.]/g, '-')}${image ? '.img' : ''}`)
   }
 
+  /**
+   * What this node knows of the nfs volumes it stages (node/nfs.ts): one note per volume, kept
+   * in the default pool so it survives a restarted container, as staging notes do.
+   */
+  nfsNotesDir(): string {
+    return path.join(this.dataRoot, 'nfs')
+  }
+
+  nfsNoteOf(id: string): string {
+    return path.join(this.nfsNotesDir(), id)
+  }
+
+  /** Where the node mounts an export's share to make or remove one volume's directory. */
+  nfsWorkDirOf(id: string): string {
+    return path.join(this.dataRoot, 'nfs-work', id)
+  }
+
   /** A pool's root with symlinks resolved (as written if it cannot be resolved). */
   realRootOf(pool: string): string {
     const root = this.pools.get(pool) ?? this.dataRoot

@@ -1,6 +1,6 @@
 // Finding a volume's data on this node and proving that a mount belongs to it, from the disk
 // and the kernel alone (no volume context, no store), each in a few O(1) syscalls.
-import type { VolumeKind } from '../common/store/model.js'
+import { DEFAULT_POOL, type VolumeKind } from '../common/store/model.js'
 import { failedPrecondition, notFound } from '../common/errors.js'
 import type { NodeDeps } from './deps.js'
 import { loopBackedBy } from './loops.js'
@@ -9,7 +9,7 @@ import { sameObject, type PathInfo } from './mounter.js'
 export interface Located {
   id: string
   kind: VolumeKind
-  /** The directory (dir) or the image file (image). */
+  /** The directory (dir), the image file (image), or the note of the staged mount (nfs). */
   path: string
   info: PathInfo
   pool: string
@@ -31,6 +31,10 @@ export function findVolume(d: NodeDeps, id: string): Located | undefined {
       return { id, kind: 'image', path: img, info: ii, pool }
     }
   }
+  // An nfs volume has no data here, only the note of what NodeStageVolume mounted (node/nfs.ts).
+  const note = d.layout.nfsNoteOf(id)
+  const ni = d.mounter.inspect(note)
+  if (ni?.type === 'file') return { id, kind: 'nfs', path: note, info: ni, pool: DEFAULT_POOL }
   return undefined
 }
 
@@ -50,6 +54,10 @@ export function locate(d: NodeDeps, id: string): Located {
  */
 export function belongsTo(d: NodeDeps, vol: Located, info: PathInfo, path: string): boolean {
   if (vol.kind === 'dir') return sameObject(info, vol.info)
+  // An NFS mount shows the server's inode on an anonymous device: nothing on this node to compare
+  // with. The index decides, which knows the volume's mounts by their source (nfsMounts) and
+  // NodeStageVolume's own; only root can make a mount root appear at a path.
+  if (vol.kind === 'nfs') return info.isMountRoot && d.index.paths(vol.id).includes(path)
   if (info.type === 'block') return loopBackedBy(info.rdev, vol.info)
   if (loopBackedBy(info.dev, vol.info)) return true
   return info.isMountRoot && info.dev.startsWith('0:') && d.index.paths(vol.id).includes(path)

@@ -20,6 +20,7 @@ import { volumeMounts } from './mountindex.js'
 import { instrumentMounter, nodeMetrics } from './node-metrics.js'
 import { detachOrphanLoops, imageMounts } from './loops.js'
 import { nativeQuota } from './quota.js'
+import { nfsMounts, readNotes } from './nfs.js'
 import { OrphanWatch } from './orphans.js'
 import { Realiser } from './realiser.js'
 import { serveRegistration } from './registration.js'
@@ -99,6 +100,7 @@ runMain(async () => {
   deps.index.replaceAll(new Map([
     ...[...layout.pools.keys()].flatMap((p) => [...volumeMounts(table, realpathSync(layout.volumesDirOf(p)))]),
     ...imageMounts(table, layout),
+    ...nfsMounts(table, readNotes(layout)),
   ]))
   log.info({ mountedVolumes: deps.index.volumes().length }, 'mount index rebuilt')
   const store = await openStore(f.store, { stateDir: f['state-dir'], kubeconfig: f.kubeconfig, nodeId }, log)

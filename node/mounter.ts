@@ -56,6 +56,12 @@ export interface Mounter {
    * long as the mount. Returns the device. LOOP_CONFIGURE and mount(2) run off the event loop.
    */
   mountImage(image: string, staging: string, fsType: string, flags: number, data: string, expect: { target: PathInfo }): Promise<string>
+  /**
+   * Mounts an NFS export (source `addr:/path`, options planned by node/nfs-options.ts) on the
+   * checked directory target, off the event loop: the kernel talks to the server inside mount(2),
+   * for as long as the options' timeouts allow.
+   */
+  mountNfs(source: string, target: string, flags: number, data: string, expect: { target: PathInfo }): Promise<void>
   /** Attaches a raw image to a loop device that stays until detachImage (off the event loop). */
   attachImage(image: string): Promise<string>
   /** Detaches the loop device if it is still backed by image (the detach runs off the event loop). */
@@ -184,6 +190,19 @@ export function nativeMounter(o: FlaggedBindOptions): Mounter {
         // Taking a misplaced filesystem down lets autoclear release the loop device too.
         close(landedAt(dst, staging, expect.target, (now) => now.type === 'dir'))
         return att.device
+      } finally {
+        close(dst)
+      }
+    },
+
+    async mountNfs(source, target, flags, data, expect) {
+      const dst = openDir(target)
+      try {
+        if (!sameObject(toPathInfo(fstatx(dst)), expect.target)) {
+          throw aborted(`${target} changed between the driver's checks and the mount; refusing, retry`)
+        }
+        await mountAsync(source, fdPath(dst), 'nfs4', flags, data)
+        close(landedAt(dst, target, expect.target, (now) => now.type === 'dir'))
       } finally {
         close(dst)
       }

@@ -44,12 +44,17 @@ export function publishHandlers(d: NodeDeps): Implemented<'Node', 'NodePublishVo
     }
     checkOutsideRoot(d, 'target_path', target)
     checkOutsideRoot(d, 'staging_target_path', staging)
-    // plan
-    const flags = parseBindFlags('volume_capability.mount.mount_flags', cap.mountFlags, Boolean(req.readonly) || isReadOnlyMode(cap.mode))
+    // plan. An nfs volume's mount_flags are the export's mount options, applied at stage; a bind
+    // keeps the staged mount's VFS flags, so only readonly is the pod's own. Which kind it is
+    // is decided by what the node finds, not by the context; other flags are checked up front.
+    const readonly = Boolean(req.readonly) || isReadOnlyMode(cap.mode)
+    const flagsFor = (nfs: boolean) => parseBindFlags('volume_capability.mount.mount_flags', nfs ? [] : cap.mountFlags, readonly)
+    if (volumeKind(req.volume_context) !== 'nfs') flagsFor(false)
     const id = requireId('volume_id', req.volume_id, 'v')
     // effects
     return d.locks.run(`${id}@${target}`, `volume ${id} at ${target}`, (): ResponseOf<'Node', 'NodePublishVolume'> => {
       const vol = locate(d, id)
+      const flags = flagsFor(vol.kind === 'nfs')
       const src = stagedSource(d, vol, staging, block)
       if (!src) throw failedPrecondition(`volume ${id} is not staged at ${staging}${block ? ' as a block device' : ''}; call NodeStageVolume first`)
       let tgt = d.mounter.inspect(target)

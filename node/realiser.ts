@@ -2,7 +2,7 @@
 // and realises the volumes the controller placed here (create or remove their directories),
 // writing the outcome into each volume's status. It acts only on its own node's objects.
 import path from 'node:path'
-import { Code, codeName, failedPrecondition, toCsiError } from '../common/errors.js'
+import { aborted, Code, codeName, failedPrecondition, toCsiError } from '../common/errors.js'
 import { idKind } from '../common/ids.js'
 import { topologyOf } from '../common/keys.js'
 import { Mutexes } from '../common/lock.js'
@@ -14,6 +14,8 @@ import { fillFromSource, removeSnapshot, takeSnapshots } from './snapshots.js'
 import type { NodeDeps } from './deps.js'
 import type { NodeMetrics } from './node-metrics.js'
 import { forgetRetained, noteRetained, type OrphanWatch } from './orphans.js'
+import { makeDir, retireDir, whereFromSpec, withShare } from './nfs.js'
+import { fillNfsVolume, removeNfsSnapshot, takeNfsSnapshot } from './nfs-snapshots.js'
 
 export interface RealiserOptions {
   store: Store
@@ -42,7 +44,7 @@ export class Realiser {
 
   async start(): Promise<void> {
     const d = this.o.deps
-    await this.o.store.nodes.putSpec(d.nodeId, { topology: topologyOf(d.nodeId), maxVolumes: d.maxVolumes, kinds: ['dir', 'image'], pools: [...d.layout.pools.keys()] })
+    await this.o.store.nodes.putSpec(d.nodeId, { topology: topologyOf(d.nodeId), maxVolumes: d.maxVolumes, kinds: ['dir', 'image', 'nfs'], pools: [...d.layout.pools.keys()] })
     await this.reportCapacity()
     const unwatchVolumes = this.o.store.volumes.watch((id) => this.schedule(id))
     const unwatchSnapshots = this.o.store.snapshots.watch((id) => this.schedule(id))
@@ -128,7 +130,7 @@ export class Realiser {
     const stamp = () => ({ observedGeneration: spec.generation, updatedAt: this.clock().toISOString() })
     if (spec.deletionRequestedAt) {
       if (status?.phase === 'Deleted' && status.observedGeneration >= spec.generation) return
-      await removeSnapshot(this.o.deps, snap)
+      await (spec.kind === 'nfs' ? removeNfsSnapshot(this.o.deps, snap) : removeSnapshot(this.o.deps, snap))
       await this.o.store.snapshots.putStatus(id, { phase: 'Deleted', ...stamp() })
       this.capacityChanged()
       return
@@ -146,7 +148,10 @@ export class Realiser {
     for (const s of batch) this.copying.add(s.id)
     try {
       for (const s of batch) await this.o.store.snapshots.putStatus(s.id, { phase: 'Copying', ...stampOf(s) })
-      await this.copies.run('copy', () => takeSnapshots(this.o.deps, batch))
+      await this.copies.run('copy', async () => spec.kind === 'nfs'
+        // nfs volumes take no group snapshots (the controller refuses them): the batch is this one.
+        ? takeNfsSnapshot(this.o.deps, snap, await this.o.store.volumes.get(spec.sourceVolumeId))
+        : takeSnapshots(this.o.deps, batch))
       for (const s of batch) await this.o.store.snapshots.putStatus(s.id, { phase: 'Ready', ...stampOf(s) })
       this.o.log.info({ snapshot_ids: batch.map((s) => s.id), group: spec.groupId }, 'snapshot ready')
     } catch (e) {
@@ -180,6 +185,14 @@ export class Realiser {
   private async applySpec(obj: VolumeObject): Promise<VolumeStatus> {
     try {
       const d = this.o.deps
+      if (obj.spec.kind === 'nfs') {
+        const where = whereFromSpec(obj)
+        const src = obj.spec.contentSource
+        if (src) await fillNfsVolume(d, obj, await this.nfsSourceDir(src))
+        else await withShare(d, obj.id, where, obj.spec.nfs?.mountOptions ?? [], (root) => makeDir(root, where.subDir))
+        this.o.log.info({ volume_id: obj.id, name: obj.spec.name, server: where.server, share: where.share, subDir: where.subDir }, 'nfs volume directory made')
+        return { phase: 'Ready', ...this.base(obj) }
+      }
       if (!d.layout.pools.has(obj.spec.pool)) throw failedPrecondition(`node ${d.nodeId} does not serve pool ${JSON.stringify(obj.spec.pool)}`)
       // A volume of the same name was deleted with onDelete: retain; its data is owned again.
       forgetRetained(d, obj.spec.pool, obj.id)
@@ -209,6 +222,19 @@ export class Realiser {
     }
   }
 
+  /** Where a restored or cloned nfs volume's data comes from on the share. */
+  private async nfsSourceDir(src: NonNullable<VolumeObject['spec']['contentSource']>): Promise<string> {
+    if ('snapshotId' in src) {
+      const snap = await this.o.store.snapshots.get(src.snapshotId)
+      if (!snap?.spec.nfs) throw failedPrecondition(`snapshot ${src.snapshotId} does not exist`)
+      if (snap.status?.phase !== 'Ready') throw aborted(`snapshot ${src.snapshotId} is still being copied; retry`)
+      return snap.spec.nfs.subDir
+    }
+    const vol = await this.o.store.volumes.get(src.volumeId)
+    if (!vol?.spec.nfs) throw failedPrecondition(`volume ${src.volumeId} does not exist`)
+    return vol.spec.nfs.subDir
+  }
+
   /** Sets (or, after an expansion, raises) a dir volume's quota; says whether it is enforced. */
   private applyQuota(obj: VolumeObject, dir: string): string | undefined {
     const mode = obj.spec.parameters['quota'] ?? 'auto'
@@ -233,9 +259,25 @@ export class Realiser {
       return { phase: obj.status?.phase ?? 'Ready', deleteBlocked: `volume ${obj.id} is still mounted on node ${d.nodeId} at ${inUse.join(', ')}`, ...this.base(obj) }
     }
     try {
-      if ((obj.spec.parameters['onDelete'] ?? 'delete') === 'retain') noteRetained(d, obj.spec.pool, obj.id, obj.spec.name)
+      const policy = obj.spec.parameters['onDelete'] ?? 'delete'
+      if (obj.spec.kind === 'nfs') {
+        const where = whereFromSpec(obj)
+        let message: string
+        try {
+          message = await withShare(d, obj.id, where, obj.spec.nfs?.mountOptions ?? [], (root) => retireDir(root, where.subDir, policy, this.clock()))
+        } catch (e) {
+          // A volume whose directory was never made (its creation failed: no NFS client here, a
+          // server that never answered) has nothing on the server to remove; refusing its delete
+          // would keep it for ever. One that was Ready keeps refusing until the server answers.
+          if (obj.status?.phase === 'Ready') throw e
+          message = `nothing removed: the volume never became ready, and the share could not be reached (${toCsiError(e).message})`
+        }
+        this.o.log.info({ volume_id: obj.id, name: obj.spec.name, onDelete: policy }, message)
+        return { phase: 'Deleted', message, ...this.base(obj) }
+      }
+      if (policy === 'retain') noteRetained(d, obj.spec.pool, obj.id, obj.spec.name)
       const message = await retire(d.layout, obj, this.clock())
-      this.o.log.info({ volume_id: obj.id, name: obj.spec.name, onDelete: obj.spec.parameters['onDelete'] ?? 'delete' }, message)
+      this.o.log.info({ volume_id: obj.id, name: obj.spec.name, onDelete: policy }, message)
       return { phase: 'Deleted', message, ...this.base(obj) }
     } catch (e) {
       const err = toCsiError(e)

@@ -135,7 +135,7 @@ async function copyVolumeData(d: NodeDeps, vol: Located, dst: string, signal?: A
 }
 
 /** Builds final from a copy made at a temporary name beside it; removes a stale temp first. */
-async function buildAtomically(final: string, make: (tmp: string) => Promise<void>): Promise<void> {
+export async function buildAtomically(final: string, make: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = path.join(path.dirname(final), `.${path.basename(final)}.tmp`)
   await mkdirs(path.dirname(final))
   await removeAny(tmp)
@@ -159,7 +159,7 @@ async function buildAtomically(final: string, make: (tmp: string) => Promise<voi
   }
 }
 
-async function removeAny(p: string): Promise<void> {
+export async function removeAny(p: string): Promise<void> {
   const st = await fsp.lstat(p).catch(() => undefined)
   if (!st) return
   if (st.isDirectory()) await removeVolumeDir(p)

@@ -3,7 +3,9 @@
 // as long as the mount); a block volume's loop device node is bound onto a file inside it. Each
 // pod's publish is then a bind of what is staged. Works from the request and the local disk
 // alone, so pods keep mounting when the control plane is down.
-import { parseCapability } from '../common/capability.js'
+import { parseCapability, type Capability } from '../common/capability.js'
+import { DEFAULT_POOL } from '../common/store/model.js'
+import { forgetStaging, mountFailure, noteStaging, planMount, readNote, whereFromContext } from './nfs.js'
 import { alreadyExists, failedPrecondition, invalid } from '../common/errors.js'
 import { CONTEXT } from '../common/keys.js'
 import { checkMap, requireId, requirePath, requireString } from '../common/validate.js'
@@ -30,6 +32,7 @@ export function stageHandlers(d: NodeDeps): Implemented<'Node', 'NodeStageVolume
     checkCapability('volume_capability', cap, kind)
     checkOutsideRoot(d, 'staging_target_path', staging)
     const id = requireId('volume_id', req.volume_id, 'v')
+    if (kind === 'nfs') return stageNfs(id, staging, cap, req.volume_context, signal)
     // plan: dir binds carry no flags at stage (publish applies them per pod); a filesystem mount
     // takes the capability's options, which are checked here so a bad one fails at stage.
     parseBindFlags('volume_capability.mount.mount_flags', kind === 'dir' ? cap.mountFlags : [], false)
@@ -92,6 +95,41 @@ export function stageHandlers(d: NodeDeps): Implemented<'Node', 'NodeStageVolume
       return ok(staging)
     })
 
+    /**
+     * An nfs volume: the export's directory mounted on staging by mount(2), the name resolved
+     * here and the options planned (and refused by name) by node/nfs-options.ts.
+     */
+    async function stageNfs(id: string, staging: string, cap: Capability, ctx: Record<string, string> | undefined, signal?: AbortSignal): Promise<object> {
+      // plan: where, from the context (checked as if it were hostile), and the mount itself.
+      const where = whereFromContext(ctx)
+      const plan = await planMount(where, where.subDir, cap.mountFlags)
+      // effects
+      return d.locks.run([id, `${id}@${staging}`], `volume ${id}`, async (): Promise<ResponseOf<'Node', 'NodeStageVolume'>> => {
+        checkSignal(signal, `NodeStageVolume of ${id}`)
+        const st = d.mounter.inspect(staging)
+        if (!st) throw failedPrecondition(`staging_target_path ${staging} does not exist; the CO creates it before NodeStageVolume`)
+        checkDirectory('staging_target_path', staging, st)
+        if (st.isMountRoot) {
+          if (d.index.paths(id).includes(staging) && readNote(d.layout, id)?.source === plan.source) return {}
+          throw alreadyExists(`staging_target_path ${staging} already has a different mount on it`)
+        }
+        // The note first: a plugin killed while mount(2) is in the kernel finds the mount by it.
+        await noteStaging(d.layout, id, where, plan.source, staging)
+        const vol = { id, pool: DEFAULT_POOL }
+        d.staged.note(vol, staging)
+        d.index.add(id, staging)
+        try {
+          await d.mounter.mountNfs(plan.source, staging, plan.flags, plan.data, { target: st })
+        } catch (e) {
+          d.index.remove(id, staging)
+          d.staged.forget(vol, staging)
+          await forgetStaging(d.layout, id, staging)
+          throw mountFailure(e, plan)
+        }
+        return {}
+      })
+    }
+
     function ok(mountPoint: string): object {
       d.index.add(requireId('volume_id', req.volume_id, 'v'), mountPoint)
       return {}
@@ -126,9 +164,11 @@ export function stageHandlers(d: NodeDeps): Implemented<'Node', 'NodeStageVolume
       // The staging directory belongs to the CO (it created it); only the mount is ours. An
       // image's loop device goes with its last mount (autoclear), unless the filesystem is frozen.
       if (vol?.kind === 'image' && st.isMountRoot && st.type === 'dir' && belongsTo(d, vol, st, staging)) await thawBeforeUnmount(d, id, staging)
-      // An image's filesystem loses its last mount here: its write-back runs off the event loop.
-      await unmountVolume(d, id, vol, 'staging_target_path', staging, d.mounter.inspect(staging)!, vol?.kind === 'image')
+      // An image's filesystem loses its last mount here: its write-back runs off the event loop,
+      // as an NFS unmount's does (it flushes to the server).
+      await unmountVolume(d, id, vol, 'staging_target_path', staging, d.mounter.inspect(staging)!, vol !== undefined && vol.kind !== 'dir')
       if (vol) d.staged.forget(vol, staging)
+      if (vol?.kind === 'nfs') await forgetStaging(d.layout, id, staging)
       return {}
     })
   }

@@ -2,37 +2,16 @@
 // dir, image and block volumes; a node plugin killed mid-copy never reports a half snapshot.
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { chmodSync, chownSync, linkSync, mkdirSync, readFileSync, symlinkSync, truncateSync, utimesSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs'
 import path from 'node:path'
-import { setXattr } from '../native/index.js'
 import { treeDigest } from '../node/digest.js'
 import { client, kill9, mountCap, mountsUnder, start, startDriver, testRig } from './helpers/driver.js'
+import { writeTree } from './helpers/tree.js'
 import type { VolumeCapability } from '../proto/gen/csi/v1/VolumeCapability.js'
 
 const MiB = 1 << 20
 const blockCap = { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'block' } satisfies VolumeCapability
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
-
-/** A tree with the things copies get wrong. */
-function writeTree(root: string): void {
-  mkdirSync(path.join(root, 'sub/deeper'), { recursive: true })
-  writeFileSync(path.join(root, 'regular'), 'hello')
-  writeFileSync(path.join(root, 'empty'), '')
-  const sparse = path.join(root, 'sparse')
-  const fd = openSync(sparse, 'w')
-  writeSync(fd, Buffer.alloc(4096, 1), 0, 4096, 8 * MiB)
-  closeSync(fd)
-  truncateSync(sparse, 32 * MiB)
-  symlinkSync('regular', path.join(root, 'link'))
-  symlinkSync('/nowhere/at/all', path.join(root, 'dangling'))
-  linkSync(path.join(root, 'regular'), path.join(root, 'sub/hardlink'))
-  chmodSync(path.join(root, 'sub/deeper'), 0o1777)
-  writeFileSync(path.join(root, 'sub/setuid'), '#!/bin/sh\n')
-  chmodSync(path.join(root, 'sub/setuid'), 0o4755)
-  chownSync(path.join(root, 'sub/setuid'), 1000, 1000)
-  setXattr(path.join(root, 'regular'), 'user.origin', Buffer.from('tscsi'))
-  utimesSync(path.join(root, 'sub/deeper'), new Date('2020-01-02T03:04:05Z'), new Date('2020-01-02T03:04:05Z'))
-}
 
 if (process.getuid?.() !== 0) {
   t.skip('snapshots are made by the node plugin, which needs root', () => {})

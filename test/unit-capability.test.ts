@@ -2,7 +2,7 @@
 // which capabilities node-local volumes can serve.
 import { status } from '@grpc/grpc-js'
 import t from 'tap'
-import { isReadOnlyMode, parseCapabilities, parseCapability, SUPPORTED_MODES, unsupportedReason } from '../common/capability.js'
+import { isReadOnlyMode, parseCapabilities, parseCapability, SHARED_MODES, SUPPORTED_MODES, unsupportedReason } from '../common/capability.js'
 import { blockCap, mountCap, codeOf } from './helpers/csi.js'
 
 t.test('parseCapability reads mount and block capabilities', async (t) => {
@@ -49,6 +49,12 @@ t.test('unsupportedReason: single-node modes only; block only when the kind supp
   }
   t.match(unsupportedReason(parseCapability('c', blockCap()), false), /block/)
   t.equal(unsupportedReason(parseCapability('c', blockCap()), true), undefined)
+})
+
+t.test('unsupportedReason for a shared (nfs) volume: every mode but an unknown one', async (t) => {
+  for (const mode of SHARED_MODES) t.equal(unsupportedReason(parseCapability('c', mountCap(mode)), false, true), undefined, mode)
+  t.match(unsupportedReason(parseCapability('c', mountCap('BOGUS')), false, true), /BOGUS is not supported; nfs volumes accept .*MULTI_NODE_MULTI_WRITER/)
+  t.match(unsupportedReason(parseCapability('c', blockCap('MULTI_NODE_MULTI_WRITER')), false, true), /block/)
 })
 
 t.test('isReadOnlyMode', async (t) => {

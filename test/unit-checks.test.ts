@@ -16,6 +16,7 @@ t.test('volumeKind: dir, or absent meaning dir; anything else INVALID_ARGUMENT',
   t.equal(volumeKind({}), 'dir')
   t.equal(volumeKind({ 'tscsi.dev/kind': 'dir', other: 'x' }), 'dir')
   t.equal(volumeKind({ 'tscsi.dev/kind': 'image' }), 'image')
+  t.equal(volumeKind({ 'tscsi.dev/kind': 'nfs' }), 'nfs')
   for (const kind of ['tape', '', 'DIR', '../dir']) {
     t.throws(() => volumeKind({ 'tscsi.dev/kind': kind }), { code: status.INVALID_ARGUMENT, message: /volume_context\[tscsi\.dev\/kind\]/ }, JSON.stringify(kind))
   }
@@ -25,6 +26,12 @@ t.test('checkCapability: single-node mount capabilities only', async (t) => {
   t.equal(codeOf(() => checkCapability('volume_capability', parseCapability('c', mountCap()))), 'ok')
   t.equal(codeOf(() => checkCapability('volume_capability', parseCapability('c', mountCap('MULTI_NODE_READER_ONLY')))), status.INVALID_ARGUMENT)
   t.equal(codeOf(() => checkCapability('volume_capability', parseCapability('c', blockCap()))), status.INVALID_ARGUMENT)
+  // An nfs volume is reachable from every node: the MULTI_NODE modes too, but never block.
+  for (const mode of ['MULTI_NODE_READER_ONLY', 'MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER', 'SINGLE_NODE_WRITER'] as const) {
+    t.equal(codeOf(() => checkCapability('volume_capability', parseCapability('c', mountCap(mode)), 'nfs')), 'ok', `nfs: ${mode}`)
+  }
+  t.equal(codeOf(() => checkCapability('volume_capability', parseCapability('c', blockCap('MULTI_NODE_MULTI_WRITER')), 'nfs')), status.INVALID_ARGUMENT)
+  t.equal(codeOf(() => checkCapability('volume_capability', parseCapability('c', mountCap('BOGUS')), 'nfs')), status.INVALID_ARGUMENT)
 })
 
 t.test('checkOutsideRoot: the data root, anything under it and any ancestor of it overlap', async (t) => {

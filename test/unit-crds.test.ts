@@ -91,7 +91,7 @@ export function mistakesThatDoNotCompile(volumes: Collection<VolumeSpec, VolumeS
   // @ts-expect-error a status without a field the schema requires
   void volumes.putStatus('v', { phase: 'Ready', updatedAt: '' })
   // @ts-expect-error a value outside the schema's enum
-  const nfs: VolumeSpec = { ...spec, kind: 'nfs' }
+  const nfs: VolumeSpec = { ...spec, kind: 'tape' }
   // @ts-expect-error a map of the wrong value type
   const ids: LedgerDoc = { projectIds: { fast: '7' } }
   // @ts-expect-error list items cannot be optional

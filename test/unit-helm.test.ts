@@ -144,6 +144,13 @@ t.test('StorageClasses and snapshot classes: each optional, with its parameters'
   t.equal(dir.reclaimPolicy, 'Retain')
   t.same(one(objs, 'StorageClass', 'tscsi-image')!.mountOptions, ['noatime'])
 
+  // nfs: off by default, refused without its export, and rendered with it.
+  t.throws(() => render(['--set', 'storageClasses.nfs.enabled=true']), /storageClasses\.nfs\.enabled needs .*server and \.share/)
+  const shared = one(render(['--set', 'storageClasses.nfs.enabled=true,storageClasses.nfs.parameters.server=nfs.example.com,storageClasses.nfs.parameters.share=/export']), 'StorageClass', 'tscsi-nfs')!
+  t.same(shared.parameters, { kind: 'nfs', server: 'nfs.example.com', share: '/export', subDir: '${pvc.namespace}/${pvc.name}-${pv.name}' })
+  t.equal(shared.volumeBindingMode, 'Immediate', 'no topology to wait for')
+  t.same(shared.mountOptions, ['nfsvers=4.1', 'hard'])
+
   const snapApis = KUSTOMIZE_EXTRAS.slice(2)
   t.same(names(render(), 'VolumeSnapshotClass'), [], 'no snapshot class where the cluster lacks the API')
   t.same(names(render(snapApis), 'VolumeSnapshotClass'), ['tscsi-snapshots'])

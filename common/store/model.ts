@@ -21,7 +21,9 @@ const pool = (description?: string) => s.string({ pattern: POOL_NAME, descriptio
 // Kubernetes node names (DNS subdomains).
 const nodeName = (description?: string) => s.string({ minLength: 1, maxLength: 253, description })
 
-const volumeKind = s.enumOf(['dir', 'image'], { description: 'dir: a directory; image: a sparse file holding a filesystem (or raw, for block access).' })
+const volumeKind = s.enumOf(['dir', 'image', 'nfs'], {
+  description: 'dir: a directory; image: a sparse file holding a filesystem (or raw, for block access); nfs: a directory on an NFS export, reachable from every node.',
+})
 export type VolumeKind = s.Infer<typeof volumeKind>
 const accessType = s.enumOf(ACCESS_TYPES, { description: 'mount: used as a filesystem; block: used as a raw block device.' })
 const fsType = s.enumOf(['', ...FS_TYPES], { description: 'For image volumes: the filesystem made in the image; empty for a raw (block) image.' })
@@ -34,6 +36,15 @@ const publication = s.object({
   mode: s.string({ description: 'The CSI access mode it was published with.' }),
 })
 export type Publication = s.Infer<typeof publication>
+
+const nfsLocation = (what: string) => s.object({
+  server: s.string({ minLength: 1, maxLength: 253, description: 'The NFS server: a host name or an IP address, as the StorageClass gave it.' }),
+  share: s.string({ minLength: 1, maxLength: 1024, description: 'The exported path on the server.' }),
+  subDir: s.string({ minLength: 1, maxLength: 1024, description: `The ${what}'s directory below the share, relative.` }),
+  mountOptions: s.optional(s.arrayOf(s.string({ maxLength: 256 }), {
+    description: "The StorageClass's mountOptions at creation: the node that makes or removes the directory mounts the share with them.",
+  })),
+}, { description: `For nfs ${what}s: where the data lives on the export. The node in \`node\` makes (and removes) the directory; every node may mount it.` })
 
 export const volumeSpec = s.object({
   name: s.string({ minLength: 1, maxLength: 128, description: 'The CSI volume name (the PV name).' }),
@@ -49,6 +60,7 @@ export const volumeSpec = s.object({
   generation,
   deletionRequestedAt: s.optional(deletionRequestedAt),
   publications: s.optional(s.mapOf(publication, { description: 'ControllerPublishVolume records, by node id (only with --enable-attach).' })),
+  nfs: s.optional(nfsLocation('volume')),
   contentSource: s.optional(s.oneKeyOf({
     snapshotId: s.string({ pattern: idShape('s') }),
     volumeId: s.string({ pattern: idShape('v') }),
@@ -70,6 +82,7 @@ export const snapshotSpec = s.object({
   generation,
   deletionRequestedAt: s.optional(deletionRequestedAt),
   groupId: s.optional(s.string({ pattern: idShape('g'), description: 'Set for members of a volume group snapshot.' })),
+  nfs: s.optional(nfsLocation('snapshot')),
   groupMembers: s.optional(s.arrayOf(s.string({ pattern: idShape('v') }), {
     description: "A group member's whole group: every source volume id, sorted. The controller writes the members one by one; " +
       'the node copies them only once all are written, so one freeze covers all.',

@@ -205,6 +205,11 @@ export class FakeMounter implements Mounter {
     throw new Error('fake mounter: image volumes are tested with real loop devices')
   }
 
+  // NFS needs a server and a kernel client: tested in the VM guest (test/vm/nfs*.vm.ts).
+  async mountNfs(): Promise<void> {
+    throw new Error('fake mounter: nfs volumes are tested against a real nfsd in the VM guest')
+  }
+
   async attachImage(): Promise<string> {
     throw new Error('fake mounter: image volumes are tested with real loop devices')
   }

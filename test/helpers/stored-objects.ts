@@ -34,15 +34,34 @@ export const SAMPLES = {
     { id: volumeIdFor('pvc-restored'), spec: restored, status: volumeStatus },
     // The other member of contentSource's choice.
     { id: volumeIdFor('pvc-cloned'), spec: { ...restored, name: 'pvc-cloned', contentSource: { volumeId: volumeIdFor('pvc-source') } }, status: volumeStatus },
+    // An nfs volume: where it lives on the export.
+    {
+      id: volumeIdFor('pvc-shared'),
+      spec: {
+        name: 'pvc-shared', node: 'node-b', kind: 'nfs', pool: 'default', capacityBytes: '1073741824', accessType: 'mount',
+        parameters: { kind: 'nfs', server: 'nfs.example.com', share: '/export', subDir: '${pvc.namespace}/${pvc.name}' }, createdAt: AT, generation: 1,
+        nfs: { server: 'nfs.example.com', share: '/export', subDir: 'shop/data', mountOptions: ['nfsvers=4.2', 'hard'] },
+      },
+      status: { phase: 'Ready', observedGeneration: 1, updatedAt: LATER },
+    },
   ] satisfies { id: string; spec: VolumeSpec; status: VolumeStatus }[],
   TscsiSnapshot: [{
     id: memberIdFor(groupIdFor('group-1'), volumeIdFor('pvc-restored')),
     spec: snapshotSpec,
     status: { phase: 'Failed', observedGeneration: 1, code: 'INTERNAL', message: 'copy failed', deleteBlocked: 'a restore is reading it', updatedAt: LATER },
+  }, {
+    // A snapshot of an nfs volume: a directory on the same export.
+    id: snapshotIdFor('snap-shared'),
+    spec: {
+      name: 'snap-shared', sourceVolumeId: volumeIdFor('pvc-shared'), node: 'node-b', pool: 'default', kind: 'nfs', sizeBytes: '1073741824',
+      accessType: 'mount', createdAt: AT, generation: 1,
+      nfs: { server: 'nfs.example.com', share: '/export', subDir: `.tscsi-snapshots/${snapshotIdFor('snap-shared')}`, mountOptions: ['nfsvers=4.2'] },
+    },
+    status: { phase: 'Ready', observedGeneration: 1, updatedAt: LATER },
   }] satisfies { id: string; spec: SnapshotSpec; status: SnapshotStatus }[],
   TscsiNode: [{
     id: 'node-a',
-    spec: { topology: { 'topology.tscsi.dev/node': 'node-a' }, maxVolumes: 100, kinds: ['dir', 'image'], pools: ['default', 'fast'] },
+    spec: { topology: { 'topology.tscsi.dev/node': 'node-a' }, maxVolumes: 100, kinds: ['dir', 'image', 'nfs'], pools: ['default', 'fast'] },
     status: { pools: { default: { totalBytes: '68719476736', availableBytes: '1048576' }, fast: { totalBytes: '2', availableBytes: '0' } }, updatedAt: LATER },
   }] satisfies { id: string; spec: NodeSpec; status: NodeStatus }[],
   TscsiLedger: [{

@@ -1,33 +1,20 @@
 // Issue 16's first step, proved on a stock kernel (this project's host kernel has neither an NFS
-// client nor nfsd): the kernel's nfsd serves a directory of a scratch disk over the guest's
-// loopback with Debian's userland (exportfs, rpc.mountd, rpc.nfsd; NFSv4.1/4.2 only, so no
-// rpcbind or statd), and tscsi's own mount(2) (native/, on a worker thread), with the options
-// node/nfs-options.ts plans, mounts it twice as two nodes would. No volume kind uses any of this
-// yet: the suite proves the mount path, not an nfs StorageClass.
-import t, { type Test } from 'tap'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+// client nor nfsd): the kernel's nfsd (test/helpers/nfs-server.ts) serves a directory of a
+// scratch disk over the guest's loopback, and tscsi's own mount(2) (native/, on a worker thread),
+// with the options node/nfs-options.ts plans, mounts it twice as two nodes would. This suite
+// proves the mount path alone; test/vm/nfs-volumes.vm.ts drives nfs volumes through the driver.
+import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Socket } from 'node:net'
-import { MNT, MS, isErrno, mountAsync, readMountInfo, umount2Async } from '../../native/index.js'
+import { MNT, isErrno, mountAsync, umount2Async } from '../../native/index.js'
 import { planNfsMount, type NfsMountRequest } from '../../node/nfs-options.js'
+import { BACKING, EXPORT, mountAt as at, startNfsServer, type NfsServer } from '../helpers/nfs-server.js'
 import { kernelRelease, MiB, sha256 } from '../helpers/vm-rig.js'
 
-const EXPORT = '/export' // on the guest's root tmpfs, with a scratch disk's folder bound onto it
-const BACKING = '/scratch/plain/nfs-export'
 const A = '/mnt/nfs-node-a'
 const B = '/mnt/nfs-node-b'
 const request: NfsMountRequest = { serverAddress: '127.0.0.1', share: EXPORT, subDir: 'sub', mountOptions: [], clientAddress: '127.0.0.1' }
-// Lease and grace at the kernel's minimum: a fresh nfsd refuses OPENs for its grace period, and
-// the default 90 s would only make the suite slower.
-const NFSD_ARGS = ['-N', '3', '-V', '4.1', '-V', '4.2', '-L', '10', '-G', '10', '-H', '127.0.0.1', '4']
-
-const at = (mp: string) => readMountInfo().filter((m) => m.mountPoint === mp).pop()
-function run(t: Test, program: string, r: ReturnType<typeof spawnSync>): boolean {
-  const ok = r.status === 0
-  t.ok(ok, `${program} exits 0${ok ? '' : `: ${r.status ?? r.signal} ${String(r.stderr ?? '').trim()}`}`)
-  return ok
-}
 
 /** mount(2) of a plan, raced with a deadline so a hang fails the test instead of the whole guest run. */
 async function timedMount(req: NfsMountRequest, target: string, slackMs: number) {
@@ -43,40 +30,13 @@ async function timedMount(req: NfsMountRequest, target: string, slackMs: number)
   return { plan, outcome, ms: Date.now() - started }
 }
 
-t.test(`NFSv4 by mount(2) from the node's own options on ${kernelRelease()} (no nfs volume kind yet)`, async (t) => {
-  let mountd: ChildProcess | undefined
+t.test(`NFSv4 by mount(2) from the node's own options on ${kernelRelease()}`, async (t) => {
   t.teardown(async () => {
     for (const mp of [A, B]) if (at(mp)?.fsType === 'nfs4') await umount2Async(mp, MNT.DETACH).catch(() => {})
-    spawnSync('rpc.nfsd', ['0'])
-    spawnSync('exportfs', ['-u', `127.0.0.1:${EXPORT}`])
-    mountd?.kill('SIGTERM')
   })
-  // What nfsd and the client said (client tracking, grace): the console runs at loglevel 3.
-  t.teardown(() => {
-    const log = spawnSync('dmesg', [], { encoding: 'utf8' }).stdout ?? ''
-    for (const line of log.split('\n').filter((l) => /nfs|rpc|grace/i.test(l)).slice(-12)) t.comment(`dmesg: ${line}`)
-  })
-
-  await t.test('the server: nfsd, an export of a scratch disk\'s folder, rpc.mountd and rpc.nfsd', async (t) => {
-    // The guest's init brings no interface up; the export is served over loopback only.
-    run(t, 'ip', spawnSync('ip', ['link', 'set', 'lo', 'up'], { encoding: 'utf8' }))
-    if (at('/proc/fs/nfsd')?.fsType !== 'nfsd') await mountAsync('nfsd', '/proc/fs/nfsd', 'nfsd', 0, null)
-    t.equal(at('/proc/fs/nfsd')?.fsType, 'nfsd', 'the nfsd filesystem is on /proc/fs/nfsd')
-    // exportfs and rpc.mountd keep their tables here; the guest's root is a tmpfs, /etc is the host's (read-only).
-    for (const d of ['/var/lib/nfs/v4recovery', `${BACKING}/sub`, EXPORT, A, B]) mkdirSync(d, { recursive: true })
-    for (const f of ['/var/lib/nfs/etab', '/var/lib/nfs/rmtab']) writeFileSync(f, '', { flag: 'a' })
-    if (at(EXPORT)?.fsType !== 'ext4') await mountAsync(BACKING, EXPORT, null, MS.BIND, null)
-    t.equal(at(EXPORT)?.fsType, 'ext4', `${EXPORT} is the plain ext4 scratch disk's ${BACKING}`)
-    // -i: the host's /etc/exports is not this test's; the one export is given here.
-    run(t, 'exportfs', spawnSync('exportfs', ['-i', '-o', 'rw,sync,no_root_squash,no_subtree_check', `127.0.0.1:${EXPORT}`], { encoding: 'utf8' }))
-    // NFSv4 still needs rpc.mountd: the kernel asks it (through /proc/net/rpc/*/channel) which
-    // exports a client may see. -N 2 -N 3: v4 only, so it registers nothing with rpcbind.
-    mountd = spawn('rpc.mountd', ['-F', '-N', '2', '-N', '3'], { stdio: ['ignore', 'inherit', 'inherit'] })
-    run(t, 'rpc.nfsd', spawnSync('rpc.nfsd', NFSD_ARGS, { encoding: 'utf8' }))
-    const versions = readFileSync('/proc/fs/nfsd/versions', 'utf8').trim()
-    t.comment(`nfsd versions: ${versions}, threads: ${readFileSync('/proc/fs/nfsd/threads', 'utf8').trim()}`)
-    t.match(versions, /-3/, 'NFSv3 is off (no rpcbind, no statd)')
-    t.match(versions, /\+4\.1/, 'NFSv4.1 is on')
+  let server!: NfsServer
+  await t.test('the server: nfsd, an export of a scratch disk\'s folder, rpc.mountd and rpc.nfsd', async (st) => {
+    server = await startNfsServer(st, t, [`${BACKING}/sub`, A, B])
   })
 
   const bytes = randomBytes(4 * MiB)
@@ -126,11 +86,11 @@ t.test(`NFSv4 by mount(2) from the node's own options on ${kernelRelease()} (no 
   })
 
   await t.test('the server stopped: the mount fails within the planned time; once it is back, the data is there', async (t) => {
-    run(t, 'rpc.nfsd', spawnSync('rpc.nfsd', ['0'], { encoding: 'utf8' }))
+    server.stop(t)
     const down = await timedMount(request, A, 30_000)
     t.not(down.outcome, 'hung', `nfsd stopped: ${describe(down.outcome)} after ${down.ms} ms`)
     t.ok(isErrno(down.outcome), 'an errno from mount(2), not a mount')
-    run(t, 'rpc.nfsd', spawnSync('rpc.nfsd', NFSD_ARGS, { encoding: 'utf8' }))
+    server.start(t)
     const back = await timedMount(request, A, 60_000)
     t.equal(back.outcome, 'mounted', `nfsd started again: mounted after ${back.ms} ms`)
     if (back.outcome !== 'mounted') return
