@@ -59,6 +59,12 @@ export interface NfsMountPlan {
    * responding" (see majorTimeoutMs). A caller's own deadline for a mount should exceed it.
    */
   majorTimeoutMs: number
+  /**
+   * uid= and gid= among the options: the owner the node gives a new volume directory. NFS has no
+   * mount options by these names (the server decides ownership), so they never reach the kernel;
+   * a class written for a local filesystem (seed 003's `--cap ...,uid=500`) keeps its meaning.
+   */
+  owner: { uid?: number; gid?: number }
 }
 
 export const OPTIONS_FIELD = 'volume_capability.mount.mount_flags'
@@ -140,6 +146,7 @@ export function planNfsMount(req: NfsMountRequest, optionsField = OPTIONS_FIELD)
   let recovery: 'hard' | 'soft' | 'softerr' = 'hard'
   const numbers = new Map<Numeric, number>()
   const passed: string[] = []
+  const owner: NfsMountPlan['owner'] = {}
   req.mountOptions.forEach((raw, i) => {
     const at = `${optionsField}[${i}]`
     if (typeof raw !== 'string') throw invalid(at, 'must be a string')
@@ -152,6 +159,12 @@ export function planNfsMount(req: NfsMountRequest, optionsField = OPTIONS_FIELD)
       if (val === undefined && Object.hasOwn(VFS_FLAGS, key)) { flags = VFS_FLAGS[key]!(flags); continue }
       if (val === undefined && (key === 'hard' || key === 'soft' || key === 'softerr')) { recovery = key; continue }
       if (val === undefined && FLAGS.has(key)) { passed.push(key); continue }
+      if ((key === 'uid' || key === 'gid') && val !== undefined) {
+        // 2^32-1 is (uid_t)-1, "no change" to chown(2): not an owner.
+        if (!/^[0-9]{1,10}$/.test(val) || Number(val) > 0xfffffffe) throw invalid(at, `${JSON.stringify(opt)}: ${key} must be a numeric id from 0 to 4294967294`)
+        owner[key] = Number(val)
+        continue
+      }
       if ((key === 'vers' || key === 'nfsvers') && val !== undefined) {
         if (val !== '4.1' && val !== '4.2') throw invalid(at, `${JSON.stringify(opt)}: only NFS 4.1 and 4.2 are supported`)
         version = val
@@ -188,7 +201,7 @@ export function planNfsMount(req: NfsMountRequest, optionsField = OPTIONS_FIELD)
     ...passed,
   ].join(',')
   const host = family === 6 ? `[${req.serverAddress}]` : req.serverAddress
-  return { source: `${host}:${exportPath}`, fsType: 'nfs4', flags, data, version, exportPath, majorTimeoutMs: majorTimeoutMs(timeo, retrans) }
+  return { source: `${host}:${exportPath}`, fsType: 'nfs4', flags, data, version, exportPath, majorTimeoutMs: majorTimeoutMs(timeo, retrans), owner }
 }
 
 /**

@@ -198,7 +198,7 @@ const WORK_OPTIONS = ['softerr', 'timeo=50', 'retrans=1']
  * mount is soft (softerr) with short timeouts: a server that stops answering fails the work
  * with an error instead of leaving the realiser stuck in the kernel.
  */
-export async function withShare<T>(d: NodeDeps, id: string, where: NfsWhere, options: string[], fn: (root: string) => Promise<T>): Promise<T> {
+export async function withShare<T>(d: NodeDeps, id: string, where: NfsWhere, options: string[], fn: (root: string, plan: NfsMountPlan) => Promise<T>): Promise<T> {
   // softerr with 5 s tries, retried once: a silent server fails the work after 15 s
   // (majorTimeoutMs), inside the controller's default 30 s wait, so CreateVolume answers with
   // the server's error rather than a bare deadline.
@@ -218,7 +218,7 @@ export async function withShare<T>(d: NodeDeps, id: string, where: NfsWhere, opt
     throw mountFailure(e, plan)
   }
   try {
-    return await fn(dir)
+    return await fn(dir, plan)
   } finally {
     await d.mounter.unmountFilesystem(dir)
     await fsp.rmdir(dir).catch(() => undefined)
@@ -268,11 +268,17 @@ export async function openBelow(root: string, rel: string, create: boolean): Pro
   }
 }
 
-/** Makes the volume's directory on the share (mode 0777, as dir volumes: pods run as any user). Idempotent. */
-export async function makeDir(root: string, subDir: string): Promise<void> {
+/**
+ * Makes the volume's directory on the share (mode 0777, as dir volumes: pods run as any user),
+ * owned by the class's uid=/gid= when it names them. Idempotent.
+ */
+export async function makeDir(root: string, subDir: string, owner: NfsMountPlan['owner'] = {}): Promise<void> {
   const dir = (await openBelow(root, subDir, true))!
   try {
-    await fsp.chmod(`/proc/self/fd/${dir.fd}`, 0o777)
+    const at = `/proc/self/fd/${dir.fd}`
+    await fsp.chmod(at, 0o777)
+    // -1 keeps what is there; the magic link leads to the opened directory itself.
+    if (owner.uid !== undefined || owner.gid !== undefined) await fsp.chown(at, owner.uid ?? -1, owner.gid ?? -1)
   } finally {
     await dir.close()
   }

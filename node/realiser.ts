@@ -189,7 +189,7 @@ export class Realiser {
         const where = whereFromSpec(obj)
         const src = obj.spec.contentSource
         if (src) await fillNfsVolume(d, obj, await this.nfsSourceDir(src))
-        else await withShare(d, obj.id, where, obj.spec.nfs?.mountOptions ?? [], (root) => makeDir(root, where.subDir))
+        else await withShare(d, obj.id, where, obj.spec.nfs?.mountOptions ?? [], (root, plan) => makeDir(root, where.subDir, plan.owner))
         this.o.log.info({ volume_id: obj.id, name: obj.spec.name, server: where.server, share: where.share, subDir: where.subDir }, 'nfs volume directory made')
         return { phase: 'Ready', ...this.base(obj) }
       }

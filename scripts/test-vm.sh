@@ -24,6 +24,8 @@ depmod --version >/dev/null 2>&1 || fail_setup "depmod is missing (Debian packag
 /bin/busybox true 2>/dev/null || fail_setup "/bin/busybox is missing (Debian package busybox-static)"
 mkfs.xfs -V >/dev/null 2>&1 || fail_setup "mkfs.xfs is missing (Debian package xfsprogs)"
 ensure_built || fail_setup "the build failed"
+# The csc-style client the nfs suite walks seed 003 with (a no-op once built).
+bash scripts/client-tools.sh >/dev/null || fail_setup "scripts/client-tools.sh could not build the CSI clients"
 npx tsc -p scripts/vm/tsconfig.json || fail_setup "the guest suites do not compile"
 
 # KVM where it works. On this kind of machine /dev/kvm exists but a KVM guest dies ("failed to

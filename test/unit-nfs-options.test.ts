@@ -113,3 +113,13 @@ t.test('user options that override the driver or are not on the allow-list are r
     t.throws(() => planNfsMount({ ...base, mountOptions: opts }), INVALID(new RegExp(`^${F.replace(/\./g, '\\.')}\\[${i}\\]: .*${re.source}`)), JSON.stringify(opts))
   }
 })
+
+t.test('uid= and gid=: the owner of a new volume directory, never a kernel option', async (t) => {
+  const p = planNfsMount({ ...base, mountOptions: ['uid=500', 'gid=0'] })
+  t.same(p.owner, { uid: 500, gid: 0 })
+  t.notMatch(p.data, /uid|gid/, 'the kernel sees neither')
+  t.same(planNfsMount(base).owner, {}, 'none by default')
+  for (const bad of ['uid=-1', 'uid=4294967295', 'gid=abc', 'uid=', 'uid=12345678901']) {
+    t.throws(() => planNfsMount({ ...base, mountOptions: [bad] }), INVALID(/numeric id from 0 to 4294967294/), bad)
+  }
+})

@@ -27,7 +27,8 @@ export function buildClients(): { skip?: string; fail?: string } | undefined {
 
 export interface Outcome { code: number; out: any; err: string }
 
-function run(program: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Outcome> {
+/** Runs a client that prints its answer as JSON and exits with the gRPC code (the VM suites name the program by its path). */
+export function run(program: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Outcome> {
   return new Promise((resolve) => {
     execFile(program, args, { encoding: 'utf8', env, timeout: 120_000 }, (e, stdout, stderr) => {
       const code = e ? (typeof e.code === 'number' ? e.code : -1) : 0

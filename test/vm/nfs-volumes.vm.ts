@@ -15,12 +15,14 @@ import { client, spawnDriver, type AccessMode, type CsiClient, type Proc } from 
 import type { VolumeCapability } from '../../proto/gen/csi/v1/VolumeCapability.js'
 import { BACKING, EXPORT, mountAt, startNfsServer, type NfsServer } from '../helpers/nfs-server.js'
 import { outcome, codeName } from '../helpers/rpc-outcome.js'
+import { run } from '../helpers/clients.js'
 import { kernelRelease, MiB, PROJECT, sha256 } from '../helpers/vm-rig.js'
 import { writeTree } from '../helpers/tree.js'
 import { treeDigest } from '../../node/digest.js'
 import type { VolumeContentSource } from '../../proto/gen/csi/v1/VolumeContentSource.js'
 
 const DIR = '/scratch/plain/nfs-driver'
+const CSC = path.join(PROJECT, '.tools/bin/csc-grpc-current')
 const LONG = 300_000
 const cap = (mode: AccessMode = 'MULTI_NODE_MULTI_WRITER', flags: string[] = []): VolumeCapability =>
   ({ mount: { fs_type: '', mount_flags: flags, volume_mount_group: '' }, access_mode: { mode }, access_type: 'mount' })
@@ -190,6 +192,38 @@ t.test(`nfs volumes through the controller and two node plugins on ${kernelRelea
     t.notOk(existsSync(copy), 'DeleteSnapshot removes the copy from the server')
     for (const v of [restored.volume, cloned.volume, volume]) await c.DeleteVolume({ volume_id: v.volume_id }, LONG)
     t.same(readdirSync(`${BACKING}/shop`).filter((n) => ['snapped', 'restored', 'cloned'].includes(n)), [], 'and the volumes their directories')
+  })
+
+  await t.test('seed 003\'s csc walk-through on an nfs class: MULTI_NODE_MULTI_WRITER,mount,xfs,uid=500', async (t) => {
+    // The project's csc-style client (test/clients/csc-go), built by scripts/client-tools.sh
+    // (scripts/test-vm.sh builds it before booting the guest).
+    const csc = (sock: string, ...args: string[]) => run(CSC, ['--endpoint', `unix://${sock}`, ...args])
+    const ok = (r: { code: number; err: string }, what: string): void => void t.equal(r.code, 0, `${what} (${r.err})`)
+    const seedCap = ['--cap', 'MULTI_NODE_MULTI_WRITER,mount,xfs,uid=500']
+    for (const sock of [ctl.socket, ...nodes.map((n) => n.proc.socket)]) t.equal((await csc(sock, 'identity', 'plugin-info')).out?.name, 'local.tscsi.dev', 'identity plugin-info')
+    const created = await csc(ctl.socket, ...seedCap, '--params', `kind=nfs,server=127.0.0.1,share=${EXPORT},subDir=seed003`, '--req-bytes', String(64 * MiB), 'controller', 'new', 'pvc-seed003')
+    ok(created, 'controller new')
+    const vol = created.out?.volume ?? {}
+    const st = lstatSync(`${BACKING}/seed003`)
+    t.equal(st.uid, 500, 'uid=500: the new directory belongs to uid 500 (NFS has no such mount option; the node chowns the directory)')
+    const context = ['--vol-context', Object.entries(vol.volume_context ?? {}).map(([k, v]) => `${k}=${v}`).join(',')]
+    const paths = nodes.map((n) => ({ staging: path.join(DIR, 'kubelet', n.id, 'seed003-staging'), target: path.join(DIR, 'kubelet', n.id, 'seed003-pod', 'mount') }))
+    for (const [i, n] of nodes.entries()) {
+      const { staging, target } = paths[i]!
+      mkdirSync(staging, { recursive: true })
+      mkdirSync(path.dirname(target), { recursive: true })
+      ok(await csc(n.proc.socket, ...seedCap, ...context, '--staging-target-path', staging, 'node', 'stage', vol.volume_id), `node ${n.id}: node stage`)
+      ok(await csc(n.proc.socket, ...seedCap, ...context, '--staging-target-path', staging, '--target-path', target, 'node', 'publish', vol.volume_id), `node ${n.id}: node publish`)
+    }
+    writeFileSync(`${paths[0]!.target}/hello.txt`, 'I am here')
+    t.equal(readFileSync(`${paths[1]!.target}/hello.txt`, 'utf8'), 'I am here', 'written on one node, read on the other')
+    for (const [i, n] of nodes.entries()) {
+      ok(await csc(n.proc.socket, '--target-path', paths[i]!.target, 'node', 'unpublish', vol.volume_id), `node ${n.id}: node unpublish`)
+      ok(await csc(n.proc.socket, '--staging-target-path', paths[i]!.staging, 'node', 'unstage', vol.volume_id), `node ${n.id}: node unstage`)
+    }
+    t.same((await csc(ctl.socket, 'controller', 'list-volumes')).out?.entries?.map((e: { volume?: { volume_id?: string } }) => e.volume?.volume_id), [vol.volume_id], 'list-volumes')
+    ok(await csc(ctl.socket, 'controller', 'del', vol.volume_id), 'controller del')
+    t.notOk(existsSync(`${BACKING}/seed003`), 'the directory is gone from the server')
   })
 
   await t.test('hostile input: refused with the field named, nothing made outside the share', async (t) => {
