@@ -8,6 +8,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { listLoopDevices, loopBackingId } from '../native/index.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RUN = process.env.E2E_RUN ?? ''
@@ -164,9 +165,9 @@ export function dataRootLoops(): string[] {
   const images = path.join(DATA_ROOT, 'images')
   const byIno = new Map<string, string>()
   for (const f of existsSync(images) ? readdirSync(images) : []) byIno.set(String(statSync(path.join(images, f)).ino), path.join(images, f))
-  const out = spawnSync('losetup', ['-l', '-n', '-O', 'NAME,BACK-MAJ:MIN,BACK-INO'], { encoding: 'utf8' }).stdout ?? ''
-  return out.trim().split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1] === dev)
-    .map((f) => byIno.get(f[2] ?? '') ?? `inode ${f[2]}`).sort()
+  // The backing file's identity from LOOP_GET_STATUS64 (native/), as the node plugin reads it.
+  const backed = listLoopDevices().map((l) => loopBackingId(l.device)).filter((id) => id?.dev === dev)
+  return backed.map((id) => byIno.get(String(id!.ino)) ?? `inode ${id!.ino}`).sort()
 }
 
 /** Where a volume's data lives on the node: <data-root>/volumes/<volume id>. */
