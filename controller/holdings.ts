@@ -8,7 +8,7 @@
 // is still counted through its claim, and one it still counts after removal only errs towards
 // less room, never more.
 import type { Collection, VolumeObject } from '../common/store/types.js'
-import type { VolumeSpec, VolumeStatus } from '../common/store/model.js'
+import { onItsNode, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 
 /** What the specs of the volumes known to this process hold, per node and pool. */
 export interface SpecHoldings {
@@ -50,7 +50,7 @@ export class Holdings implements SpecHoldings {
   set(id: string, obj: VolumeObject | undefined): void {
     this.drop(id)
     // An nfs volume's data is on the export: it holds nothing on the node that made its directory.
-    if (!obj || obj.spec.kind === 'nfs') return
+    if (!obj || !onItsNode(obj.spec)) return
     const h: Held = { node: obj.spec.node, pool: obj.spec.pool, bytes: BigInt(obj.spec.capacityBytes), ...(obj.spec.projectId !== undefined && { projectId: obj.spec.projectId }) }
     this.byId.set(id, h)
     const k = key(h.node, h.pool)

@@ -13,7 +13,7 @@
 import { Gauge, type Registry } from 'prom-client'
 import { PV_NAME_KEY } from '../common/keys.js'
 import type { Logger } from '../common/log.js'
-import type { LedgerDoc } from '../common/store/model.js'
+import { onItsNode, type LedgerDoc } from '../common/store/model.js'
 import type { LedgerChange, Store, VolumeObject } from '../common/store/types.js'
 
 export const LOST_REPORT_ID = 'lost-volumes'
@@ -21,7 +21,7 @@ export const LOST_REPORT_ID = 'lost-volumes'
 export async function lostVolumes(store: Store): Promise<VolumeObject[]> {
   const nodes = new Set((await store.nodes.list()).map((n) => n.id))
   // An nfs volume's data is on the export, not on the node that made its directory.
-  return (await store.volumes.list()).filter((v) => v.spec.kind !== 'nfs' && !nodes.has(v.spec.node))
+  return (await store.volumes.list()).filter((v) => onItsNode(v.spec) && !nodes.has(v.spec.node))
 }
 
 export interface LostReport {

@@ -2,7 +2,7 @@
 // node has left. No I/O, so every rule is a table test.
 import { exhausted, outOfRange } from '../common/errors.js'
 import type { NodeObject, VolumeObject } from '../common/store/types.js'
-import type { LedgerDoc, VolumeKind } from '../common/store/model.js'
+import { onItsNode, type LedgerDoc, type VolumeKind } from '../common/store/model.js'
 import { holdingsOf, type SpecHoldings } from './holdings.js'
 
 /**
@@ -44,7 +44,7 @@ export function heldByNode(volumes: VolumeObject[], claims: ClaimsByNode = new M
     if (!m) out.set(node, (m = new Map()))
     if ((m.get(id) ?? -1n) < bytes) m.set(id, bytes)
   }
-  for (const v of volumes) if (v.spec.kind !== 'nfs' && (pool === undefined || v.spec.pool === pool)) hold(v.spec.node, v.id, BigInt(v.spec.capacityBytes))
+  for (const v of volumes) if (onItsNode(v.spec) && (pool === undefined || v.spec.pool === pool)) hold(v.spec.node, v.id, BigInt(v.spec.capacityBytes))
   for (const [node, doc] of claims) {
     for (const [id, c] of Object.entries(doc?.claims ?? {})) if (pool === undefined || c.pool === pool) hold(node, id, BigInt(c.bytes))
   }

@@ -8,6 +8,7 @@ import { alreadyExists, exhausted, failedPrecondition, invalid, notFound } from 
 import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
 import { checkString, ownIdOrUndefined, requireId, requireString } from '../common/validate.js'
 import type { ControllerDeps } from './deps.js'
+import { onItsNode } from '../common/store/model.js'
 import { capabilitiesMatch } from './request.js'
 
 export function publishHandlers(d: ControllerDeps): Implemented<'Controller', 'ControllerPublishVolume' | 'ControllerUnpublishVolume'> {
@@ -25,7 +26,7 @@ export function publishHandlers(d: ControllerDeps): Implemented<'Controller', 'C
       if (!node) throw notFound(`node ${JSON.stringify(nodeId)} is not registered with this driver`)
       const why = capabilitiesMatch(obj.spec, [cap])
       if (why) throw invalid('volume_capability', why)
-      if (obj.spec.kind !== 'nfs' && obj.spec.node !== nodeId) {
+      if (onItsNode(obj.spec) && obj.spec.node !== nodeId) {
         throw failedPrecondition(`volume ${id} lives on node ${obj.spec.node}; a node-local volume cannot be published to node ${nodeId}`)
       }
       const pubs = obj.spec.publications ?? {}

@@ -3,7 +3,7 @@
 import type { Capability } from '../common/capability.js'
 import { unsupportedFor } from '../common/capability.js'
 import { aborted, invalid, invalidReason, outOfRange } from '../common/errors.js'
-import { DEFAULT_POOL, FS_TYPES, type ImageFsType, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
+import { DEFAULT_POOL, FS_TYPES, onItsNode, type ImageFsType, type VolumeKind, type VolumeSpec, type VolumeStatus } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { idKind, type IdKind } from '../common/ids.js'
 import { CO_KEY_PREFIX, CONTEXT, topologyOf } from '../common/keys.js'
@@ -171,7 +171,7 @@ export function csiVolume(obj: VolumeObject): Volume {
       },
     content_source: csiContentSource(obj.spec.contentSource),
     // No topology for nfs: the CO may schedule its pods anywhere (CSI: accessible from all nodes).
-    accessible_topology: obj.spec.kind === 'nfs' ? [] : [{ segments: topologyOf(obj.spec.node) }],
+    accessible_topology: onItsNode(obj.spec) ? [{ segments: topologyOf(obj.spec.node) }] : [],
   }
 }
 

@@ -6,7 +6,7 @@ import { aborted, alreadyExists, Code, CsiError, exhausted, failedPrecondition, 
 import { volumeIdFor } from '../common/ids.js'
 import { topologyOf } from '../common/keys.js'
 import type { Implemented, RequestOf, ResponseOf } from '../common/protocol.js'
-import { DEFAULT_POOL, type VolumeSpec } from '../common/store/model.js'
+import { DEFAULT_POOL, onItsNode, type VolumeSpec } from '../common/store/model.js'
 import type { VolumeObject } from '../common/store/types.js'
 import { awaitNodeAct, type Outcome } from './await.js'
 import { MUTABLE_PARAMETERS, parseMutable } from './modify.js'
@@ -100,7 +100,7 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
                   ? 'was made from another content source'
                 : where && (s.nfs?.server !== where.server || s.nfs.share !== where.share || s.nfs.subDir !== where.subDir)
                   ? `lives at ${s.nfs?.server}:${s.nfs?.share} ${JSON.stringify(s.nfs?.subDir)}, not ${where.server}:${where.share} ${JSON.stringify(where.subDir)}`
-                : s.kind !== 'nfs' && reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches(topologyOf(s.node), t))
+                : onItsNode(s) && reqs.requisite.length > 0 && !reqs.requisite.some((t) => matches(topologyOf(s.node), t))
                   ? `lives on node ${s.node}, outside the requested topology`
                   : undefined
         if (why) throw alreadyExists(`a volume named ${JSON.stringify(name)} already exists and ${why}`)
@@ -176,7 +176,7 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
       await d.store.volumes.remove(id)
       // Only now: until the volume is gone, its room and project id stay taken. (nfs volumes
       // never claimed any.)
-      if (s.kind !== 'nfs') await releaseClaim(d, s.node, id)
+      if (onItsNode(s)) await releaseClaim(d, s.node, id)
       return {}
     })
   }
@@ -216,7 +216,7 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     const all = (await d.store.volumes.list()).filter((v) => !v.spec.deletionRequestedAt)
     const { page, next } = paginate(all, req, 'v')
     const nodeIds = new Set((await d.store.nodes.list()).map((n) => n.id))
-    return { entries: page.map((v) => entryOf(v, v.spec.kind === 'nfs' || nodeIds.has(v.spec.node))), next_token: next }
+    return { entries: page.map((v) => entryOf(v, !onItsNode(v.spec) || nodeIds.has(v.spec.node))), next_token: next }
   }
 
   async function ControllerGetVolume(req: RequestOf<'Controller', 'ControllerGetVolume'>): Promise<ResponseOf<'Controller', 'ControllerGetVolume'>> {
@@ -224,7 +224,7 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     const obj = await d.store.volumes.get(id)
     if (!obj || obj.spec.deletionRequestedAt) throw notFound(`volume ${id} does not exist`)
     // An nfs volume's data is on the export: the node that made its directory may come and go.
-    const nodeKnown = obj.spec.kind === 'nfs' || (await d.store.nodes.get(obj.spec.node)) !== undefined
+    const nodeKnown = !onItsNode(obj.spec) || (await d.store.nodes.get(obj.spec.node)) !== undefined
     return {
       volume: csiVolume(obj),
       status: { published_node_ids: publishedNodes(obj.spec), volume_condition: volumeCondition(obj.status, nodeKnown) },

@@ -68,6 +68,15 @@ export const volumeSpec = s.object({
 })
 export type VolumeSpec = s.Infer<typeof volumeSpec>
 
+/**
+ * Whether a volume's data lives on its node (dir, image), so that the node's room, topology and
+ * presence matter to it; an nfs volume's lives on a server every node reaches, and its node is
+ * only the one asked to make or remove the directory.
+ */
+export function onItsNode(spec: Pick<VolumeSpec, 'kind'>): boolean {
+  return spec.kind !== 'nfs'
+}
+
 /** A point-in-time copy of a volume, kept on the node that holds the volume. */
 export const snapshotSpec = s.object({
   name: s.string({ minLength: 1, maxLength: 256, description: 'The CSI snapshot name.' }),
