@@ -15,13 +15,9 @@ mkdir -p /scratch/xfs /scratch/ext4 /scratch/plain
 mount -o prjquota /dev/vda /scratch/xfs || echo "vm: cannot mount /dev/vda (xfs, prjquota)"
 mount -o prjquota /dev/vdb /scratch/ext4 || echo "vm: cannot mount /dev/vdb (ext4, prjquota)"
 mount /dev/vdc /scratch/plain || echo "vm: cannot mount /dev/vdc (ext4)"
-# /tmp on its own xfs, mounted prjquota: scripts/sanity.sh keeps its data root under /tmp, and
-# its driver numbers project ids from the same start as the quota suite's, so it gets a
-# filesystem of its own.
-# The init's tmpfs goes first: the driver picks the filesystem under the top one when two are
-# stacked at one mount point (quota.vm.ts proves that bug), which sanity is not about.
-umount /tmp && mount -o prjquota /dev/vdd /tmp || echo "vm: cannot mount /dev/vdd (xfs, prjquota) on /tmp"
-chmod 1777 /tmp
+# /tmp is its own xfs, mounted prjquota by the init (scripts/vm/init.sh), alone at its mount point:
+# scripts/sanity.sh keeps its data root under /tmp, and its driver numbers project ids from the
+# same start as the quota suite's, so it gets a filesystem of its own.
 
 # The plan says which suites run on which boot: BOOT1="quota growth", BOOT2="...".
 source /out/plan

@@ -31,6 +31,12 @@ for l in bin sbin lib lib32 lib64 libx32; do
   if [ -L /host/$l ]; then ln -s "$(readlink /host/$l)" $R/$l
   elif [ -d /host/$l ]; then mkdir -p $R/$l && mount --bind /host/$l $R/$l; fi
 done
+# /tmp is the xfs scratch disk /dev/vdd, mounted prjquota (guest.sh says why), and it is mounted
+# before the project is bound in: a checkout under /tmp (a fresh clone in /tmp/fresh-check) must
+# stay visible on top of it, not be hidden by a /tmp mounted later.
+mkdir -p $R/tmp
+mount -t xfs -o prjquota /dev/vdd $R/tmp || { echo "vm-init: cannot mount /dev/vdd (xfs, prjquota) on /tmp"; mount -t tmpfs tmp $R/tmp; }
+chmod 1777 $R/tmp
 # The project and the tool cache its .tools link points at, read-only, at their host paths.
 for p in $PROJECT $TOOLS_REAL; do
   mkdir -p $R$p && mount --bind /host$p $R$p || fail "cannot bind $p"
@@ -40,7 +46,6 @@ mount -t proc proc $R/proc
 mount -t sysfs sysfs $R/sys
 mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/shm && mount -t tmpfs -o mode=1777 shm $R/dev/shm
-mount -t tmpfs -o mode=1777 tmp $R/tmp
 mount -t tmpfs tmp $R/var/tmp
 mount -t tmpfs run $R/run
 mount --bind /out $R/out

@@ -11,7 +11,7 @@ t.test('the guest is what the kernel suites need', async (t) => {
   const capEff = BigInt('0x' + /CapEff:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]!)
   t.equal((capEff >> 24n) & 1n, 1n, 'CAP_SYS_RESOURCE is effective')
   const mounts = readMountInfo()
-  // The topmost mount at mp: guest.sh mounts /tmp's xfs over the tmpfs the init made.
+  // The topmost mount at mp (a checkout under /tmp is bound on top of /tmp's xfs, not at it).
   const at = (mp: string) => mounts.filter((m) => m.mountPoint === mp).pop()
   t.equal(at('/')?.fsType, 'tmpfs', '/ is a real mount')
   t.equal(at('/scratch/xfs')?.fsType, 'xfs')
