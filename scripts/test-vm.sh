@@ -13,7 +13,7 @@ KERNELS="${TSCSI_VM_KERNELS:-6.1 6.12}"
 # Which suites run on which boot; a second boot means the first ends in a reboot. The nfs suites run last,
 # so that a mount it leaves hanging cannot cost the other suites their results.
 BOOT1="${TSCSI_VM_BOOT1:-smoke quota growth reboot-before}"
-BOOT2="${TSCSI_VM_BOOT2-reboot-after sanity crash nfs nfs-volumes}"
+BOOT2="${TSCSI_VM_BOOT2-reboot-after sanity crash nfs nfs-volumes sanity-nfs}"
 MEM="${TSCSI_VM_MEM:-3072}"
 passed=0 failed=0 skipped=0
 fail_setup() { echo "not ok - $*"; echo "$passed passed, $((failed + 1)) failed, $skipped skipped"; exit 1; }

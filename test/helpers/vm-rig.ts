@@ -143,3 +143,18 @@ export function podTouch(dir: string, max: number): { made: number; code?: strin
   const r = asPod(`cd '${dir}' || exit 9; n=0; while [ $n -lt ${max} ]; do touch "f$n" 2>/tmp/touch.err || break; n=$((n + 1)); done; echo "made $n"; cat /tmp/touch.err`)
   return { made: Number(/made (\d+)/.exec(r.out)?.[1] ?? -1), code: errnoOf(r.out.replace(/made \d+\n?/, '')) }
 }
+
+/**
+ * Runs scripts/sanity.sh (csi-sanity against a fresh controller and node plugin) with these
+ * csi-sanity arguments, and checks on t that every spec it ran passed.
+ */
+export function sanityPasses(t: { ok(v: unknown, m: string): void; equal(a: unknown, b: unknown, m: string): void; comment(m: string): void }, args: string[]): void {
+  const r = spawnSync('bash', ['scripts/sanity.sh', '--', ...args], { cwd: PROJECT, encoding: 'utf8', maxBuffer: 64 << 20 })
+  const out = `${r.stdout}${r.stderr}`
+  const m = /^SANITY passed=(\d+) failed=(\d+) skipped=(\d+)/m.exec(out)
+  if (!m || m[2] !== '0') t.comment(out.split('\n').slice(-200).join('\n'))
+  t.ok(m, 'sanity.sh reported a summary')
+  t.ok(Number(m?.[1]) > 0, `${m?.[1]} specs passed`)
+  t.equal(Number(m?.[2]), 0, 'no spec failed')
+  t.comment(`passed=${m?.[1]} failed=${m?.[2]} skipped=${m?.[3]}`)
+}
