@@ -8,18 +8,21 @@
 // every volume and snapshot made before the upgrade, so a new kind gets a new salt instead.
 import { createHash } from 'node:crypto'
 
-/** v: volume, s: snapshot (also a group's member), g: group snapshot, e: ephemeral inline volume. */
-export type IdKind = 'v' | 's' | 'g' | 'e'
+/**
+ * v: volume, s: snapshot (also a group's member), g: group snapshot, e: ephemeral inline volume,
+ * n: an NFS export whose free space a node reports (GetCapacity of an nfs class).
+ */
+export type IdKind = 'v' | 's' | 'g' | 'e' | 'n'
 
 /** How messages name each kind. */
-export const KIND_NAMES: Readonly<Record<IdKind, string>> = { v: 'volume', s: 'snapshot', g: 'group snapshot', e: 'ephemeral volume' }
+export const KIND_NAMES: Readonly<Record<IdKind, string>> = { v: 'volume', s: 'snapshot', g: 'group snapshot', e: 'ephemeral volume', n: 'nfs export' }
 
 /** Persistent and ephemeral inline volumes live side by side in a pool's volumes and images folders. */
 export const VOLUME_KINDS: readonly IdKind[] = ['v', 'e']
 
 // 128 bits in lower-case hex: the part after the kind letter and the dash.
 const HEX128 = '[0-9a-f]{32}'
-const ID = new RegExp(`^([vsge])-${HEX128}$`)
+const ID = new RegExp(`^([vsgen])-${HEX128}$`)
 
 /** The shape of every id of one kind, for schemas that check ids (the CRDs). */
 export function idShape(kind: IdKind): RegExp {
@@ -53,6 +56,14 @@ export function memberIdFor(groupId: string, volumeId: string): string {
 /** The id of an ephemeral inline volume, from kubelet's volume id (an arbitrary string). */
 export function ephemeralIdFor(coVolumeId: string): string {
   return mint('e', 'ephemeral\0' + coVolumeId)
+}
+
+/**
+ * The id of an export as a StorageClass reaches it: server, share and the class's mount options,
+ * which decide whether a node can mount it at all. Fields are NUL-separated, which none may hold.
+ */
+export function exportIdFor(server: string, share: string, mountOptions: readonly string[]): string {
+  return mint('n', ['export', server, share, ...mountOptions].join('\0'))
 }
 
 /** The kind of one of our ids; undefined for any string we could not have minted. */

@@ -30,6 +30,14 @@ export function snapshotLocation(vol: NfsLocation, snapshotId: string): NfsLocat
   return { ...vol, subDir: `${SNAPSHOTS_DIR}/${snapshotId}` }
 }
 
+/**
+ * The class's mountOptions, which kubernetes puts in every capability's mount_flags alike: the
+ * node that makes a directory or measures the export mounts the share with them.
+ */
+export function classMountOptions(caps: readonly { mountFlags: readonly string[] }[]): string[] {
+  return [...(caps.find((c) => c.mountFlags.length > 0)?.mountFlags ?? [])]
+}
+
 /** One directory per PersistentVolume, as seed 002 has it. */
 export const DEFAULT_SUBDIR = '${pv.name}'
 
@@ -124,7 +132,7 @@ export function checkNoOverlap(id: string, where: Pick<NfsLocation, 'server' | '
  */
 export function actingNode(id: string, nodes: NodeObject[], not?: string): string {
   const able = nodes.filter((n) => n.spec.kinds.includes('nfs') && n.id !== not).map((n) => n.id).sort()
-  if (able.length === 0) throw failedPrecondition('no registered node serves nfs volumes; the node plugins must be running (and able to mount NFS) to make the directory')
+  if (able.length === 0) throw failedPrecondition('no registered node serves nfs volumes: a node plugin must be running on a node whose kernel has an NFS client (a plugin without one does not offer nfs, and logs why)')
   const h = createHash('sha256').update(id).digest().readUInt32BE(0)
   return able[h % able.length]!
 }

@@ -21,7 +21,8 @@ import type { ControllerDeps } from './deps.js'
 import { claimRoom, createClaimed, onlyNode, releaseClaim, type Pick } from './claims.js'
 import { holdingsFor } from './holdings.js'
 import { chooseNode, claimsId, matches, roomOf, type ClaimsByNode } from './placement.js'
-import { actingNode, checkNoOverlap, resolveLocation, type NfsLocation } from './nfs.js'
+import { actingNode, checkNoOverlap, classMountOptions, resolveLocation, type NfsLocation } from './nfs.js'
+import { nfsCapacity } from './nfs-capacity.js'
 import {
   capabilitiesMatch, checkSupported, csiVolume, fitsRange, paginate, parseParameters, parseRange, parseRequirements, planShape, publishedNodes,
   volumeCondition,
@@ -33,6 +34,7 @@ type ListEntry = NonNullable<ResponseOf<'Controller', 'ListVolumes'>['entries']>
 export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'CreateVolume' | 'DeleteVolume' | 'ValidateVolumeCapabilities' | 'ListVolumes' | 'ControllerGetVolume' | 'GetCapacity'> {
   const awaitNode = (id: string, what: 'create' | 'delete'): Promise<Outcome> => awaitNodeAct(d, id, what)
   const now = (): string => d.clock().toISOString()
+  const measureNfs = nfsCapacity(d)
 
   async function CreateVolume(req: RequestOf<'Controller', 'CreateVolume'>): Promise<ResponseOf<'Controller', 'CreateVolume'>> {
     // validate
@@ -51,9 +53,7 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
     if (caps.some((c) => c.accessType !== accessType)) throw invalid('volume_capabilities', 'mixes mount and block access types')
     const { kind, fsType, size } = planShape(params, caps, range)
     const where = kind === 'nfs' ? resolveLocation(params.raw, name) : undefined
-    // The class's mountOptions (every capability carries the same): the node that makes the
-    // directory mounts the share with them too.
-    const nfsOptions = caps.find((c) => c.mountFlags.length > 0)?.mountFlags ?? []
+    const nfsOptions = classMountOptions(caps)
     // effects
     return d.locks.run(id, `volume ${JSON.stringify(name)}`, async (): Promise<ResponseOf<'Controller', 'CreateVolume'>> => {
       let obj = await d.store.volumes.refresh(id)
@@ -233,8 +233,9 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
 
   async function GetCapacity(req: RequestOf<'Controller', 'GetCapacity'>): Promise<ResponseOf<'Controller', 'GetCapacity'>> {
     const params = parseParameters(req.parameters)
-    if (params.kind === 'nfs') throw new CsiError(Code.UNIMPLEMENTED, 'GetCapacity of kind: nfs (the export\'s free space) is not implemented yet')
-    if (req.volume_capabilities?.length) checkSupported('volume_capabilities', parseCapabilities('volume_capabilities', req.volume_capabilities), params.kind)
+    const caps = req.volume_capabilities?.length ? parseCapabilities('volume_capabilities', req.volume_capabilities) : []
+    if (caps.length > 0) checkSupported('volume_capabilities', caps, params.kind)
+    if (params.kind === 'nfs') return measureNfs(params.raw, classMountOptions(caps))
     const segments = checkMap('accessible_topology.segments', req.accessible_topology?.segments)
     const topo = Object.keys(segments).length > 0 ? { segments } : undefined
     const [nodes, volumes] = await Promise.all([d.store.nodes.list(), holdingsFor(d.store.volumes)])

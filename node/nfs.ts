@@ -16,10 +16,11 @@ import type { FileHandle } from 'node:fs/promises'
 import type { BigIntStatsFs } from 'node:fs'
 import type { VolumeUsage } from '../proto/gen/csi/v1/VolumeUsage.js'
 import path from 'node:path'
-import { failedPrecondition, invalid, unavailable } from '../common/errors.js'
+import { codeName, failedPrecondition, invalid, toCsiError, unavailable } from '../common/errors.js'
 import { CONTEXT } from '../common/keys.js'
 import { checkShare, checkSubDir, parseServer } from '../common/nfs-paths.js'
-import type { VolumeObject } from '../common/store/types.js'
+import type { ExportStatus } from '../common/store/model.js'
+import type { ExportObject, VolumeObject } from '../common/store/types.js'
 import { isId, VOLUME_KINDS } from '../common/ids.js'
 import { isErrno, type MountInfo } from '../native/index.js'
 import { writeFileAtomic } from '../common/store/atomic.js'
@@ -166,11 +167,8 @@ export function nfsMounts(table: MountInfo[], notes: Map<string, NfsNote>): Map<
 const STATFS_WAIT_MS = 10_000
 const statfsInFlight = new Map<string, Promise<BigIntStatsFs>>()
 
-/**
- * NodeGetVolumeStats of a mounted nfs volume: the export's numbers (NFS has no per-volume
- * limit), and abnormal when the server does not answer in time.
- */
-export async function exportStats(p: string): Promise<{ usage: VolumeUsage[]; volume_condition: { abnormal: boolean; message: string } }> {
+/** statfs of p on the pool, or 'late' after STATFS_WAIT_MS, or the error it failed with. */
+async function boundedStatfs(p: string): Promise<BigIntStatsFs | 'late' | NodeJS.ErrnoException> {
   let call = statfsInFlight.get(p)
   if (!call) {
     call = fsp.statfs(p, { bigint: true }).finally(() => statfsInFlight.delete(p))
@@ -178,16 +176,69 @@ export async function exportStats(p: string): Promise<{ usage: VolumeUsage[]; vo
   }
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<'late'>((res) => { timer = setTimeout(() => res('late'), STATFS_WAIT_MS) })
-  const fs = await Promise.race([call, late]).catch((e: NodeJS.ErrnoException) => e).finally(() => clearTimeout(timer))
+  return Promise.race([call, late]).catch((e: NodeJS.ErrnoException) => e).finally(() => clearTimeout(timer))
+}
 
+/**
+ * NodeGetVolumeStats of a mounted nfs volume: the export's numbers (NFS has no per-volume
+ * limit), and abnormal when the server does not answer in time.
+ */
+export async function exportStats(p: string): Promise<{ usage: VolumeUsage[]; volume_condition: { abnormal: boolean; message: string } }> {
+  const fs = await boundedStatfs(p)
   if (fs === 'late') return { usage: [], volume_condition: { abnormal: true, message: `the NFS server has not answered a statfs of ${p} within ${STATFS_WAIT_MS / 1000} s` } }
-  if (fs instanceof Error) return { usage: [], volume_condition: { abnormal: true, message: `statfs of ${p} failed: ${(fs as NodeJS.ErrnoException).code ?? fs.message}` } }
+  if (fs instanceof Error) return { usage: [], volume_condition: { abnormal: true, message: `statfs of ${p} failed: ${fs.code ?? fs.message}` } }
   return {
     usage: [
       { unit: 'BYTES', total: (fs.blocks * fs.bsize).toString(), available: (fs.bavail * fs.bsize).toString(), used: ((fs.blocks - fs.bfree) * fs.bsize).toString() },
       { unit: 'INODES', total: fs.files.toString(), available: fs.ffree.toString(), used: (fs.files - fs.ffree).toString() },
     ],
     volume_condition: { abnormal: false, message: 'volume is mounted and the server answers; these are the export\'s numbers: NFS has no per-volume limit unless the server enforces one' },
+  }
+}
+
+/**
+ * GetCapacity's measurement of an export (controller/nfs-capacity.ts asks through the store):
+ * the share mounted on a work folder as for making a directory, its statfs, the mount taken
+ * down. A failure is an answer too: the status carries its code and message, which the
+ * controller hands on, so an unreachable server reads as UNAVAILABLE naming it.
+ */
+export async function measureExport(d: NodeDeps, obj: ExportObject, now: Date): Promise<ExportStatus> {
+  const stamp = { observedGeneration: obj.spec.generation, updatedAt: now.toISOString() }
+  try {
+    // Checked as every stored location is: the object may have been written by hand.
+    const where = { server: parseServer(obj.spec.server, 'spec.server'), share: checkShare(obj.spec.share, 'spec.share'), subDir: '' }
+    const fs = await withShare(d, obj.id, where, obj.spec.mountOptions ?? [], (root) => boundedStatfs(root))
+    if (fs === 'late') throw unavailable(`the NFS server ${where.server} has not answered a statfs of ${where.share} within ${STATFS_WAIT_MS / 1000} s`)
+    if (fs instanceof Error) throw unavailable(`statfs of ${where.server}:${where.share} failed: ${fs.code ?? fs.message}`)
+    return { ...stamp, totalBytes: (fs.blocks * fs.bsize).toString(), availableBytes: (fs.bavail * fs.bsize).toString() }
+  } catch (e) {
+    const err = toCsiError(e)
+    return { ...stamp, code: codeName(err.code), message: err.message }
+  }
+}
+
+/**
+ * Whether this node's kernel has an NFS client, for the kinds it advertises: a node without one
+ * must not be picked to make directories. /proc/filesystems cannot tell, because the module
+ * loads on first use; so a mount(2) of type nfs4 is tried with an option no kernel knows. The
+ * kernel looks the type up (loading the module) before it parses the options: ENODEV means no
+ * client, EINVAL means one that refused the option. Nothing is ever mounted or contacted (the
+ * kernel logs the unknown option once).
+ */
+export async function hasNfsClient(d: NodeDeps): Promise<boolean> {
+  const dir = d.layout.nfsWorkDirOf('probe')
+  await mkdirs(dir)
+  try {
+    await d.mounter.mountNfs('tscsi-probe:/', dir, 0, 'tscsi_probe', { target: d.mounter.inspect(dir)! })
+    // Only a stand-in mounter gets here; take down whatever it did.
+    await d.mounter.unmountFilesystem(dir).catch(() => undefined)
+    return true
+  } catch (e) {
+    return !isErrno(e, 'ENODEV')
+  } finally {
+    // The work folder's parent too, if this made it: a node that never serves nfs keeps its data
+    // root as it was (it runs before anything else, so nothing else is in there yet).
+    await fsp.rmdir(dir).then(() => fsp.rmdir(path.dirname(dir))).catch(() => undefined)
   }
 }
 

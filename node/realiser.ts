@@ -7,14 +7,14 @@ import { idKind } from '../common/ids.js'
 import { topologyOf } from '../common/keys.js'
 import { Mutexes } from '../common/lock.js'
 import type { Logger } from '../common/log.js'
-import type { NodeStatus, VolumeStatus } from '../common/store/model.js'
+import type { NodeSpec, NodeStatus, VolumeStatus } from '../common/store/model.js'
 import type { Store, VolumeObject } from '../common/store/types.js'
 import { ensureImage, ensureVolumeDir, requireRoom, retire } from './datadir.js'
 import { fillFromSource, removeSnapshot, takeSnapshots } from './snapshots.js'
 import type { NodeDeps } from './deps.js'
 import type { NodeMetrics } from './node-metrics.js'
 import { forgetRetained, noteRetained, type OrphanWatch } from './orphans.js'
-import { makeDir, retireDir, whereFromSpec, withShare } from './nfs.js'
+import { hasNfsClient, makeDir, measureExport, retireDir, whereFromSpec, withShare } from './nfs.js'
 import { fillNfsVolume, removeNfsSnapshot, takeNfsSnapshot } from './nfs-snapshots.js'
 
 export interface RealiserOptions {
@@ -44,11 +44,15 @@ export class Realiser {
 
   async start(): Promise<void> {
     const d = this.o.deps
-    await this.o.store.nodes.putSpec(d.nodeId, { topology: topologyOf(d.nodeId), maxVolumes: d.maxVolumes, kinds: ['dir', 'image', 'nfs'], pools: [...d.layout.pools.keys()] })
+    const nfs = await hasNfsClient(d)
+    if (!nfs) this.o.log.warn('this node\'s kernel has no NFS client (mount(2) of nfs4 is ENODEV): it does not serve nfs volumes; load the nfsv4 module to change that')
+    const kinds: NodeSpec['kinds'] = ['dir', 'image', ...(nfs ? ['nfs' as const] : [])]
+    await this.o.store.nodes.putSpec(d.nodeId, { topology: topologyOf(d.nodeId), maxVolumes: d.maxVolumes, kinds, pools: [...d.layout.pools.keys()] })
     await this.reportCapacity()
     const unwatchVolumes = this.o.store.volumes.watch((id) => this.schedule(id))
     const unwatchSnapshots = this.o.store.snapshots.watch((id) => this.schedule(id))
-    this.unwatch = () => { unwatchVolumes(); unwatchSnapshots() }
+    const unwatchExports = this.o.store.exports.watch((id) => this.schedule(id))
+    this.unwatch = () => { unwatchVolumes(); unwatchSnapshots(); unwatchExports() }
     await this.resync()
     void this.scanOrphans()
     this.timer = setInterval(() => {
@@ -83,6 +87,7 @@ export class Realiser {
   private async resync(): Promise<void> {
     for (const v of await this.o.store.volumes.list()) if (v.spec.node === this.o.deps.nodeId) this.schedule(v.id)
     for (const s of await this.o.store.snapshots.list()) if (s.spec.node === this.o.deps.nodeId) this.schedule(s.id)
+    for (const x of await this.o.store.exports.list()) if (x.spec.node === this.o.deps.nodeId) this.schedule(x.id)
   }
 
   /** Coalesces bursts of notifications for one id into one reconcile, one id at a time. */
@@ -102,6 +107,7 @@ export class Realiser {
 
   private async reconcile(id: string): Promise<void> {
     if (idKind(id) === 's') return this.reconcileSnapshot(id)
+    if (idKind(id) === 'n') return this.reconcileExport(id)
     const obj = await this.o.store.volumes.get(id)
     if (!obj || obj.spec.node !== this.o.deps.nodeId) return
     const { spec, status } = obj
@@ -163,6 +169,16 @@ export class Realiser {
       for (const s of batch) this.copying.delete(s.id)
       this.capacityChanged()
     }
+  }
+
+  /** An export GetCapacity asked this node to measure: each new generation gets one answer. */
+  private async reconcileExport(id: string): Promise<void> {
+    const obj = await this.o.store.exports.get(id)
+    if (!obj || obj.spec.node !== this.o.deps.nodeId) return
+    if (obj.status && obj.status.observedGeneration >= obj.spec.generation) return
+    const status = await measureExport(this.o.deps, obj, this.clock())
+    if (status.code) this.o.log.warn({ export_id: id, server: obj.spec.server, share: obj.spec.share, code: status.code, message: status.message }, 'export not measured')
+    await this.o.store.exports.putStatus(id, status)
   }
 
   /** Debounced: a burst of creates costs one capacity write, not one each. */

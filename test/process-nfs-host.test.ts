@@ -1,13 +1,14 @@
 // kind: nfs on this project's host kernel, as root with the real processes: the kernel has no
 // NFS client here (mount(2) of nfs4 is ENODEV), which is exactly what a node without one meets
-// in a cluster. CreateVolume must answer that clearly and in bounded time, the failed volume must
-// still be deletable, a stage must leave nothing behind, and the controller must refuse what nfs
-// volumes do not do yet by name. The NFS paths themselves run in the VM guest
+// in a cluster. The node plugin's start-up probe finds that, so it does not offer nfs: CreateVolume
+// and GetCapacity answer FAILED_PRECONDITION saying why, nothing is recorded, and a stage (a
+// kubelet that insists) fails clearly and leaves nothing behind. The NFS paths themselves run in the VM guest
 // (test/vm/nfs-volumes.vm.ts), against a real nfsd.
 import t from 'tap'
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { CONTEXT } from '../common/keys.js'
+import { volumeIdFor } from '../common/ids.js'
 import { mountCap, mountsUnder, startDriver } from './helpers/driver.js'
 import { codeName, outcome } from './helpers/rpc-outcome.js'
 
@@ -25,18 +26,20 @@ if (process.getuid?.() !== 0) {
 } else {
   t.test('a node without an NFS client: clear errors, nothing left behind', async (t) => {
     const { dir, c, n } = await startDriver(t)
+    const nodes = path.join(dir, 'state/store/nodes')
+    const spec = JSON.parse(readFileSync(path.join(nodes, readdirSync(nodes).find((f) => f.endsWith('.spec.json'))!), 'utf8'))
+    t.same(spec.kinds, ['dir', 'image'], 'the node offers dir and image volumes, not nfs: its probe mount(2) of nfs4 was ENODEV')
     const created = await outcome(c.CreateVolume({ name: 'pvc-shared', volume_capabilities: [mountCap('MULTI_NODE_MULTI_WRITER')], parameters: nfs }, 60_000))
     t.equal(codeName(created.code), 'FAILED_PRECONDITION', created.message)
-    t.match(created.message, /this node's kernel has no NFS client/)
-    const listed = await c.ListVolumes({})
-    t.equal(listed.entries.length, 1, 'the volume is recorded (the CO retries the create or deletes it)')
-    t.same(listed.entries[0]!.volume.accessible_topology, [], 'with no topology')
-    await c.DeleteVolume({ volume_id: listed.entries[0]!.volume.volume_id }, 60_000)
-    t.same((await c.ListVolumes({})).entries, [], 'a volume that never became ready is deleted without its server')
+    t.match(created.message, /no registered node serves nfs volumes.*NFS client/)
+    t.same((await c.ListVolumes({})).entries, [], 'nothing is recorded: the CO retries, and finds a node once one can')
+    const capacity = await outcome(c.GetCapacity({ parameters: nfs }))
+    t.equal(codeName(capacity.code), 'FAILED_PRECONDITION', `GetCapacity of an nfs class: ${capacity.message}`)
+    t.match(capacity.message, /no registered node serves nfs volumes/)
 
     const staging = path.join(dir, 'kubelet/staging')
     mkdirSync(staging, { recursive: true })
-    const id = listed.entries[0]!.volume.volume_id
+    const id = volumeIdFor('pvc-shared')
     const ctx = { [CONTEXT.kind]: 'nfs', [CONTEXT.server]: '127.0.0.1', [CONTEXT.share]: '/export', [CONTEXT.subDir]: 'pvc-shared' }
     const staged = await outcome(n.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap('MULTI_NODE_MULTI_WRITER'), volume_context: ctx }))
     t.equal(codeName(staged.code), 'FAILED_PRECONDITION', staged.message)
@@ -60,8 +63,5 @@ if (process.getuid?.() !== 0) {
     const opt = await outcome(n.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: { ...mountCap('MULTI_NODE_MULTI_WRITER'), mount: { fs_type: '', mount_flags: ['addr=10.0.0.1'], volume_mount_group: '' } }, volume_context: ctx }))
     t.equal(codeName(opt.code), 'INVALID_ARGUMENT', `a mount option that would move the mount to another server: ${opt.message}`)
     t.same(mountsUnder(dir), [], 'still nothing mounted')
-
-    const capacity = await outcome(c.GetCapacity({ parameters: nfs }))
-    t.equal(codeName(capacity.code), 'UNIMPLEMENTED', `GetCapacity of an nfs class: ${capacity.message}`)
   })
 }

@@ -161,7 +161,7 @@ t.test('ids that are not safe file names are refused before touching the disk', 
   for (const id of ['../escape', 'a/b', '', '.hidden', 'x'.repeat(129), 'a\u0000b']) {
     await t.rejects(s.volumes.putSpec(id, spec('x')), JSON.stringify(id))
   }
-  t.same(readdirSync(root).sort(), ['ledger', 'nodes', 'snapshots', 'volumes'])
+  t.same(readdirSync(root).sort(), ['exports', 'ledger', 'nodes', 'snapshots', 'volumes'])
   t.same(readdirSync(path.join(root, 'volumes')), [])
 })
 

@@ -270,7 +270,7 @@ t.test('helm install, upgrade, uninstall and install again against a real API se
   await kubectl('create', 'namespace', 'tscsi')
   const notes = await helm('install', 'tscsi', CHART)
   t.match(notes, /No VolumeSnapshotClass was created/, 'NOTES say why there is no snapshot class')
-  t.same(await names('crd'), ['tscsiledgers.tscsi.dev', 'tscsinodes.tscsi.dev', 'tscsisnapshots.tscsi.dev', 'tscsivolumes.tscsi.dev'], "the chart's CRDs are installed")
+  t.same(await names('crd'), ['tscsiexports.tscsi.dev', 'tscsiledgers.tscsi.dev', 'tscsinodes.tscsi.dev', 'tscsisnapshots.tscsi.dev', 'tscsivolumes.tscsi.dev'], "the chart's CRDs are installed")
   t.same(await names('storageclass'), ['tscsi-block', 'tscsi-dir', 'tscsi-image'])
   t.same(await names('csidriver'), ['local.tscsi.dev'])
   t.same(await names('daemonset'), ['tscsi-node'])
@@ -293,7 +293,7 @@ t.test('helm install, upgrade, uninstall and install again against a real API se
   for (const what of ['deployment', 'daemonset', 'storageclass', 'csidriver', 'clusterrole', 'serviceaccount']) {
     t.same(await names(what), [], `uninstall removed every ${what}`)
   }
-  t.equal((await names('crd')).length, 4, 'uninstall keeps the CRDs')
+  t.equal((await names('crd')).length, 5, 'uninstall keeps the CRDs')
   t.same((await get('tscsivolume')).map((v) => v.metadata.name), [tsv.metadata.name], "and so every volume's record")
 
   await helm('install', 'tscsi', CHART)

@@ -2,7 +2,7 @@
 // every volume, snapshot and ephemeral volume made before it. Each minting function is pinned to
 // a value computed once, by hand, when it was written; these values must never change.
 import t from 'tap'
-import { ephemeralIdFor, groupIdFor, idInName, idKind, idShape, isId, memberIdFor, snapshotIdFor, VOLUME_KINDS, volumeIdFor } from '../common/ids.js'
+import { ephemeralIdFor, exportIdFor, groupIdFor, idInName, idKind, idShape, isId, memberIdFor, snapshotIdFor, VOLUME_KINDS, volumeIdFor } from '../common/ids.js'
 
 t.test('every id function is pinned', async (t) => {
   t.equal(volumeIdFor('pvc-1'), 'v-a6e1b97f35f15e735b4e2ed14ffcd254', 'volume')
@@ -10,6 +10,9 @@ t.test('every id function is pinned', async (t) => {
   t.equal(groupIdFor('group-1'), 'g-97b7d4b8bef0ad1576f4bb2519874a0f', 'group snapshot')
   t.equal(ephemeralIdFor('csi-abc123'), 'e-ee7c495023739fc07dafa32ddd552e1a', 'ephemeral volume')
   t.equal(memberIdFor(groupIdFor('group-1'), volumeIdFor('pvc-1')), 's-6a40e3549b7f140baee6bda88965fba5', 'group snapshot member')
+  t.equal(exportIdFor('nfs.example.com', '/export', ['nfsvers=4.2']), 'n-b2adc32e9bff8957dd93fbd7a77645fe', 'nfs export')
+  t.not(exportIdFor('a', '/x', ['b']), exportIdFor('a', '/x', []), 'the mount options are part of it')
+  t.equal(idKind(exportIdFor('a', '/x', [])), 'n')
 })
 
 t.test('ids differ by name and by kind', async (t) => {

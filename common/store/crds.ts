@@ -4,7 +4,7 @@
 // columns are checked by tsc against the model, so a column cannot name a field that is not there.
 import { toYaml, type YamlValue } from '../yaml.js'
 import { GROUP, KINDS, pluralOf, VERSION } from './resources.js'
-import { ledgerDoc, nodeSpec, nodeStatus, snapshotSpec, snapshotStatus, volumeSpec, volumeStatus } from './model.js'
+import { exportSpec, exportStatus, ledgerDoc, nodeSpec, nodeStatus, snapshotSpec, snapshotStatus, volumeSpec, volumeStatus } from './model.js'
 import * as s from './schema.js'
 
 /** The JSONPaths into T that `kubectl get` can show: `.field.inner`, any key of a map. */
@@ -83,6 +83,21 @@ export function defineCrd<Spec, Status = never>(d: Definition<Spec, Status>): Cr
 const age = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' } as const
 
 export const CRDS: readonly Crd[] = [
+  defineCrd({
+    kind: KINDS.export,
+    shortName: 'tsx',
+    about: 'An NFS export a StorageClass names, measured for GetCapacity. The controller writes spec (a new generation asks for a ' +
+      'fresh answer); the node plugin on spec.node mounts the share, takes its statfs and writes status. It holds no data.',
+    spec: exportSpec,
+    status: exportStatus,
+    columns: [
+      { name: 'Server', type: 'string', jsonPath: '.spec.server' },
+      { name: 'Share', type: 'string', jsonPath: '.spec.share' },
+      { name: 'Node', type: 'string', jsonPath: '.spec.node' },
+      { name: 'Available', type: 'string', jsonPath: '.status.availableBytes' },
+      { name: 'Updated', type: 'date', jsonPath: '.status.updatedAt' },
+    ],
+  }),
   defineCrd({
     kind: KINDS.ledger,
     shortName: 'tsl',

@@ -18,7 +18,7 @@
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node'
 import { failedPrecondition, unavailable } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
+import type { ExportSpec, ExportStatus, LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
 import { KubeCache } from './kube-cache.js'
 import { KubeLedger } from './kube-ledger.js'
 import { GROUP, KINDS, pluralOf, VERSION } from './resources.js'
@@ -308,6 +308,7 @@ export class KubeStore implements Store {
     readonly volumes: KubeCollection<VolumeSpec, VolumeStatus>,
     readonly nodes: KubeCollection<NodeSpec, NodeStatus>,
     readonly snapshots: KubeCollection<SnapshotSpec, SnapshotStatus>,
+    readonly exports: KubeCollection<ExportSpec, ExportStatus>,
     private readonly api: CustomObjectsApi,
     kc: KubeConfig,
     core: CoreV1Api,
@@ -363,10 +364,18 @@ export class KubeStore implements Store {
     const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, watcher, heldByNode(pluralOf(KINDS.volume), KINDS.volume), log)
     const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, watcher, { plural: pluralOf(KINDS.node), kind: KINDS.node, ownerReferences: () => owner }, log)
     const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, watcher, heldByNode(pluralOf(KINDS.snapshot), KINDS.snapshot), log)
+    // An export is measured by the node it names, but holds no data there: labelled, no finalizer.
+    const exports = new KubeCollection<ExportSpec, ExportStatus>(api, watcher, {
+      plural: pluralOf(KINDS.export),
+      kind: KINDS.export,
+      ...(o.nodeId && { labelSelector: `${NODE_LABEL}=${o.nodeId}` }),
+      labelsFor: (spec) => ({ [NODE_LABEL]: spec.node }),
+    }, log)
     await volumes.open()
     await nodes.open()
     await snapshots.open()
-    return new KubeStore(volumes, nodes, snapshots, api, kc, core, log)
+    await exports.open()
+    return new KubeStore(volumes, nodes, snapshots, exports, api, kc, core, log)
   }
 
   async healthy(): Promise<boolean> {
@@ -382,6 +391,7 @@ export class KubeStore implements Store {
     this.volumes.close()
     this.nodes.close()
     this.snapshots.close()
+    this.exports.close()
     this.ledger.close()
   }
 }

@@ -9,7 +9,7 @@ import { Mutexes } from '../lock.js'
 import type { Logger } from '../log.js'
 import { createFileExclusive, removeStaleTemps, syncDir, writeFileAtomic } from './atomic.js'
 import { LocalLedger } from './local-ledger.js'
-import type { LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
+import type { ExportSpec, ExportStatus, LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
 import type { Collection, Store, StoredObject } from './types.js'
 
 // Ids become file names: only the characters our ids and node ids use.
@@ -282,6 +282,7 @@ export class LocalStore implements Store {
   readonly volumes: LocalCollection<VolumeSpec, VolumeStatus>
   readonly nodes: LocalCollection<NodeSpec, NodeStatus>
   readonly snapshots: LocalCollection<SnapshotSpec, SnapshotStatus>
+  readonly exports: LocalCollection<ExportSpec, ExportStatus>
   readonly ledger: LocalLedger<LedgerDoc>
 
   private constructor(
@@ -292,6 +293,7 @@ export class LocalStore implements Store {
     this.volumes = new LocalCollection(path.join(root, 'volumes'), log, rescanMs)
     this.nodes = new LocalCollection(path.join(root, 'nodes'), log, rescanMs)
     this.snapshots = new LocalCollection(path.join(root, 'snapshots'), log, rescanMs)
+    this.exports = new LocalCollection(path.join(root, 'exports'), log, rescanMs)
     this.ledger = new LocalLedger(path.join(root, 'ledger'))
   }
 
@@ -300,6 +302,7 @@ export class LocalStore implements Store {
     await store.volumes.open()
     await store.nodes.open()
     await store.snapshots.open()
+    await store.exports.open()
     await store.ledger.open()
     return store
   }
@@ -317,5 +320,6 @@ export class LocalStore implements Store {
     this.volumes.close()
     this.nodes.close()
     this.snapshots.close()
+    this.exports.close()
   }
 }

@@ -186,4 +186,29 @@ export const ledgerDoc = s.object({
 })
 export type LedgerDoc = s.Infer<typeof ledgerDoc>
 
+/**
+ * An NFS export a StorageClass names, whose free space GetCapacity reports "as seen by a node
+ * that mounts it". The controller never mounts anything, so it asks: it writes the spec (bumping
+ * generation for a fresh answer) and the node in `node` mounts the share, takes its statfs and
+ * writes the status. One object per server, share and mount options; it holds no data.
+ */
+export const exportSpec = s.object({
+  node: nodeName('The node asked to measure the export: any node that serves nfs volumes.'),
+  server: s.string({ minLength: 1, maxLength: 253, description: 'The NFS server, as the StorageClass gave it.' }),
+  share: s.string({ minLength: 1, maxLength: 1024, description: 'The exported path on the server.' }),
+  mountOptions: s.optional(s.arrayOf(s.string({ maxLength: 256 }), { description: "The StorageClass's mountOptions, which the node mounts the share with." })),
+  generation,
+})
+export type ExportSpec = s.Infer<typeof exportSpec>
+
+export const exportStatus = s.object({
+  observedGeneration,
+  totalBytes: s.optional(bytes('Size of the filesystem behind the export, as statfs on the node reported it.')),
+  availableBytes: s.optional(bytes('What an unprivileged writer can still put on it (statfs f_bavail).')),
+  code: s.optional(code),
+  message: s.optional(message),
+  updatedAt,
+})
+export type ExportStatus = s.Infer<typeof exportStatus>
+
 export const DEFAULT_POOL = 'default'

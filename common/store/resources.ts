@@ -4,7 +4,7 @@
 export const GROUP = 'tscsi.dev'
 export const VERSION = 'v1alpha1'
 
-export const KINDS = { volume: 'TscsiVolume', node: 'TscsiNode', snapshot: 'TscsiSnapshot', ledger: 'TscsiLedger' } as const
+export const KINDS = { volume: 'TscsiVolume', node: 'TscsiNode', snapshot: 'TscsiSnapshot', ledger: 'TscsiLedger', export: 'TscsiExport' } as const
 export type Kind = (typeof KINDS)[keyof typeof KINDS]
 
 /** A kind's plural resource name, as its CRD declares it: the lower-case kind plus "s". */

@@ -14,7 +14,7 @@
 // - Several controller processes may share one store. Where they decide on the same thing
 //   (how much of a node's pool is promised, which project ids are taken) they do it through the
 //   ledger's compare-and-swap, never through a cache or a lock held in one process.
-import type { LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
+import type { ExportSpec, ExportStatus, LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
 
 export interface StoredObject<S, T> {
   id: string
@@ -74,6 +74,8 @@ export interface Store {
   volumes: Collection<VolumeSpec, VolumeStatus>
   nodes: Collection<NodeSpec, NodeStatus>
   snapshots: Collection<SnapshotSpec, SnapshotStatus>
+  /** NFS exports whose free space a node measures for GetCapacity (model.ts exportSpec). */
+  exports: Collection<ExportSpec, ExportStatus>
   /** Written by controllers only; node plugins never read it (the mount path needs no ledger). */
   ledger: Ledger<LedgerDoc>
   /** Only where there is a cluster to record events in. */
@@ -86,3 +88,4 @@ export interface Store {
 export type VolumeObject = StoredObject<VolumeSpec, VolumeStatus>
 export type NodeObject = StoredObject<NodeSpec, NodeStatus>
 export type SnapshotObject = StoredObject<SnapshotSpec, SnapshotStatus>
+export type ExportObject = StoredObject<ExportSpec, ExportStatus>

@@ -3,8 +3,8 @@
 // promised), and which fields of a value it does not declare (what the API server would prune).
 // test/unit-crds.test.ts checks the samples; test/process-kube-schema.test.ts round-trips them
 // through a real API server.
-import { groupIdFor, memberIdFor, snapshotIdFor, volumeIdFor } from '../../common/ids.js'
-import type { LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from '../../common/store/model.js'
+import { exportIdFor, groupIdFor, memberIdFor, snapshotIdFor, volumeIdFor } from '../../common/ids.js'
+import type { ExportSpec, ExportStatus, LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from '../../common/store/model.js'
 import type { JsonSchema } from '../../common/store/schema.js'
 
 const AT = '2026-01-02T03:04:05Z'
@@ -64,6 +64,16 @@ export const SAMPLES = {
     spec: { topology: { 'topology.tscsi.dev/node': 'node-a' }, maxVolumes: 100, kinds: ['dir', 'image', 'nfs'], pools: ['default', 'fast'] },
     status: { pools: { default: { totalBytes: '68719476736', availableBytes: '1048576' }, fast: { totalBytes: '2', availableBytes: '0' } }, updatedAt: LATER },
   }] satisfies { id: string; spec: NodeSpec; status: NodeStatus }[],
+  TscsiExport: [{
+    // An export measured for GetCapacity, and one the node could not reach.
+    id: exportIdFor('nfs.example.com', '/export', ['nfsvers=4.2']),
+    spec: { node: 'node-b', server: 'nfs.example.com', share: '/export', mountOptions: ['nfsvers=4.2'], generation: 4 },
+    status: { observedGeneration: 4, totalBytes: '107374182400', availableBytes: '53687091200', updatedAt: LATER },
+  }, {
+    id: exportIdFor('10.0.0.9', '/data', []),
+    spec: { node: 'node-a', server: '10.0.0.9', share: '/data', generation: 2 },
+    status: { observedGeneration: 2, code: 'UNAVAILABLE', message: 'the NFS server did not serve 10.0.0.9:/data: ETIMEDOUT', updatedAt: LATER },
+  }] satisfies { id: string; spec: ExportSpec; status: ExportStatus }[],
   TscsiLedger: [{
     id: 'node.node-a',
     spec: {

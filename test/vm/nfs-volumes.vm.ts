@@ -8,7 +8,7 @@
 import t from 'tap'
 import { status } from '@grpc/grpc-js'
 import { randomBytes } from 'node:crypto'
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { CONTEXT } from '../../common/keys.js'
 import { client, spawnDriver, type AccessMode, type CsiClient, type Proc } from '../helpers/driver.js'
@@ -98,6 +98,21 @@ t.test(`nfs volumes through the controller and two node plugins on ${kernelRelea
     const nested = await outcome(create('other', { subDir: 'shop/data/inner' }))
     t.equal(codeName(nested.code), 'INVALID_ARGUMENT', `a directory inside another volume's: ${nested.message}`)
     t.match(nested.message, /overlaps volume/)
+  })
+
+  await t.test('GetCapacity of the class: the export\'s free space, as a node that mounts it sees it', async (t) => {
+    const req = { parameters: params(), volume_capabilities: [cap()] }
+    const started = Date.now()
+    const got = await c.GetCapacity(req, LONG)
+    t.comment(`GetCapacity took ${Date.now() - started} ms (a node mounted the share, took its statfs, unmounted)`)
+    const disk = statfsSync(BACKING, { bigint: true })
+    const free = disk.bavail * disk.bsize
+    const off = BigInt(got.available_capacity) - free
+    t.ok(off > -16n * 1048576n && off < 16n * 1048576n, `${got.available_capacity} bytes free; the server's disk says ${free}`)
+    t.equal(got.maximum_volume_size?.value, got.available_capacity, 'one volume may take all of it')
+    const again = await c.GetCapacity({ ...req, accessible_topology: { segments: { 'topology.tscsi.dev/node': 'vm-b' } } }, LONG)
+    t.equal(again.available_capacity, got.available_capacity, 'the same for any segment, from the measurement just taken')
+    t.same(readdirSync(path.join(DIR, 'data-vm-a')).filter((f) => f === 'nfs-work').flatMap(() => readdirSync(path.join(DIR, 'data-vm-a/nfs-work'))), [], 'no work mount left')
   })
 
   await t.test('MULTI_NODE_MULTI_WRITER: both nodes mount it; what one writes, the other reads', async (t) => {
@@ -272,7 +287,12 @@ t.test(`nfs volumes through the controller and two node plugins on ${kernelRelea
     const ms = Date.now() - started
     t.ok(['UNAVAILABLE', 'DEADLINE_EXCEEDED'].includes(codeName(down.code)), `${codeName(down.code)} after ${ms} ms: ${down.message}`)
     t.ok(ms < 60_000, 'within the controller\'s wait')
+    // Other options: another export object, so no answer from before the stop is reused.
+    const capReq = { parameters: params(), volume_capabilities: [cap('MULTI_NODE_MULTI_WRITER', ['nfsvers=4.1'])] }
+    const noCap = await outcome(c.GetCapacity(capReq, LONG))
+    t.ok(['UNAVAILABLE', 'DEADLINE_EXCEEDED'].includes(codeName(noCap.code)), `GetCapacity: ${codeName(noCap.code)}: ${noCap.message}`)
     server.start(t)
+    t.ok(BigInt((await c.GetCapacity(capReq, LONG)).available_capacity) > 0n, 'and GetCapacity answers once the server is back')
     const back = await create('while-down')
     t.ok(lstatSync(`${BACKING}/shop/while-down`).isDirectory(), 'the retry, once the server is back, makes the directory')
     await c.DeleteVolume({ volume_id: back.volume.volume_id }, LONG)
