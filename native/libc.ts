@@ -178,4 +178,10 @@ export function noTrailingSlash(p: string): string {
 export const AT_FDCWD = -100
 export const AT_SYMLINK_NOFOLLOW = 0x100
 export const AT_NO_AUTOMOUNT = 0x800
+/**
+ * statx: answer from the attributes the kernel has, without asking a network filesystem's server.
+ * A mount point's type, device, inode and mount-root bit never change, and on a hard NFS mount
+ * whose server died a synchronising statx would wait for ever, on the event loop.
+ */
+export const AT_STATX_DONT_SYNC = 0x4000
 export const AT_EMPTY_PATH = 0x1000

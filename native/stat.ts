@@ -10,6 +10,7 @@ import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_NO_AUTOMOUNT,
+  AT_STATX_DONT_SYNC,
   AT_SYMLINK_NOFOLLOW,
   checkPath,
   fns,
@@ -232,7 +233,9 @@ export function statx(path: string, opts?: StatxOptions): Statx {
   const follow = opts?.follow === true
   // Otherwise "link/" would be followed despite AT_SYMLINK_NOFOLLOW.
   if (!follow) path = noTrailingSlash(path)
-  const flags = AT_NO_AUTOMOUNT | (follow ? 0 : AT_SYMLINK_NOFOLLOW)
+  // By path: the driver's "what is mounted here?" question (the cached attributes answer it). An
+  // open fd (fstatx) is asked with the default sync, as the copy engine needs current sizes.
+  const flags = AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC | (follow ? 0 : AT_SYMLINK_NOFOLLOW)
   const { st, mountRootKnown } = rawStatx(AT_FDCWD, path, flags, path)
   if (!mountRootKnown) completeFromParent(st, follow ? realpathSync(path) : path)
   return st

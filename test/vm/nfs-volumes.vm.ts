@@ -298,4 +298,41 @@ t.test(`nfs volumes through the controller and two node plugins on ${kernelRelea
     await c.DeleteVolume({ volume_id: back.volume.volume_id }, LONG)
     t.notOk(existsSync(`${BACKING}/shop/while-down`), 'and DeleteVolume removes it')
   })
+
+  await t.test('a server that dies under a hard mount: unpublish and unstage still finish, and the plugin keeps answering', async (t) => {
+    const { volume } = await create('dies')
+    const a = nodes[0]!
+    const sa = stage(a, volume, 'dies')
+    await sa.up()
+    writeFileSync(`${sa.target}/before`, 'written before the server died\n')
+    t.match((mountAt(sa.staging)?.superOptions ?? []).join(','), /\bhard\b/, 'the volume is mounted hard (the default)')
+    server.stop(t)
+    // While the node tears the mounts down, the plugin must go on serving: every second a cheap
+    // call, each with its own deadline.
+    let probing = true
+    const probes: (number | string)[] = []
+    const prober = (async () => {
+      while (probing) {
+        const at = Date.now()
+        probes.push(await a.n.NodeGetCapabilities({}, 10_000).then(() => Date.now() - at, (e: Error) => e.message))
+        await new Promise((r) => setTimeout(r, 1000))
+      }
+    })()
+    const started = Date.now()
+    const unpub = await outcome(a.n.NodeUnpublishVolume({ volume_id: volume.volume_id, target_path: sa.target }, 120_000))
+    const unpubMs = Date.now() - started
+    const unstage = await outcome(a.n.NodeUnstageVolume({ volume_id: volume.volume_id, staging_target_path: sa.staging }, 120_000))
+    const allMs = Date.now() - started
+    probing = false
+    await prober
+    t.comment(`unpublish: ${codeName(unpub.code)} after ${unpubMs} ms; unstage: ${codeName(unstage.code)} after ${allMs - unpubMs} ms; probes (ms): ${probes.join(' ')}`)
+    t.equal(codeName(unpub.code), 'OK', `NodeUnpublishVolume: ${unpub.message}`)
+    t.equal(codeName(unstage.code), 'OK', `NodeUnstageVolume: ${unstage.message}`)
+    t.notOk(mountAt(sa.target), 'nothing mounted at the target')
+    t.notOk(mountAt(sa.staging), 'nothing mounted at the staging path')
+    t.ok(probes.length > 0 && probes.every((p) => typeof p === 'number'), 'the plugin answered every call meanwhile')
+    server.start(t)
+    await c.DeleteVolume({ volume_id: volume.volume_id }, LONG)
+    t.notOk(existsSync(`${BACKING}/shop/dies`), 'once the server is back, DeleteVolume removes the directory')
+  })
 })
