@@ -3,7 +3,7 @@
 //   tscsi     controller + node plugin (split sockets, local store) + the metrics sidecar
 //   hostpath  kubernetes-csi's hostpathplugin, one process serving Identity, Controller and Node
 import { spawnSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import type { CsiClient } from '../common/client.js'
@@ -85,13 +85,20 @@ async function stopAll(procs: Proc[], clients: { close(): void }[]): Promise<voi
   await Promise.all(procs.map((p) => stopProc(p)))
 }
 
+/** The Node flags an entrypoint's `#!/usr/bin/env -S node FLAGS` line names. */
+function shebangFlags(file: string): string[] {
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0]!
+  return /^#!\/usr\/bin\/env -S node (.+)$/.exec(first)?.[1]!.split(' ').filter(Boolean) ?? []
+}
+
 export async function startTscsi(o: TscsiOptions): Promise<TscsiDriver> {
   mkdirSync(o.dir, { recursive: true })
   const state = path.join(o.dir, 'state')
   const data = path.join(o.dir, 'data')
   const csock = path.join(o.dir, 'controller.sock')
   const nsock = path.join(o.dir, 'node.sock')
-  const node = (script: string): string[] => [...o.nodeFlags, path.join(DIST, script)]
+  // Each entrypoint runs with the Node flags its shebang names, as the image runs it.
+  const node = (script: string): string[] => [...o.nodeFlags, ...shebangFlags(path.join(DIST, script)), path.join(DIST, script)]
   const procs: Proc[] = []
   const clients: { close(): void }[] = []
   try {
