@@ -100,8 +100,10 @@ export class Cluster {
     const socket = this.socket(role)
     // Gone before the spawn, so the socket's reappearance means the successor listens.
     rmSync(socket, { force: true })
+    // Two minutes to serve: a Node.js start takes about half a minute under TCG in the VM suite,
+    // more on a loaded machine (a CI run of 6.12 once met 30 s). Only a failure waits that long.
     await spawnDriver({
-      kind: role, dir, socket, distRoot: DIST_ROOT, nodeId: 'crash-node', readyTimeoutMs: 30_000, pollMs: 10,
+      kind: role, dir, socket, distRoot: DIST_ROOT, nodeId: 'crash-node', readyTimeoutMs: 120_000, pollMs: 10,
       onSpawn: (proc) => {
         this.procs[role] = proc
         this.started.push(proc)
