@@ -76,14 +76,19 @@ export async function claimRoom(d: ControllerDeps, req: ClaimRequest, pick: Pick
   throw aborted(`placing volume ${req.volumeId} kept meeting other controllers' placements; retry`)
 }
 
-/** Takes back a volume's claim on a node (idempotent: a missing claim is fine). */
+/**
+ * Takes back a volume's claim on a node (idempotent: a missing claim is fine). Queued behind this
+ * process's own placements and releases, as claims are: a hundred concurrent DeleteVolumes (the
+ * provisioner's workers) each racing a compare-and-swap on the node's one ledger document meant
+ * one winner per round and the rest re-reading, and deleting 500 claims took minutes.
+ */
 export async function releaseClaim(d: ControllerDeps, node: string, volumeId: string): Promise<void> {
   try {
-    await d.store.ledger.update(claimsId(node), (doc) => {
+    await d.placement.run('placement', () => d.store.ledger.update(claimsId(node), (doc) => {
       if (!doc?.claims?.[volumeId]) return { result: undefined }
       const { [volumeId]: _, ...claims } = doc.claims
       return { next: { ...doc, claims }, result: undefined }
-    })
+    }))
   } catch (e) {
     // The volume is gone already; a claim left behind is dropped as an orphan later.
     d.log.warn({ err: e, volume_id: volumeId, node }, 'could not release a volume\'s claim; it will be dropped as an orphan')
