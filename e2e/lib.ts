@@ -36,7 +36,7 @@ const KUBECTL = path.join(ROOT, '.tools/bin/kubectl')
 export interface Result { code: number; stdout: string; stderr: string }
 
 export function kubectlTry(args: string[], input?: string, timeoutMs = 60_000): Result {
-  const r = spawnSync(KUBECTL, ['--kubeconfig', env.KUBECONFIG, ...args], { input, encoding: 'utf8', timeout: timeoutMs })
+  const r = spawnSync(KUBECTL, ['--kubeconfig', env.KUBECONFIG, ...args], { input, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 256 << 20 })
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') }
 }
 

@@ -18,7 +18,7 @@ cd "$ROOT"
 source scripts/lib.sh
 # install first (it checks the fresh install), upgrade last (it moves the release to a second image
 # tag, uninstalls and installs again).
-ALL=(install dir registrar image-expand block snapshot ephemeral mount-options node-restart capacity upgrade)
+ALL=(install dir registrar image-expand block snapshot ephemeral mount-options node-restart capacity scale upgrade)
 IFS=', ' read -r -a SCEN <<<"${E2E_SCENARIOS:-${ALL[*]}}"
 passed=0
 failed=0
