@@ -43,3 +43,52 @@ export class Mutexes {
     }
   }
 }
+
+/** One item's answer from a group commit: its value, or the error that item alone fails with. */
+export type Outcome<R> = { value: R } | { error: unknown }
+
+/**
+ * Group commit: items submitted while a flush is running wait, and the next flush takes all of
+ * them at once, so N writers queued on one document cost one write instead of N in turn (at an
+ * API server's ~80 ms a write, 500 queued claims were 40 s of waiting). One flush at a time, as a
+ * mutex would run them; flush answers every item, in order, and a flush that throws fails every
+ * item it was given. An item's promise settles only after its flush has returned, so a caller
+ * is never told "done" before the write that carries its change is.
+ */
+export class GroupCommit<T, R> {
+  private queue: Array<{ item: T; resolve: (r: R) => void; reject: (e: unknown) => void }> = []
+  private running = false
+
+  constructor(private readonly flush: (items: T[]) => Promise<Outcome<R>[]>) {}
+
+  submit(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject })
+      if (!this.running) void this.drain()
+    })
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue
+        this.queue = []
+        let outs: Outcome<R>[]
+        try {
+          outs = await this.flush(batch.map((b) => b.item))
+        } catch (e) {
+          for (const b of batch) b.reject(e)
+          continue
+        }
+        batch.forEach((b, i) => {
+          const o = outs[i]
+          if (o && 'value' in o) b.resolve(o.value)
+          else b.reject(o ? o.error : new Error(`group commit: the flush answered ${outs.length} of ${batch.length} items`))
+        })
+      }
+    } finally {
+      this.running = false
+    }
+  }
+}

@@ -19,10 +19,12 @@
 // between claim and create, and the CO gave up) is dropped once older than CLAIM_GRACE_MS; a
 // create that would land after that is refused instead (see checkClaimFresh).
 import { aborted, type CsiError } from '../common/errors.js'
+import type { Outcome } from '../common/lock.js'
 import type { LedgerDoc, VolumeSpec } from '../common/store/model.js'
+import type { NodeObject } from '../common/store/types.js'
 import type { ControllerDeps } from './deps.js'
 import { holdingsFor, type SpecHoldings } from './holdings.js'
-import { claimsId, planClaim, roomOf, type ClaimRequest, type NodeRoom } from './placement.js'
+import { claimsId, planClaim, roomOf, type ClaimOutcome, type ClaimRequest, type NodeRoom } from './placement.js'
 
 export const CLAIM_GRACE_MS = 10 * 60_000
 /** Rounds of "the node looked roomy in the cache but is not": each one reads a node fresh. */
@@ -50,11 +52,45 @@ export function onlyNode(node: string, bytes: bigint, refuse: (free: bigint) => 
  * Claims room (and a project id) for a volume on the node pick() chooses. Ranking uses cached
  * ledgers; the decision is the ledger's compare-and-swap on fresh data, and a node that turns out
  * fuller than the cache said is ranked again with what was read. Idempotent per volume: a repeat
- * finds its claim and keeps its project id.
+ * finds its claim and keeps its project id. Claims queued behind this process's running commit
+ * are decided and written together (commitLedger).
  */
-export async function claimRoom(d: ControllerDeps, req: ClaimRequest, pick: Pick): Promise<Claimed> {
+export function claimRoom(d: ControllerDeps, req: ClaimRequest, pick: Pick): Promise<Claimed> {
+  return d.placement.submit({ claim: req, pick }) as Promise<Claimed>
+}
+
+/**
+ * Takes back a volume's claim on a node (idempotent: a missing claim is fine). Queued with this
+ * process's placements, as claims are: a hundred concurrent DeleteVolumes (the provisioner's
+ * workers) each racing a compare-and-swap on the node's one ledger document meant one winner per
+ * round and the rest re-reading, and deleting 500 claims took minutes.
+ */
+export async function releaseClaim(d: ControllerDeps, node: string, volumeId: string): Promise<void> {
+  try {
+    await d.placement.submit({ release: { node, volumeId } })
+  } catch (e) {
+    // The volume is gone already; a claim left behind is dropped as an orphan later.
+    d.log.warn({ err: e, volume_id: volumeId, node }, 'could not release a volume\'s claim; it will be dropped as an orphan')
+  }
+}
+
+/** One change to a node's ledger, as queued for a group commit. */
+export type LedgerOp = { claim: ClaimRequest; pick: Pick } | { release: { node: string; volumeId: string } }
+
+/**
+ * The group commit of claims and releases (deps.placement runs one at a time). The ops are
+ * planned in the order they came, each seeing the room the ones before it took, and then every
+ * node's share is written in one compare-and-swap of its ledger, which decides each claim again
+ * on the document it replaces. A claim that no longer fits there is planned again, on what was
+ * read, in the next round. Every op is answered only after the write carrying it succeeded (or
+ * with the error of the one that failed), so an acknowledged claim is a recorded one, exactly as
+ * when each claim had its own write; a process killed mid-commit has told nobody anything.
+ */
+export async function commitLedger(d: ControllerDeps, ops: LedgerOp[]): Promise<Outcome<Claimed | undefined>[]> {
+  const out: Outcome<Claimed | undefined>[] = new Array(ops.length)
+  let pending = ops.map((_, i) => i)
   const seen = new Map<string, LedgerDoc>()
-  for (let round = 0; round < MAX_REPLANS; round++) {
+  for (let round = 0; round < MAX_REPLANS && pending.length > 0; round++) {
     // The live index, not a list of every volume: placement asks only about the nodes it ranks.
     const [nodes, volumes] = await Promise.all([d.store.nodes.list(), holdingsFor(d.store.volumes)])
     // Orphans are left out of the ranking too: a node full only of them has room.
@@ -66,33 +102,78 @@ export async function claimRoom(d: ControllerDeps, req: ClaimRequest, pick: Pick
       orphans.set(n.id, gone)
       claims.set(n.id, doc && { ...doc, claims: Object.fromEntries(Object.entries(doc.claims ?? {}).filter(([id]) => !gone.has(id))) })
     }
-    const target = pick(roomOf(nodes, volumes, req.pool, req.kind, claims, req.volumeId))
-    const node = nodes.find((n) => n.id === target.id)!
     const at = d.clock()
-    const out = await d.store.ledger.update(claimsId(node.id), (doc) => planClaim(doc, node, volumes, req, orphans.get(node.id)!, at))
-    if (out.claimed) return { node: node.id, ...(out.projectId !== undefined && { projectId: out.projectId }), at }
-    seen.set(node.id, out.doc)
+    const byNode = new Map<string, number[]>()
+    for (const i of pending) {
+      const op = ops[i]!
+      let node: string
+      if ('release' in op) {
+        node = op.release.node
+      } else {
+        const { claim: req, pick } = op
+        try {
+          node = pick(roomOf(nodes, volumes, req.pool, req.kind, claims, req.volumeId)).id
+        } catch (e) {
+          out[i] = { error: e }
+          continue
+        }
+        const planned = planClaim(claims.get(node), nodes.find((n) => n.id === node)!, volumes, req, new Set(), at)
+        if (planned.next) claims.set(node, planned.next)
+      }
+      byNode.set(node, [...(byNode.get(node) ?? []), i])
+    }
+    d.metrics.ledgerCommit(pending.length, byNode.size)
+    const again: number[] = []
+    await Promise.all([...byNode].map(async ([node, mine]) => {
+      try {
+        const done = await d.store.ledger.update(claimsId(node), (doc) =>
+          applyOps(doc, nodes.find((n) => n.id === node), volumes, mine.map((i) => ops[i]!), orphans.get(node) ?? new Set(), at))
+        mine.forEach((i, k) => {
+          const r = done.results[k]
+          if (!r) out[i] = { value: undefined }
+          else if (r.claimed) out[i] = { value: { node, ...(r.projectId !== undefined && { projectId: r.projectId }), at } }
+          else again.push(i)
+        })
+        if (mine.some((i) => out[i] === undefined)) seen.set(node, done.doc)
+      } catch (e) {
+        for (const i of mine) out[i] = { error: e }
+      }
+    }))
+    pending = again.sort((a, b) => a - b)
   }
-  throw aborted(`placing volume ${req.volumeId} kept meeting other controllers' placements; retry`)
+  for (const i of pending) out[i] = { error: aborted(`placing volume ${(ops[i] as { claim: ClaimRequest }).claim.volumeId} kept meeting other controllers' placements; retry`) }
+  return out
 }
 
 /**
- * Takes back a volume's claim on a node (idempotent: a missing claim is fine). Queued behind this
- * process's own placements and releases, as claims are: a hundred concurrent DeleteVolumes (the
- * provisioner's workers) each racing a compare-and-swap on the node's one ledger document meant
- * one winner per round and the rest re-reading, and deleting 500 claims took minutes.
+ * One node's share of a commit, decided on its ledger as just read: releases drop their claim,
+ * claims are decided by planClaim in turn. Pure, because the ledger may call it again on a newer
+ * document. node is undefined for a node that is gone, which only releases ask about.
  */
-export async function releaseClaim(d: ControllerDeps, node: string, volumeId: string): Promise<void> {
-  try {
-    await d.placement.run('placement', () => d.store.ledger.update(claimsId(node), (doc) => {
-      if (!doc?.claims?.[volumeId]) return { result: undefined }
-      const { [volumeId]: _, ...claims } = doc.claims
-      return { next: { ...doc, claims }, result: undefined }
-    }))
-  } catch (e) {
-    // The volume is gone already; a claim left behind is dropped as an orphan later.
-    d.log.warn({ err: e, volume_id: volumeId, node }, 'could not release a volume\'s claim; it will be dropped as an orphan')
+function applyOps(doc: LedgerDoc | undefined, node: NodeObject | undefined, volumes: SpecHoldings, ops: LedgerOp[], orphans: ReadonlySet<string>, at: Date):
+  { next?: LedgerDoc; result: { results: (ClaimOutcome | undefined)[]; doc: LedgerDoc } } {
+  let cur: LedgerDoc = doc ?? { claims: {} }
+  let changed = false
+  const results: (ClaimOutcome | undefined)[] = []
+  for (const op of ops) {
+    if ('release' in op) {
+      const id = op.release.volumeId
+      if (cur.claims?.[id]) {
+        const { [id]: _, ...rest } = cur.claims
+        cur = { ...cur, claims: rest }
+        changed = true
+      }
+      results.push(undefined)
+      continue
+    }
+    const { next, result } = planClaim(cur, node!, volumes, op.claim, orphans, at)
+    if (next) {
+      cur = next
+      changed = true
+    }
+    results.push(result)
   }
+  return { ...(changed && { next: cur }), result: { results, doc: cur } }
 }
 
 /**

@@ -1,12 +1,14 @@
 // The controller's own metrics: volumes by phase (read from the store at scrape time, so they
 // can never drift), time for a node to act, and operations waiting on nodes.
-import { Gauge, Histogram, type Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { Store } from '../common/store/types.js'
 import { LATENCY_BUCKETS } from '../common/process-metrics.js'
 
 export interface ControllerMetrics {
   /** Wraps a wait for a node: counts it as pending and times it. */
   timeNode<T>(operation: 'create' | 'delete' | 'expand', wait: () => Promise<T>): Promise<T>
+  /** One round of a ledger group commit: the claims and releases it carried, the ledgers written. */
+  ledgerCommit(ops: number, writes: number): void
 }
 
 export function volumePhase(spec: { deletionRequestedAt?: string; generation: number }, status?: { phase: string; observedGeneration: number }): string {
@@ -24,6 +26,13 @@ export function controllerMetrics(registry: Registry, store: Store): ControllerM
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   })
+  const batch = new Histogram({
+    name: 'tscsi_controller_ledger_commit_operations',
+    help: 'Claims and releases carried by one group commit of the node ledgers (one write per node touched).',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+    registers: [registry],
+  })
+  const writes = new Counter({ name: 'tscsi_controller_ledger_writes_total', help: 'Ledger document writes attempted by group commits (one per node touched per round).', registers: [registry] })
   new Gauge({
     name: 'tscsi_controller_volumes',
     help: 'Volumes in the store, by phase.',
@@ -40,6 +49,10 @@ export function controllerMetrics(registry: Registry, store: Store): ControllerM
     },
   })
   return {
+    ledgerCommit(ops, written) {
+      batch.observe(ops)
+      writes.inc(written)
+    },
     async timeNode(operation, wait) {
       pending.inc()
       const end = realise.startTimer({ operation })
@@ -54,4 +67,4 @@ export function controllerMetrics(registry: Registry, store: Store): ControllerM
 }
 
 /** For service tests that do not look at metrics. */
-export const noControllerMetrics: ControllerMetrics = { timeNode: (_op, wait) => wait() }
+export const noControllerMetrics: ControllerMetrics = { timeNode: (_op, wait) => wait(), ledgerCommit: () => undefined }

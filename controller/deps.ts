@@ -1,7 +1,8 @@
 // What the controller's handlers need, injected so service tests can swap any of it.
 import type { Logger } from '../common/log.js'
-import { Mutexes, TryLocks } from '../common/lock.js'
+import { GroupCommit, TryLocks } from '../common/lock.js'
 import type { Store } from '../common/store/types.js'
+import { commitLedger, type Claimed, type LedgerOp } from './claims.js'
 import { noControllerMetrics, type ControllerMetrics } from './controller-metrics.js'
 
 export interface ControllerDeps {
@@ -15,13 +16,16 @@ export interface ControllerDeps {
   /** Per-volume locks: a concurrent call on the same volume gets ABORTED. */
   locks: TryLocks
   /**
-   * Placement queues inside this process, so its own creates never collide on the ledger; across
-   * processes the ledger's compare-and-swap decides (claims.ts).
+   * Claims and releases queue inside this process and are written as group commits, so its own
+   * creates never collide on the ledger; across processes the ledger's compare-and-swap decides
+   * (claims.ts).
    */
-  placement: Mutexes
+  placement: GroupCommit<LedgerOp, Claimed | undefined>
   metrics: ControllerMetrics
 }
 
 export function controllerDeps(p: Pick<ControllerDeps, 'store' | 'log' | 'realiseTimeoutMs' | 'enableAttach'> & Partial<ControllerDeps>): ControllerDeps {
-  return { clock: () => new Date(), locks: new TryLocks(), placement: new Mutexes(), metrics: noControllerMetrics, ...p }
+  const d: ControllerDeps = { clock: () => new Date(), locks: new TryLocks(), metrics: noControllerMetrics, ...p, placement: p.placement! }
+  d.placement ??= new GroupCommit((ops) => commitLedger(d, ops))
+  return d
 }

@@ -35,8 +35,7 @@ export function expandHandlers(d: ControllerDeps): Implemented<'Controller', 'Co
       if (want > cur) {
         // The larger size is claimed first, so no other controller promises the difference.
         const refuse = (free: bigint) => exhausted(`node ${s.node} has ${free - cur} bytes free in pool ${JSON.stringify(s.pool)}; growing volume ${id} by ${want - cur} needs more`)
-        await d.placement.run('placement', () =>
-          claimRoom(d, { volumeId: id, pool: s.pool, bytes: want, ...(s.projectId !== undefined && { projectId: s.projectId }) }, onlyNode(s.node, want, refuse)))
+        await claimRoom(d, { volumeId: id, pool: s.pool, bytes: want, ...(s.projectId !== undefined && { projectId: s.projectId }) }, onlyNode(s.node, want, refuse))
         await d.store.volumes.putSpec(id, { ...s, capacityBytes: want.toString(), generation: s.generation + 1 })
       }
       // A repeat of a call cut short after the size was recorded finds nothing to record, but

@@ -70,8 +70,7 @@ export function volumeHandlers(d: ControllerDeps): Implemented<'Controller', 'Cr
         // A project id is handed out with the claim, so two volumes on one node and pool never
         // share one (a shared id would pool their limits), whichever controllers made them.
         const quota = shape.kind === 'dir' && (params.raw['quota'] ?? 'auto') !== 'off'
-        const claimed = await d.placement.run('placement', () =>
-          claimRoom(d, { volumeId: id, pool: shape.pool, kind: shape.kind, bytes: shape.size, ...(quota && { projectId: 'new' as const }) }, pick))
+        const claimed = await claimRoom(d, { volumeId: id, pool: shape.pool, kind: shape.kind, bytes: shape.size, ...(quota && { projectId: 'new' as const }) }, pick)
         const spec: VolumeSpec = {
           name, node: claimed.node, kind: shape.kind, pool: shape.pool, capacityBytes: shape.size.toString(), accessType,
           ...(shape.fsType !== undefined && { fsType: shape.fsType }), ...(claimed.projectId !== undefined && { projectId: claimed.projectId }),

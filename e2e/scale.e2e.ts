@@ -55,12 +55,14 @@ async function controllerMetrics(): Promise<string> {
 }
 
 /** CreateVolume/DeleteVolume served (count, seconds) and the part spent waiting for the node. */
-async function controllerTime(): Promise<{ rpc: Counts; rpcCount: Counts; realise: Counts }> {
+async function controllerTime(): Promise<{ rpc: Counts; rpcCount: Counts; realise: Counts; ledger: Counts }> {
   const text = await controllerMetrics()
+  const one = (metric: string): [string, number] => [metric, sums(text, metric, []).get('') ?? 0]
   return {
     rpc: sums(text, 'tscsi_rpc_duration_seconds_sum', ['method']),
     rpcCount: sums(text, 'tscsi_rpc_duration_seconds_count', ['method']),
     realise: sums(text, 'tscsi_controller_realise_duration_seconds_sum', ['operation']),
+    ledger: new Map([one('tscsi_controller_ledger_commit_operations_sum'), one('tscsi_controller_ledger_commit_operations_count'), one('tscsi_controller_ledger_writes_total')]),
   }
 }
 
@@ -120,6 +122,12 @@ function timeReport(t: Test, before: Awaited<ReturnType<typeof controllerTime>>,
       t.comment(`tscsi controller: ${n} ${method} calls, ${(1000 * s / n).toFixed(1)} ms each on average (of which ${(1000 * node / n).toFixed(1)} ms waiting for the node plugin); ` +
         `${s.toFixed(1)} s of server time in a ${wallSeconds.toFixed(1)} s window`)
     }
+  }
+  const delta = (k: string): number => (after.ledger.get(k) ?? 0) - (before.ledger.get(k) ?? 0)
+  const commits = delta('tscsi_controller_ledger_commit_operations_count')
+  if (commits > 0) {
+    t.comment(`tscsi controller: ${delta('tscsi_controller_ledger_commit_operations_sum')} claims and releases in ${commits} group commits, ` +
+      `${delta('tscsi_controller_ledger_writes_total')} ledger writes`)
   }
 }
 

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { existsSync, mkdirSync, readdirSync, writeFileSync, readFileSync } from 'node:fs'
 import path from 'node:path'
-import { client, kill9, mountCap, mountsUnder, start, startDriver, testRig } from './helpers/driver.js'
+import { client, crashRandom, kill9, mountCap, mountsUnder, start, startDriver, testRig } from './helpers/driver.js'
 
 const MiB = 1 << 20
 
@@ -102,9 +102,7 @@ if (process.getuid?.() !== 0) {
     const dir = rig.dir
     const node = await start('node', dir)
     rig.procs.push(node)
-    let seed = Number(process.env.TSCSI_CRASH_SEED ?? 20261122)
-    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
-    t.comment(`seed ${process.env.TSCSI_CRASH_SEED ?? 20261122} (set TSCSI_CRASH_SEED to replay)`)
+    const rand = crashRandom(t, 20261122)
     for (let round = 0; round < 6; round++) {
       const ctl = await start('controller', dir)
       rig.procs.push(ctl)

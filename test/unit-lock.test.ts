@@ -1,7 +1,7 @@
-// common/lock.ts: TryLocks answer ABORTED at once; Mutexes queue in order.
+// common/lock.ts: TryLocks answer ABORTED at once; Mutexes queue in order; GroupCommit batches.
 import { status } from '@grpc/grpc-js'
 import t from 'tap'
-import { Mutexes, TryLocks } from '../common/lock.js'
+import { GroupCommit, Mutexes, TryLocks, type Outcome } from '../common/lock.js'
 import { rejectsCsi } from './helpers/csi.js'
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -83,4 +83,62 @@ t.test('Mutexes: a synchronous throw is delivered as a rejection and the key fre
   const m = new Mutexes()
   await t.rejects(m.run('k', () => { throw new Error('boom') }), { message: 'boom' })
   t.equal(await m.run('k', () => 'next'), 'next')
+})
+
+t.test('GroupCommit: items queued during a flush go together into the next one, each answered in order', async (t) => {
+  const gate = deferred()
+  const flushes: number[][] = []
+  let active = 0
+  let maxActive = 0
+  const g = new GroupCommit<number, string>(async (items) => {
+    flushes.push(items)
+    active++
+    maxActive = Math.max(maxActive, active)
+    if (flushes.length === 1) await gate.promise
+    active--
+    return items.map((i): Outcome<string> => (i % 2 === 0 ? { value: `ok ${i}` } : { error: new Error(`odd ${i}`) }))
+  })
+  const first = g.submit(0)
+  const rest = [1, 2, 3, 4].map((i) => g.submit(i))
+  await new Promise((r) => setImmediate(r))
+  t.same(flushes, [[0]], 'the first flush started alone; the others wait for it')
+  gate.resolve()
+  t.equal(await first, 'ok 0')
+  const settled = await Promise.allSettled(rest)
+  t.same(flushes, [[0], [1, 2, 3, 4]], 'the four queued items made one flush')
+  t.equal(maxActive, 1, 'one flush at a time')
+  t.same(settled.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message)), ['odd 1', 'ok 2', 'odd 3', 'ok 4'], 'each item gets its own answer')
+})
+
+t.test('GroupCommit: a throwing flush fails every item in it, and the next flush runs', async (t) => {
+  let n = 0
+  const gate = deferred()
+  const g = new GroupCommit<string, string>(async (items) => {
+    n++
+    if (n === 1) {
+      await gate.promise
+      throw new Error('write failed')
+    }
+    return items.map((i) => ({ value: i }))
+  })
+  const a = g.submit('a')
+  const b = g.submit('b')
+  gate.resolve()
+  await t.rejects(a, { message: 'write failed' })
+  t.equal(await b, 'b', 'b was queued behind the failed flush and is written by the next')
+  await t.rejects(new GroupCommit<string, string>(async () => []).submit('x'), { message: /answered 0 of 1/ }, 'a flush that forgets an item fails it')
+})
+
+t.test('GroupCommit: an item is not answered before its flush returns', async (t) => {
+  const gate = deferred()
+  const g = new GroupCommit<string, string>(async (items) => {
+    await gate.promise
+    return items.map((i) => ({ value: i }))
+  })
+  let answered = false
+  const p = g.submit('x').then((v) => { answered = true; return v })
+  await new Promise((r) => setTimeout(r, 20))
+  t.notOk(answered, 'still waiting on the write')
+  gate.resolve()
+  t.equal(await p, 'x')
 })

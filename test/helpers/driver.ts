@@ -201,3 +201,14 @@ export async function nodeSeen(c: CsiClient<'Controller'>, timeoutMs = 30_000): 
     await new Promise((r) => setTimeout(r, 20))
   }
 }
+
+/**
+ * A replayable random stream for crash tests: TSCSI_CRASH_SEED (else fallback) seeds it, and the
+ * test's output names the seed so a failure can be replayed.
+ */
+export function crashRandom(t: { comment(...args: unknown[]): void }, fallback: number): () => number {
+  const first = Number(process.env.TSCSI_CRASH_SEED ?? fallback)
+  let seed = first
+  t.comment(`seed ${first} (set TSCSI_CRASH_SEED to replay)`)
+  return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+}
