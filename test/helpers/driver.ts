@@ -66,6 +66,8 @@ export interface SpawnOptions {
   nodeId?: string
   readyTimeoutMs?: number
   pollMs?: number
+  /** node's own flags (before the script), e.g. heap limits. */
+  nodeFlags?: string[]
   /** Called as soon as the process exists, before it serves (so a test can kill it meanwhile). */
   onSpawn?: (p: Proc) => void
 }
@@ -82,10 +84,13 @@ export async function spawnDriver(o: SpawnOptions): Promise<Proc> {
   // CO paths in tests live in the test folder (a cluster's live under /var/lib/kubelet).
   if (o.kind === 'node') args.push('--data-root', path.join(o.dir, 'data'), '--nodeid', o.nodeId ?? 'e2e-node', '--co-path-prefix', o.dir)
   // Without tap's NODE_OPTIONS: its process-info preload makes each driver process take seconds
-  // to start serving.
+  // to start serving, and it turns on source maps, so a driver parses every source map it loads
+  // (a controller on the Kubernetes store held ~125 MB of them). Deleting the variable from env
+  // is not enough: @tapjs/processinfo wraps child_process and puts its loader back, so `env -u`
+  // drops it at the one step the wrapper cannot see, the exec of node (same pid).
   const env = { ...process.env }
   delete env.NODE_OPTIONS
-  const child = spawn(process.execPath, [...args, ...(o.extra ?? [])], { cwd: o.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...(o.nodeFlags ?? []), ...args, ...(o.extra ?? [])], { cwd: o.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let logs = ''
   child.stdout!.on('data', (b) => (logs += b))
   child.stderr!.on('data', (b) => (logs += b))
@@ -115,9 +120,9 @@ export async function spawnDriver(o: SpawnOptions): Promise<Proc> {
   return proc
 }
 
-export async function start(kind: 'controller' | 'node', dir: string, extra: string[] = []): Promise<Proc> {
+export async function start(kind: 'controller' | 'node', dir: string, extra: string[] = [], nodeFlags?: string[]): Promise<Proc> {
   // Test folders have long paths; unix socket paths must stay under 108 bytes.
-  return spawnDriver({ kind, dir, extra, socket: path.join(socketDir(dir), `${kind}.sock`) })
+  return spawnDriver({ kind, dir, extra, socket: path.join(socketDir(dir), `${kind}.sock`), ...(nodeFlags && { nodeFlags }) })
 }
 
 export async function kill9(p: Proc): Promise<void> {
