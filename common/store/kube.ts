@@ -68,6 +68,10 @@ export type Watcher = Pick<Watch, 'watch'>
 export class KubeCollection<S, T> implements Collection<S, T> {
   private readonly cache = new KubeCache<KubeObject<S, T>>((id) => this.tell(id), (id) => this.reread(id))
   private readonly listeners = new Set<(id: string) => void>()
+  // Each cached object's view, for as long as the cache holds that object: an unchanged object
+  // keeps its view across listings, so callers can cache what they derive from it (ListVolumes
+  // keeps its encoded entries by view, as on the local store).
+  private readonly views = new WeakMap<KubeObject<S, T>, StoredObject<S, T>>()
   private abort: AbortController | undefined
   private closed = false
   private backoffMs = 1000
@@ -113,7 +117,18 @@ export class KubeCollection<S, T> implements Collection<S, T> {
   }
 
   async list(): Promise<StoredObject<S, T>[]> {
-    return this.cache.ids().sort().map((id) => this.view(this.cache.get(id))).filter((v): v is StoredObject<S, T> => v !== undefined)
+    return this.cache.ids().sort().map((id) => this.listView(this.cache.get(id))).filter((v): v is StoredObject<S, T> => v !== undefined)
+  }
+
+  /** As view(), but the same view for the same cached object (list() callers must not mutate it). */
+  private listView(obj: KubeObject<S, T> | undefined): StoredObject<S, T> | undefined {
+    if (!obj) return undefined
+    let v = this.views.get(obj)
+    if (!v) {
+      v = this.view(obj)
+      if (v) this.views.set(obj, v)
+    }
+    return v
   }
 
   async putSpec(id: string, spec: S): Promise<void> {
