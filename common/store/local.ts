@@ -2,7 +2,7 @@
 // (`<id>.spec.json`, `<id>.status.json`), replaced atomically. The controller and the node plugin
 // on one machine share the folder; inotify (fs.watch) carries changes between them within
 // milliseconds and a periodic rescan catches anything a watch could miss.
-import { promises as fsp, watch, type FSWatcher } from 'node:fs'
+import { promises as fsp, readFileSync, watch, type FSWatcher } from 'node:fs'
 import path from 'node:path'
 import { failedPrecondition, invalid, unavailable } from '../errors.js'
 import { Mutexes } from '../lock.js'
@@ -57,7 +57,7 @@ export class LocalCollection<S, T> implements Collection<S, T> {
     await this.sweepOrphans()
     this.watcher = watch(this.dir, { persistent: false }, (_event, name) => {
       const m = typeof name === 'string' ? FILE.exec(name) : null
-      if (m?.[1]) this.scheduleReload(m[1])
+      if (m?.[1]) this.scheduleReload(m[1], m[2] as Part)
     })
     this.watcher.on('error', (e) => this.log.warn({ err: e, dir: this.dir }, 'store watch failed; relying on rescans'))
     this.rescanTimer = setInterval(() => {
@@ -202,10 +202,16 @@ export class LocalCollection<S, T> implements Collection<S, T> {
     this.notify(id)
   }
 
-  private async readPart<V>(id: string, part: Part): Promise<V | undefined> {
+  /**
+   * One part as on disk. Read synchronously: documents are a few hundred bytes on the state
+   * folder's local disk, and fs.promises' open/fstat/read/close (four thread-pool hops and a
+   * FileHandle) cost more than the read itself; on the create and delete paths they were about
+   * half of each RPC's time (BENCHMARKS.md).
+   */
+  private readPart<V>(id: string, part: Part): V | undefined {
     let text: string
     try {
-      text = await fsp.readFile(this.file(id, part), 'utf8')
+      text = readFileSync(this.file(id, part), 'utf8')
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       throw e
@@ -220,14 +226,15 @@ export class LocalCollection<S, T> implements Collection<S, T> {
     }
   }
 
-  /** Re-reads one id; returns whether anything changed. */
-  private reload(id: string, notify: boolean): Promise<boolean> {
-    return this.serial.run(id, () => this.reloadNow(id, notify))
+  /** Re-reads one id (or one part of it); returns whether anything changed. */
+  private reload(id: string, notify: boolean, only?: Part): Promise<boolean> {
+    return this.serial.run(id, () => this.reloadNow(id, notify, only))
   }
 
-  private async reloadNow(id: string, notify: boolean): Promise<boolean> {
-    const [spec, status] = await Promise.all([this.readPart<S>(id, 'spec'), this.readPart<T>(id, 'status')])
+  private async reloadNow(id: string, notify: boolean, only?: Part): Promise<boolean> {
     const before = this.cache.get(id)
+    const spec = only === 'status' ? before?.spec : this.readPart<S>(id, 'spec')
+    const status = only === 'spec' ? before?.status : this.readPart<T>(id, 'status')
     const changed = JSON.stringify(before?.spec) !== JSON.stringify(spec) || JSON.stringify(before?.status) !== JSON.stringify(status)
     if (!changed) return false
     this.changed(id)
@@ -238,12 +245,18 @@ export class LocalCollection<S, T> implements Collection<S, T> {
     return true
   }
 
-  private scheduleReload(id: string): void {
-    if (this.pending.has(id)) return
-    this.pending.add(id)
+  /**
+   * A watch event names one part's file: only that part is read again (a lifecycle writes each
+   * part several times, and reading both on every event doubled the reads). Events for one part
+   * that arrive before its read starts share it.
+   */
+  private scheduleReload(id: string, part: Part): void {
+    const key = `${id}.${part}`
+    if (this.pending.has(key)) return
+    this.pending.add(key)
     setImmediate(() => {
-      this.pending.delete(id)
-      this.reload(id, true).catch((e) => this.log.warn({ err: e, id }, 'store reload failed'))
+      this.pending.delete(key)
+      this.reload(id, true, part).catch((e) => this.log.warn({ err: e, id }, 'store reload failed'))
     })
   }
 
