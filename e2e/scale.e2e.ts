@@ -12,10 +12,10 @@
 // resource and verb (its /metrics), and the tscsi controller's own (CreateVolume and DeleteVolume
 // server time, and how much of it was the wait for the node plugin).
 import t, { type Test } from 'tap'
-import { existsSync, readdirSync, statfsSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statfsSync } from 'node:fs'
 import path from 'node:path'
 import {
-  CONTROLLER_METRICS_PORT, DATA_ROOT, dataRootLoops, driverPods, kubectl, kubectlTry, namespace, pod, pvc, waitFor,
+  CONTROLLER_METRICS_PORT, DATA_ROOT, dataRootLoops, driverPods, env, kubectl, kubectlTry, namespace, pod, pvc, waitFor,
 } from './lib.js'
 
 const CLAIMS = Number(process.env['E2E_SCALE_CLAIMS'] ?? 500)
@@ -64,6 +64,28 @@ async function controllerTime(): Promise<{ rpc: Counts; rpcCount: Counts; realis
     realise: sums(text, 'tscsi_controller_realise_duration_seconds_sum', ['operation']),
     ledger: new Map([one('tscsi_controller_ledger_commit_operations_sum'), one('tscsi_controller_ledger_commit_operations_count'), one('tscsi_controller_ledger_writes_total')]),
   }
+}
+
+const KCM_LOG = path.join(env.RUN, 'logs/kube-controller-manager.log')
+const kcmLogSize = (): number => (existsSync(KCM_LOG) ? readFileSync(KCM_LOG).length : 0)
+
+/**
+ * kube-controller-manager's own client-side rate limiting since a log offset: its clients (the
+ * PersistentVolume binder among them) default to 20 requests/s, and log each wait they sit out.
+ */
+function kcmThrottling(from: number): string {
+  if (!existsSync(KCM_LOG)) return 'no kube-controller-manager log'
+  const waits = [...readFileSync(KCM_LOG).subarray(from).toString('utf8').matchAll(/Waited for ([0-9.]+)(ms|s) due to client-side throttling/g)]
+    .map((m) => Number(m[1]) * (m[2] === 'ms' ? 1 : 1000))
+  if (waits.length === 0) return 'kube-controller-manager logged no client-side throttling'
+  return `kube-controller-manager logged ${waits.length} client-side throttling waits, the longest ${(Math.max(...waits) / 1000).toFixed(1)} s`
+}
+
+/** Seconds from `started` to the newest creation of the claims' PersistentVolumes (second resolution). */
+function lastPvCreated(ns: string, started: number): number {
+  const made = JSON.parse(kubectl(['get', 'pv', '-o', 'json'])).items
+    .filter((pv: any) => pv.spec.claimRef?.namespace === ns).map((pv: any) => Date.parse(pv.metadata.creationTimestamp))
+  return (Math.max(...made) - started) / 1000
 }
 
 const poolFree = (): bigint => { const s = statfsSync(DATA_ROOT, { bigint: true }); return s.bavail * s.bsize }
@@ -145,12 +167,32 @@ volumeBindingMode: Immediate
   t.teardown(() => { kubectlTry(['delete', 'storageclass', IMMEDIATE]) })
   const api0 = apiRequests()
   const ctl0 = await controllerTime()
+  const kcm0 = kcmLogSize()
   const started = Date.now()
   createAll(ns, many(CLAIMS, (i) => pvc(`claim-${i}`, IMMEDIATE, '1Mi')))
   const applied = (Date.now() - started) / 1000
-  const bound = applied + await timeUntil('claims Bound', CLAIMS, () => claimsIn(ns).filter((c) => c.status?.phase === 'Bound').length, BIND_DEADLINE)
+  // The pipeline, every 10 s: kube-controller-manager's PersistentVolume controller marks each
+  // claim for the external provisioner (an annotation), the provisioner (through tscsi) makes its
+  // PersistentVolume, and the PV controller binds the two.
+  let nextReport = Date.now() + 10_000
+  const bound = applied + await timeUntil('claims Bound', CLAIMS, () => {
+    const claims = claimsIn(ns)
+    const n = claims.filter((c) => c.status?.phase === 'Bound').length
+    if (Date.now() >= nextReport) {
+      nextReport += 10_000
+      const marked = claims.filter((c) => c.metadata.annotations?.['volume.kubernetes.io/storage-provisioner']).length
+      const pvs = JSON.parse(kubectl(['get', 'pv', '-o', 'json'])).items.filter((pv: any) => pv.spec.claimRef?.namespace === ns).length
+      t.comment(`at ${((Date.now() - started) / 1000).toFixed(0)} s: ${claims.length} claims exist, ${marked} marked for the provisioner, ${pvs} PersistentVolumes made, ${n} Bound`)
+    }
+    return n
+  }, BIND_DEADLINE)
   t.equal(claimsIn(ns).filter((c) => c.status?.phase === 'Bound').length, CLAIMS, `all ${CLAIMS} claims Bound`)
   t.comment(`BENCH all ${CLAIMS} claims Bound ${bound.toFixed(1)} s after the create began (kubectl create itself took ${applied.toFixed(1)} s); the issue's limit is 60 s: ${bound <= 60 ? 'PASS' : 'MISS'}`)
+  // Where the time went: provisioning (external-provisioner and tscsi) ends when the last
+  // PersistentVolume is created; binding it to its claim is kube-controller-manager's work.
+  const provisioned = lastPvCreated(ns, started)
+  t.comment(`BENCH the last of the ${CLAIMS} PersistentVolumes was created ${provisioned.toFixed(0)} s after the create began (provisioning, to 1 s); ` +
+    `binding took the other ${(bound - provisioned).toFixed(0)} s; ${kcmThrottling(kcm0)}`)
   const ctl1 = await controllerTime()
   timeReport(t, ctl0, ctl1, bound)
   t.equal(tscsiVolumes().length, base.volumes.length + CLAIMS, `${CLAIMS} more TscsiVolume objects`)

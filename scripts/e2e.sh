@@ -9,6 +9,8 @@
 #
 #   E2E_SCENARIOS=dir,block   run only these (names of e2e/NAME.e2e.ts; default: all, in the order below)
 #   E2E_KEEP=1                leave the cluster up after the scenarios (teardown on Ctrl-C)
+#   E2E_KCM_QPS=N             kube-controller-manager's --kube-api-qps (burst 2N); default: its own
+#                             (20/30), as a stock cluster runs it. The scale scenario measures both.
 # Needs root (mounts, loop devices, containerd), Go, Node and Debian's packages (installed when
 # missing). The last line is "N passed, N failed": the scenarios' assertions plus the set-up and
 # the leftover check.

@@ -104,7 +104,8 @@ EOF
 
   start kube-controller-manager "$run" "$BIN/kube-controller-manager" --kubeconfig="$run/kcm.kubeconfig" \
     --secure-port=0 --leader-elect=false --use-service-account-credentials=true \
-    --service-account-private-key-file="$certs/sa.key" --root-ca-file="$certs/ca.crt" --profiling=false
+    --service-account-private-key-file="$certs/sa.key" --root-ca-file="$certs/ca.crt" --profiling=false \
+    ${E2E_KCM_QPS:+--kube-api-qps="$E2E_KCM_QPS" --kube-api-burst="$((E2E_KCM_QPS * 2))"}
   start kube-scheduler "$run" "$BIN/kube-scheduler" --kubeconfig="$run/scheduler.kubeconfig" \
     --secure-port=0 --leader-elect=false --profiling=false
 
