@@ -11,17 +11,17 @@
 // (so nothing realises or changes them behind the measurement). Root only, as the e2e.
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { volumeIdFor } from '../common/ids.js'
 import { silentLogger } from '../common/log.js'
 import { metricsSocketFor } from '../common/process-metrics.js'
-import { KubeStore } from '../common/store/kube.js'
+import { KubeStore } from '../common/store/kube-store.js'
 import type { VolumeSpec } from '../common/store/model.js'
 import { KUBECTL, missingApiServerBinaries, startApiServer } from '../test/helpers/apiserver.js'
 import { client, ROOT, start, type Proc } from '../test/helpers/driver.js'
+import { cpuMs, memoryMiB } from './procs.js'
 
 const run = promisify(execFile)
 const OBJECTS = Number(process.env.BENCH_OBJECTS ?? 5000)
@@ -29,15 +29,10 @@ const NODE = 'bench-node'
 const IDLE_MS = 20_000
 /** node flags for the controller (BENCH_CONTROLLER_NODE_FLAGS), e.g. a heap limit to try. */
 const NODE_FLAGS = (process.env.BENCH_CONTROLLER_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)
-const TICK = 100 // USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on Linux
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
-/** User plus system CPU seconds the process has used. */
-const cpuSeconds = (pid: number): number => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(f[11]) + Number(f[12])) / TICK
-}
+const rssMiB = (pid: number): number => memoryMiB(pid).rss
+const cpuSeconds = (pid: number): number => cpuMs(pid) / 1000
 
 /** V8's heap (used / total) and external memory, in MiB, from the process's own /metrics. */
 function heapOf(socket: string): Promise<string> {

@@ -15,14 +15,12 @@
 // it does not serve: on any error but 410 (a failed list, a refused or broken watch) it reports
 // 'error' and stops for good, and it re-opens a watch the server ended at once however often that
 // happens, so a server that ends every watch straight away (or with an ERROR event) is hammered.
-import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node'
+import type { CustomObjectsApi, Watch } from '@kubernetes/client-node'
 import { failedPrecondition, unavailable } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { ExportSpec, ExportStatus, LedgerDoc, NodeSpec, NodeStatus, SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from './model.js'
 import { KubeCache } from './kube-cache.js'
-import { KubeLedger } from './kube-ledger.js'
-import { GROUP, KINDS, pluralOf, VERSION } from './resources.js'
-import type { Collection, EventSink, Store, StoredObject } from './types.js'
+import { GROUP, VERSION } from './resources.js'
+import type { Collection, StoredObject } from './types.js'
 
 export const NODE_LABEL = 'tscsi.dev/node'
 /** Held by every volume object until its node has removed the data. */
@@ -300,113 +298,5 @@ export class KubeCollection<S, T> implements Collection<S, T> {
       this.relist().then((rv) => this.startWatch(rv), (e) => this.restart(e, false))
     }, delay)
     this.retryTimer.unref()
-  }
-}
-
-interface HeldSpec {
-  node: string
-  generation: number
-  deletionRequestedAt?: string
-}
-
-export interface KubeStoreOptions {
-  kubeconfig?: string
-  /** Node plugins watch only their own node's volumes. */
-  nodeId?: string
-}
-
-export class KubeStore implements Store {
-  readonly events: EventSink
-  readonly ledger: KubeLedger<LedgerDoc>
-
-  private constructor(
-    readonly volumes: KubeCollection<VolumeSpec, VolumeStatus>,
-    readonly nodes: KubeCollection<NodeSpec, NodeStatus>,
-    readonly snapshots: KubeCollection<SnapshotSpec, SnapshotStatus>,
-    readonly exports: KubeCollection<ExportSpec, ExportStatus>,
-    private readonly api: CustomObjectsApi,
-    kc: KubeConfig,
-    core: CoreV1Api,
-    log: Logger,
-  ) {
-    this.ledger = new KubeLedger<LedgerDoc>(api, kc, log)
-    this.events = {
-      async warnPersistentVolume(pvName, reason, message) {
-        // PersistentVolumes are cluster-scoped; their events live in "default", as kubectl expects.
-        const now = new Date()
-        await core.createNamespacedEvent({
-          namespace: 'default',
-          body: {
-            metadata: { generateName: `${pvName}.` },
-            involvedObject: { apiVersion: 'v1', kind: 'PersistentVolume', name: pvName },
-            reason, message, type: 'Warning', firstTimestamp: now, lastTimestamp: now, count: 1,
-            source: { component: 'tscsi-controller' },
-          },
-        }).catch((e: unknown) => log.warn({ err: e, pv: pvName }, 'could not record an event'))
-      },
-    }
-  }
-
-  static async open(o: KubeStoreOptions, log: Logger): Promise<KubeStore> {
-    const kc = new KubeConfig()
-    if (o.kubeconfig) kc.loadFromFile(o.kubeconfig)
-    else kc.loadFromDefault()
-    const api = kc.makeApiClient(CustomObjectsApi)
-    const core = kc.makeApiClient(CoreV1Api)
-    // A node plugin's TscsiNode is owned by its Node, so it goes when the node leaves the
-    // cluster; that is what marks the node's volumes as lost.
-    let owner: object[] | undefined
-    if (o.nodeId) {
-      try {
-        const node = await core.readNode({ name: o.nodeId })
-        owner = [{ apiVersion: 'v1', kind: 'Node', name: o.nodeId, uid: node.metadata?.uid }]
-      } catch (e) {
-        log.warn({ err: e, node: o.nodeId }, 'no Node object of this name; the TscsiNode gets no owner')
-      }
-    }
-    // Volumes and snapshots are data held by one node: labelled with it (node plugins watch only
-    // theirs), kept by a finalizer until that node reports the data gone.
-    const heldByNode = <S extends HeldSpec, T extends { phase: string }>(plural: string, kind: string): KubeCollectionOptions<S, T> => ({
-      plural,
-      kind,
-      ...(o.nodeId && { labelSelector: `${NODE_LABEL}=${o.nodeId}` }),
-      labelsFor: (spec) => ({ [NODE_LABEL]: spec.node }),
-      finalizer: DATA_FINALIZER,
-      releases: (status) => status.phase === 'Deleted',
-      onDeleting: (spec, at) => (spec.deletionRequestedAt ? spec : { ...spec, deletionRequestedAt: at, generation: spec.generation + 1 }),
-    })
-    const watcher = new Watch(kc)
-    const volumes = new KubeCollection<VolumeSpec, VolumeStatus>(api, watcher, heldByNode(pluralOf(KINDS.volume), KINDS.volume), log)
-    const nodes = new KubeCollection<NodeSpec, NodeStatus>(api, watcher, { plural: pluralOf(KINDS.node), kind: KINDS.node, ownerReferences: () => owner }, log)
-    const snapshots = new KubeCollection<SnapshotSpec, SnapshotStatus>(api, watcher, heldByNode(pluralOf(KINDS.snapshot), KINDS.snapshot), log)
-    // An export is measured by the node it names, but holds no data there: labelled, no finalizer.
-    const exports = new KubeCollection<ExportSpec, ExportStatus>(api, watcher, {
-      plural: pluralOf(KINDS.export),
-      kind: KINDS.export,
-      ...(o.nodeId && { labelSelector: `${NODE_LABEL}=${o.nodeId}` }),
-      labelsFor: (spec) => ({ [NODE_LABEL]: spec.node }),
-    }, log)
-    await volumes.open()
-    await nodes.open()
-    await snapshots.open()
-    await exports.open()
-    return new KubeStore(volumes, nodes, snapshots, exports, api, kc, core, log)
-  }
-
-  async healthy(): Promise<boolean> {
-    try {
-      await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: pluralOf(KINDS.node), limit: 1 })
-      return true
-    } catch {
-      return false
-    }
-  }
-
-  async close(): Promise<void> {
-    this.volumes.close()
-    this.nodes.close()
-    this.snapshots.close()
-    this.exports.close()
-    this.ledger.close()
   }
 }

@@ -17,7 +17,7 @@ export async function openStore(kind: string, o: { stateDir: string; kubeconfig:
     case 'kubernetes': {
       // Loaded only here: @kubernetes/client-node costs ~70 MB of RSS, which a node plugin on the
       // local store should not pay.
-      const { KubeStore } = await import('./kube.js')
+      const { KubeStore } = await import('./kube-store.js')
       return KubeStore.open({ ...(o.kubeconfig && { kubeconfig: o.kubeconfig }), ...(o.nodeId && { nodeId: o.nodeId }) }, log)
     }
     default:
