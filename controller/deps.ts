@@ -25,7 +25,9 @@ export interface ControllerDeps {
 }
 
 export function controllerDeps(p: Pick<ControllerDeps, 'store' | 'log' | 'realiseTimeoutMs' | 'enableAttach'> & Partial<ControllerDeps>): ControllerDeps {
-  const d: ControllerDeps = { clock: () => new Date(), locks: new TryLocks(), metrics: noControllerMetrics, ...p, placement: p.placement! }
-  d.placement ??= new GroupCommit((ops) => commitLedger(d, ops))
+  const d: ControllerDeps = {
+    clock: () => new Date(), locks: new TryLocks(), metrics: noControllerMetrics, ...p,
+    placement: p.placement ?? new GroupCommit((ops) => commitLedger(d, ops)),
+  }
   return d
 }
